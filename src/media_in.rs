@@ -1,0 +1,188 @@
+//! Media in: which files a run covers, where each one's output goes, and decoding a photo
+//! upright (EXIF orientation applied) with its colour profile and EXIF kept for the writer.
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use image::{DynamicImage, GrayImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use walkdir::WalkDir;
+
+use crate::error::{Error, Result};
+
+/// Extensions treated as photos when walking folders.
+const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "tif", "tiff", "bmp", "gif"];
+/// Media blurgate cannot read yet: listed as failed so nobody assumes they were checked.
+const UNSUPPORTED_MEDIA: &[&str] = &[
+    "heic", "heif", "avif", "jxl", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "psd", "mp4", "mov",
+    "m4v", "avi", "mkv", "webm", "3gp", "mts",
+];
+
+/// One file of a run and the path its redacted copy gets.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    /// Known at planning time to be unreadable (unsupported media type).
+    pub unsupported: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub files: Vec<Planned>,
+    /// Files in the input folders that are not media (text, sidecars, symlinks).
+    pub ignored: usize,
+}
+
+/// Maps every input to its place under `out`: a folder's files keep their path relative to
+/// the folder, a file named on the command line lands at the top. Refuses an output folder
+/// inside an input folder (or the reverse) and two inputs that would share an output path.
+pub fn plan(inputs: &[PathBuf], out: &Path) -> Result<Plan> {
+    let out_abs = absolute(out)?;
+    let mut plan = Plan::default();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
+        let input_abs = absolute(input)?;
+        if meta.is_dir() {
+            if out_abs.starts_with(&input_abs) {
+                return Err(Error::Usage(format!(
+                    "the output folder {} is inside the input folder {}: choose an --out outside it",
+                    out.display(),
+                    input.display()
+                )));
+            }
+            if input_abs.starts_with(&out_abs) {
+                return Err(Error::Usage(format!(
+                    "the input folder {} is inside the output folder {}: choose an --out elsewhere",
+                    input.display(),
+                    out.display()
+                )));
+            }
+            for entry in WalkDir::new(input).sort_by_file_name() {
+                let entry = entry.map_err(|e| {
+                    let path = e.path().unwrap_or(input).to_path_buf();
+                    Error::io(path, e.into())
+                })?;
+                if !entry.file_type().is_file() {
+                    plan.ignored += usize::from(entry.file_type().is_symlink());
+                    continue;
+                }
+                let rel = entry.path().strip_prefix(input).expect("walkdir yields paths under its root");
+                match classify(entry.path()) {
+                    Kind::Photo => plan.files.push(planned(entry.path(), out.join(rel), None)),
+                    Kind::Unsupported(ext) => plan.files.push(planned(
+                        entry.path(),
+                        out.join(rel),
+                        Some(format!("unsupported format: .{ext} files cannot be checked yet")),
+                    )),
+                    Kind::Other => plan.ignored += 1,
+                }
+            }
+        } else {
+            let name = input.file_name().ok_or_else(|| Error::Usage(format!("{}: not a file name", input.display())))?;
+            plan.files.push(planned(input, out.join(name), None));
+        }
+    }
+    let mut seen = std::collections::HashMap::new();
+    for f in &plan.files {
+        if let Some(other) = seen.insert(f.output.clone(), f.input.clone()) {
+            return Err(Error::Usage(format!(
+                "{} and {} would both be written to {}: redact them in separate runs or into separate folders",
+                other.display(),
+                f.input.display(),
+                f.output.display()
+            )));
+        }
+        if absolute(&f.output)? == absolute(&f.input)? {
+            return Err(Error::Usage(format!("{} would overwrite itself", f.input.display())));
+        }
+    }
+    Ok(plan)
+}
+
+fn planned(input: &Path, output: PathBuf, unsupported: Option<String>) -> Planned {
+    Planned { input: input.to_path_buf(), output, unsupported }
+}
+
+enum Kind {
+    Photo,
+    Unsupported(String),
+    Other,
+}
+
+fn classify(path: &Path) -> Kind {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    if PHOTO_EXTENSIONS.contains(&ext.as_str()) {
+        Kind::Photo
+    } else if UNSUPPORTED_MEDIA.contains(&ext.as_str()) {
+        Kind::Unsupported(ext)
+    } else {
+        Kind::Other
+    }
+}
+
+/// Absolute, lexically normalised path (the output folder may not exist yet).
+fn absolute(path: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
+    // Resolve symlinks of the part that exists so `out` inside `in` is caught through links.
+    let mut existing = abs.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(p), Some(n)) => {
+                rest.push(n.to_owned());
+                existing = p;
+            }
+            _ => break,
+        }
+    }
+    let mut resolved = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
+    resolved.extend(rest.iter().rev());
+    Ok(resolved)
+}
+
+/// A decoded photo, upright, split into what redaction touches (RGB) and what it does not.
+pub struct Photo {
+    pub rgb: RgbImage,
+    pub alpha: Option<GrayImage>,
+    /// The source was greyscale: written back as greyscale.
+    pub grey: bool,
+    pub format: ImageFormat,
+    pub icc: Option<Vec<u8>>,
+    /// Raw EXIF (TIFF structure) of the source, orientation not yet reset.
+    pub exif: Option<Vec<u8>>,
+}
+
+/// Limits applied before any pixel buffer is allocated.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    pub max_side: u32,
+    pub max_alloc: u64,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        DecodeLimits { max_side: 30_000, max_alloc: 1 << 30 }
+    }
+}
+
+pub fn decode(bytes: &[u8], limits: DecodeLimits) -> std::result::Result<Photo, String> {
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
+    let format = reader.format().ok_or("not a recognised image format")?;
+    let mut l = Limits::default();
+    l.max_image_width = Some(limits.max_side);
+    l.max_image_height = Some(limits.max_side);
+    l.max_alloc = Some(limits.max_alloc);
+    reader.limits(l);
+    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let icc = decoder.icc_profile().ok().flatten();
+    let exif = decoder.exif_metadata().ok().flatten();
+    let orientation = decoder.orientation().map_err(|e| e.to_string())?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    img.apply_orientation(orientation);
+    let colour = img.color();
+    let alpha = colour.has_alpha().then(|| {
+        let rgba = img.to_rgba8();
+        GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| image::Luma([rgba.get_pixel(x, y)[3]]))
+    });
+    Ok(Photo { rgb: img.to_rgb8(), alpha, grey: !colour.has_color(), format, icc, exif })
+}

@@ -1,0 +1,208 @@
+//! Media out: encoding in the source's format, the metadata policy, and atomic writes.
+
+use std::io::{Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, jpeg::JpegEncoder, png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
+use image::{DynamicImage, ImageEncoder, ImageFormat, RgbaImage};
+
+use crate::media_in::Photo;
+
+/// What metadata the published copy carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MetadataPolicy {
+    /// Keep only the colour profile and the Artist and Copyright tags: GPS, camera serials,
+    /// maker notes, XMP (face-region names) and everything else are dropped.
+    #[default]
+    Strip,
+    /// Keep the source EXIF (orientation reset, the pixels are upright) and colour profile.
+    /// XMP is never written.
+    Keep,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct EncodeOptions {
+    pub metadata: MetadataPolicy,
+    pub jpeg_quality: u8,
+}
+
+impl Default for EncodeOptions {
+    fn default() -> Self {
+        EncodeOptions { metadata: MetadataPolicy::Strip, jpeg_quality: 92 }
+    }
+}
+
+/// The photo, encoded in its source format with the metadata the policy allows.
+pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> {
+    let exif = photo.exif.as_deref().and_then(|e| match options.metadata {
+        MetadataPolicy::Strip => kept_tags(e),
+        MetadataPolicy::Keep => Some(with_upright_orientation(e)),
+    });
+    let icc = photo.icc;
+    let img = compose(photo.rgb, photo.alpha, photo.grey);
+    let mut out = Cursor::new(Vec::new());
+    let result = match photo.format {
+        ImageFormat::Jpeg => {
+            with_metadata(JpegEncoder::new_with_quality(&mut out, options.jpeg_quality), &img, icc, exif)
+        }
+        ImageFormat::Png => with_metadata(PngEncoder::new(&mut out), &img, icc, exif),
+        ImageFormat::WebP => with_metadata(WebPEncoder::new_lossless(&mut out), &img, icc, exif),
+        ImageFormat::Tiff => with_metadata(TiffEncoder::new(&mut out), &img, icc, None),
+        ImageFormat::Bmp => img.write_with_encoder(BmpEncoder::new(&mut out)).map_err(|e| e.to_string()),
+        ImageFormat::Gif => {
+            let mut enc = GifEncoder::new(&mut out);
+            enc.encode_frame(image::Frame::new(img.to_rgba8())).map_err(|e| e.to_string())
+        }
+        other => Err(format!("writing {other:?} is not supported")),
+    };
+    result.map(|()| out.into_inner())
+}
+
+fn with_metadata(mut enc: impl ImageEncoder, img: &DynamicImage, icc: Option<Vec<u8>>, exif: Option<Vec<u8>>) -> Result<(), String> {
+    // An encoder that cannot carry a profile or EXIF simply writes none: both are optional.
+    if let Some(icc) = icc {
+        let _ = enc.set_icc_profile(icc);
+    }
+    if let Some(exif) = exif {
+        let _ = enc.set_exif_metadata(exif);
+    }
+    img.write_with_encoder(enc).map_err(|e| e.to_string())
+}
+
+fn compose(rgb: image::RgbImage, alpha: Option<image::GrayImage>, grey: bool) -> DynamicImage {
+    let img = match alpha {
+        Some(a) => {
+            let mut rgba = RgbaImage::new(rgb.width(), rgb.height());
+            for ((dst, src), al) in rgba.pixels_mut().zip(rgb.pixels()).zip(a.pixels()) {
+                *dst = image::Rgba([src[0], src[1], src[2], al[0]]);
+            }
+            DynamicImage::ImageRgba8(rgba)
+        }
+        None => DynamicImage::ImageRgb8(rgb),
+    };
+    match (grey, img.color().has_alpha()) {
+        (true, true) => DynamicImage::ImageLumaA8(img.to_luma_alpha8()),
+        (true, false) => DynamicImage::ImageLuma8(img.to_luma8()),
+        _ => img,
+    }
+}
+
+/// A new EXIF block with only Artist and Copyright from IFD0, or `None` when the source has
+/// neither (or cannot be parsed: then nothing of it is kept).
+fn kept_tags(exif: &[u8]) -> Option<Vec<u8>> {
+    let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok()?;
+    let kept: Vec<&exif::Field> = parsed
+        .fields()
+        .filter(|f| f.ifd_num == exif::In::PRIMARY && matches!(f.tag, exif::Tag::Artist | exif::Tag::Copyright))
+        .collect();
+    if kept.is_empty() {
+        return None;
+    }
+    let mut writer = exif::experimental::Writer::new();
+    for f in &kept {
+        writer.push_field(f);
+    }
+    let mut out = Cursor::new(Vec::new());
+    writer.write(&mut out, parsed.little_endian()).ok()?;
+    Some(out.into_inner())
+}
+
+/// The source EXIF with IFD0's Orientation set to 1 (top-left), patched in place so maker
+/// notes and their internal offsets survive.
+fn with_upright_orientation(exif: &[u8]) -> Vec<u8> {
+    let mut out = exif.to_vec();
+    let le = match out.get(..2) {
+        Some(b"II") => true,
+        Some(b"MM") => false,
+        _ => return out,
+    };
+    let u16_at = |b: &[u8], i: usize| b.get(i..i + 2).map(|s| if le { u16::from_le_bytes([s[0], s[1]]) } else { u16::from_be_bytes([s[0], s[1]]) });
+    let u32_at = |b: &[u8], i: usize| {
+        b.get(i..i + 4).map(|s| {
+            let a = [s[0], s[1], s[2], s[3]];
+            if le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }
+        })
+    };
+    let Some(ifd) = u32_at(&out, 4).map(|o| o as usize) else { return out };
+    let Some(count) = u16_at(&out, ifd) else { return out };
+    for k in 0..count as usize {
+        let entry = ifd + 2 + 12 * k;
+        if u16_at(&out, entry) == Some(0x0112) && u16_at(&out, entry + 2) == Some(3) {
+            let one = if le { 1u16.to_le_bytes() } else { 1u16.to_be_bytes() };
+            if let Some(v) = out.get_mut(entry + 8..entry + 10) {
+                v.copy_from_slice(&one);
+            }
+        }
+    }
+    out
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder, synced and renamed,
+/// so the final name only ever holds a complete file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp: PathBuf = dir.join(format!(
+        ".{name}.blurgate-{}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiff_with(le: bool, entries: &[(u16, u16, u32, [u8; 4])]) -> Vec<u8> {
+        let mut b = if le { b"II*\0".to_vec() } else { b"MM\0*".to_vec() };
+        let w16 = |v: u16| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+        let w32 = |v: u32| if le { v.to_le_bytes() } else { v.to_be_bytes() };
+        b.extend(w32(8));
+        b.extend(w16(entries.len() as u16));
+        for (tag, ty, count, value) in entries {
+            b.extend(w16(*tag));
+            b.extend(w16(*ty));
+            b.extend(w32(*count));
+            b.extend(value);
+        }
+        b.extend(w32(0));
+        b
+    }
+
+    #[test]
+    fn orientation_is_reset_in_both_byte_orders() {
+        for le in [true, false] {
+            let six = if le { [6, 0, 0, 0] } else { [0, 6, 0, 0] };
+            let src = tiff_with(le, &[(0x010f, 2, 4, *b"Foo\0"), (0x0112, 3, 1, six)]);
+            let out = with_upright_orientation(&src);
+            let parsed = exif::Reader::new().read_raw(out).unwrap();
+            let o = parsed.get_field(exif::Tag::Orientation, exif::In::PRIMARY).unwrap();
+            assert_eq!(o.value.get_uint(0), Some(1));
+            assert!(parsed.get_field(exif::Tag::Make, exif::In::PRIMARY).is_some());
+        }
+    }
+
+    #[test]
+    fn strip_keeps_only_artist_and_copyright() {
+        let src = tiff_with(true, &[(0x010f, 2, 4, *b"Foo\0"), (0x013b, 2, 4, *b"Ann\0")]);
+        let out = kept_tags(&src).unwrap();
+        let parsed = exif::Reader::new().read_raw(out).unwrap();
+        let tags: Vec<_> = parsed.fields().map(|f| f.tag).collect();
+        assert_eq!(tags, vec![exif::Tag::Artist]);
+        let make_only = tiff_with(true, &[(0x010f, 2, 4, *b"Foo\0")]);
+        assert!(kept_tags(&make_only).is_none());
+    }
+}

@@ -1,0 +1,163 @@
+//! Model discovery and verification: finds `models/`, checks every file against
+//! `manifest.json` (sha256) and loads ONNX Runtime once per process.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+pub const MODELS_ENV: &str = "BLURGATE_MODELS";
+const MANIFEST: &str = "manifest.json";
+
+/// What set-up wrote into `models/manifest.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub runtime: RuntimeEntry,
+    pub models: Vec<ModelEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuntimeEntry {
+    pub file: String,
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ModelEntry {
+    pub name: String,
+    pub file: String,
+    pub sha256: String,
+    pub licence: String,
+}
+
+/// A model file that was found and whose checksum matched the manifest.
+#[derive(Debug, Clone)]
+pub struct VerifiedModel {
+    pub name: String,
+    pub path: PathBuf,
+    pub sha256: String,
+}
+
+/// The models folder in use.
+#[derive(Debug, Clone)]
+pub struct ModelDir {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl ModelDir {
+    /// `--models DIR`, else `BLURGATE_MODELS`, else a `models/` folder beside the project the
+    /// binary was built in, else the per-user data folder.
+    pub fn locate(explicit: Option<&Path>) -> Result<Self> {
+        let dir = match explicit {
+            Some(d) => d.to_path_buf(),
+            None => match std::env::var_os(MODELS_ENV) {
+                Some(d) if !d.is_empty() => PathBuf::from(d),
+                _ => default_candidates()
+                    .into_iter()
+                    .find(|d| d.join(MANIFEST).is_file())
+                    .unwrap_or_else(|| PathBuf::from("models")),
+            },
+        };
+        Self::open(&dir)
+    }
+
+    pub fn open(dir: &Path) -> Result<Self> {
+        let path = dir.join(MANIFEST);
+        if !path.is_file() {
+            return Err(Error::ModelMissing { what: "model manifest", path });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        let manifest: Manifest = serde_json::from_str(&text)
+            .map_err(|e| Error::Manifest { path: path.clone(), reason: e.to_string() })?;
+        if manifest.version != 1 {
+            return Err(Error::Manifest {
+                path,
+                reason: format!("version {} is not supported (expected 1)", manifest.version),
+            });
+        }
+        Ok(ModelDir { dir: dir.to_path_buf(), manifest })
+    }
+
+    /// The named model, present and matching its manifest checksum.
+    pub fn model(&self, name: &'static str) -> Result<VerifiedModel> {
+        let entry = self.manifest.models.iter().find(|m| m.name == name).ok_or_else(|| {
+            Error::Manifest {
+                path: self.dir.join(MANIFEST),
+                reason: format!("no entry for model `{name}`"),
+            }
+        })?;
+        let path = self.dir.join(&entry.file);
+        if !path.is_file() {
+            return Err(Error::ModelMissing { what: name, path });
+        }
+        verify_sha256(&path, &entry.sha256)?;
+        Ok(VerifiedModel { name: entry.name.clone(), path, sha256: entry.sha256.clone() })
+    }
+
+    /// Loads ONNX Runtime (from `ORT_DYLIB_PATH` if set, else from this folder) exactly once.
+    pub fn init_runtime(&self) -> Result<&'static Environment> {
+        let path = match std::env::var_os("ORT_DYLIB_PATH") {
+            Some(p) if !p.is_empty() => PathBuf::from(p),
+            _ => self.dir.join(&self.manifest.runtime.file),
+        };
+        init_runtime(&path)
+    }
+}
+
+fn default_candidates() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    // target/{release,debug}/blurgate (and target/*/deps for tests) sit below the project root.
+    if let Ok(exe) = std::env::current_exe() {
+        out.extend(exe.ancestors().skip(1).take(4).map(|a| a.join("models")));
+    }
+    out.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models"));
+    let data_home = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")));
+    if let Some(d) = data_home {
+        out.push(d.join("blurgate/models"));
+    }
+    out
+}
+
+fn init_runtime(path: &Path) -> Result<&'static Environment> {
+    // ort keeps only a weak reference to the environment: hold it for the life of the process.
+    static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
+    if !path.is_file() {
+        return Err(Error::ModelMissing { what: "ONNX Runtime library", path: path.to_path_buf() });
+    }
+    let loaded = ENV.get_or_init(|| {
+        let builder = ort::init_from(path).map_err(|e| e.to_string())?;
+        builder.with_name("blurgate").build().map_err(|e| e.to_string())
+    });
+    match loaded {
+        Ok(env) => Ok(env),
+        Err(reason) => Err(Error::Runtime { path: path.to_path_buf(), reason: reason.clone() }),
+    }
+}
+
+pub fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
+    let found = sha256_file(path)?;
+    if found.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(Error::ModelChecksum { path: path.to_path_buf(), expected: expected.to_string(), found })
+    }
+}

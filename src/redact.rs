@@ -1,0 +1,308 @@
+//! Redaction: masks (ellipse or box) around each face and what fills them.
+
+use image::RgbImage;
+use serde::{Deserialize, Serialize};
+
+use crate::detect::FaceBox;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Style {
+    /// Gaussian blur whose strength follows the face size.
+    #[default]
+    Blur,
+    /// Coarse blocks, about seven across the face.
+    Pixelate,
+    /// Solid black.
+    Fill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Shape {
+    #[default]
+    Ellipse,
+    Box,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RedactOptions {
+    pub style: Style,
+    pub shape: Shape,
+    /// The mask is the detected box scaled about its centre by this factor.
+    pub mask_scale: f32,
+}
+
+impl Default for RedactOptions {
+    fn default() -> Self {
+        RedactOptions { style: Style::Blur, shape: Shape::Ellipse, mask_scale: 1.3 }
+    }
+}
+
+/// Blur sigma as a fraction of the face's larger side: strong enough that SFace no longer
+/// matches the blurred face to the original (tested in tests/redact.rs).
+pub const BLUR_SIGMA_PER_FACE: f32 = 0.15;
+/// Pixelation blocks across the face's larger side.
+const PIXEL_BLOCKS_PER_FACE: f32 = 7.0;
+
+/// The region one face's redaction covers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mask {
+    pub area: FaceBox,
+    pub shape: Shape,
+}
+
+impl Mask {
+    pub fn for_face(face: &FaceBox, options: &RedactOptions, width: u32, height: u32) -> Mask {
+        Mask { area: face.scaled(options.mask_scale).clipped(width, height), shape: options.shape }
+    }
+
+    /// Does the mask cover the pixel whose top-left corner is (x, y)? Ellipses are those
+    /// inscribed in the unclipped scaled box, tested at pixel centres.
+    pub fn covers(&self, x: u32, y: u32, full: &FaceBox) -> bool {
+        let (px, py) = (x as f32 + 0.5, y as f32 + 0.5);
+        let a = &self.area;
+        if px < a.x1 || px >= a.x2 || py < a.y1 || py >= a.y2 {
+            return false;
+        }
+        match self.shape {
+            Shape::Box => true,
+            Shape::Ellipse => {
+                let (cx, cy) = ((full.x1 + full.x2) / 2.0, (full.y1 + full.y2) / 2.0);
+                let (rx, ry) = (full.width() / 2.0, full.height() / 2.0);
+                let (dx, dy) = ((px - cx) / rx, (py - cy) / ry);
+                dx * dx + dy * dy <= 1.0
+            }
+        }
+    }
+
+    /// Pixel bounds (x0, y0, x1, y1), exclusive end.
+    fn bounds(&self) -> (u32, u32, u32, u32) {
+        let a = &self.area;
+        (a.x1.floor() as u32, a.y1.floor() as u32, a.x2.ceil() as u32, a.y2.ceil() as u32)
+    }
+}
+
+/// Redacts every face in `faces` (detected boxes, before mask scaling) in place.
+pub fn redact(img: &mut RgbImage, faces: &[FaceBox], options: &RedactOptions) {
+    for face in faces {
+        let full = face.scaled(options.mask_scale);
+        let mask = Mask::for_face(face, options, img.width(), img.height());
+        let size = face.width().max(face.height());
+        let replacement = match options.style {
+            Style::Blur => blurred(img, &mask, (size * BLUR_SIGMA_PER_FACE).max(1.0)),
+            Style::Pixelate => pixelated(img, &mask, (size / PIXEL_BLOCKS_PER_FACE).max(2.0).round() as u32),
+            Style::Fill => Region::filled(&mask, [0, 0, 0]),
+        };
+        replacement.paste(img, &mask, &full);
+    }
+}
+
+/// Replacement pixels for a mask's bounding rectangle.
+struct Region {
+    x0: u32,
+    y0: u32,
+    w: u32,
+    rgb: Vec<u8>,
+}
+
+impl Region {
+    fn filled(mask: &Mask, colour: [u8; 3]) -> Region {
+        let (x0, y0, x1, y1) = mask.bounds();
+        let n = ((x1 - x0) * (y1 - y0)) as usize;
+        Region { x0, y0, w: x1 - x0, rgb: colour.repeat(n) }
+    }
+
+    fn paste(&self, img: &mut RgbImage, mask: &Mask, full: &FaceBox) {
+        let (x0, y0, x1, y1) = mask.bounds();
+        for y in y0..y1 {
+            for x in x0..x1 {
+                if mask.covers(x, y, full) {
+                    let i = (((y - self.y0) * self.w + (x - self.x0)) * 3) as usize;
+                    img.put_pixel(x, y, image::Rgb([self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]));
+                }
+            }
+        }
+    }
+}
+
+/// Gaussian blur of the mask's rectangle, reading context up to 3σ around it. Large sigmas run
+/// on a copy reduced by an integer factor (area average) and are scaled back bilinearly: the same
+/// Gaussian, at a cost that does not grow with the face size.
+fn blurred(img: &RgbImage, mask: &Mask, sigma: f32) -> Region {
+    let (x0, y0, x1, y1) = mask.bounds();
+    let reach = (3.0 * sigma).ceil() as u32;
+    let (cx0, cy0) = (x0.saturating_sub(reach), y0.saturating_sub(reach));
+    let (cx1, cy1) = ((x1 + reach).min(img.width()), (y1 + reach).min(img.height()));
+    let factor = ((sigma / 4.0).floor() as u32).max(1);
+    let (cw, ch) = (cx1 - cx0, cy1 - cy0);
+    let (sw, sh) = (cw.div_ceil(factor), ch.div_ceil(factor));
+
+    // Area-average the context into a small float buffer.
+    let mut small = vec![0f32; (sw * sh * 3) as usize];
+    let mut counts = vec![0f32; (sw * sh) as usize];
+    for y in 0..ch {
+        for x in 0..cw {
+            let p = img.get_pixel(cx0 + x, cy0 + y).0;
+            let j = ((y / factor) * sw + x / factor) as usize;
+            counts[j] += 1.0;
+            for c in 0..3 {
+                small[j * 3 + c] += p[c] as f32;
+            }
+        }
+    }
+    for (j, n) in counts.iter().enumerate() {
+        for c in 0..3 {
+            small[j * 3 + c] /= n;
+        }
+    }
+    gaussian(&mut small, sw as usize, sh as usize, sigma / factor as f32);
+
+    // Back to full resolution over the mask's rectangle (bilinear, pixel centres).
+    let w = x1 - x0;
+    let mut rgb = Vec::with_capacity((w * (y1 - y0) * 3) as usize);
+    let f = factor as f32;
+    for y in y0..y1 {
+        let sy = (((y - cy0) as f32 + 0.5) / f - 0.5).clamp(0.0, (sh - 1) as f32);
+        let (ya, fy) = (sy.floor() as u32, sy.fract());
+        let yb = (ya + 1).min(sh - 1);
+        for x in x0..x1 {
+            let sx = (((x - cx0) as f32 + 0.5) / f - 0.5).clamp(0.0, (sw - 1) as f32);
+            let (xa, fx) = (sx.floor() as u32, sx.fract());
+            let xb = (xa + 1).min(sw - 1);
+            for c in 0..3usize {
+                let at = |xx: u32, yy: u32| small[((yy * sw + xx) * 3) as usize + c];
+                let top = at(xa, ya) * (1.0 - fx) + at(xb, ya) * fx;
+                let bottom = at(xa, yb) * (1.0 - fx) + at(xb, yb) * fx;
+                rgb.push((top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8);
+            }
+        }
+    }
+    Region { x0, y0, w, rgb }
+}
+
+/// Separable Gaussian over an interleaved RGB float buffer, edges clamped.
+fn gaussian(buf: &mut [f32], w: usize, h: usize, sigma: f32) {
+    let radius = (3.0 * sigma).ceil() as isize;
+    let mut kernel: Vec<f32> = (-radius..=radius).map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp()).collect();
+    let sum: f32 = kernel.iter().sum();
+    kernel.iter_mut().for_each(|k| *k /= sum);
+    let mut tmp = vec![0f32; buf.len()];
+    let pass = |src: &[f32], dst: &mut [f32], along_x: bool| {
+        for y in 0..h {
+            for x in 0..w {
+                let mut acc = [0f32; 3];
+                for (k, weight) in kernel.iter().enumerate() {
+                    let d = k as isize - radius;
+                    let (sx, sy) = if along_x {
+                        ((x as isize + d).clamp(0, w as isize - 1) as usize, y)
+                    } else {
+                        (x, (y as isize + d).clamp(0, h as isize - 1) as usize)
+                    };
+                    let s = (sy * w + sx) * 3;
+                    for c in 0..3 {
+                        acc[c] += src[s + c] * weight;
+                    }
+                }
+                dst[(y * w + x) * 3..][..3].copy_from_slice(&acc);
+            }
+        }
+    };
+    pass(buf, &mut tmp, true);
+    pass(&tmp, buf, false);
+}
+
+/// Mean colour per block, blocks aligned to the mask's rectangle.
+fn pixelated(img: &RgbImage, mask: &Mask, block: u32) -> Region {
+    let (x0, y0, x1, y1) = mask.bounds();
+    let w = x1 - x0;
+    let mut region = Region::filled(mask, [0, 0, 0]);
+    for by in (y0..y1).step_by(block as usize) {
+        for bx in (x0..x1).step_by(block as usize) {
+            let (ex, ey) = ((bx + block).min(x1), (by + block).min(y1));
+            let mut sum = [0u64; 3];
+            for y in by..ey {
+                for x in bx..ex {
+                    let p = img.get_pixel(x, y).0;
+                    (0..3).for_each(|c| sum[c] += p[c] as u64);
+                }
+            }
+            let n = ((ex - bx) * (ey - by)) as u64;
+            let mean = sum.map(|s| ((s + n / 2) / n) as u8);
+            for y in by..ey {
+                for x in bx..ex {
+                    let i = (((y - y0) * w + (x - x0)) * 3) as usize;
+                    region.rgb[i..i + 3].copy_from_slice(&mean);
+                }
+            }
+        }
+    }
+    region
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn noise(w: u32, h: u32) -> RgbImage {
+        let mut state = 12345u32;
+        RgbImage::from_fn(w, h, |_, _| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            let v = (state >> 16) as u8;
+            image::Rgb([v, v.wrapping_mul(3), v.wrapping_add(77)])
+        })
+    }
+
+    fn check_only_mask_changed(style: Style, shape: Shape) {
+        let before = noise(200, 160);
+        let mut after = before.clone();
+        let face = FaceBox { x1: 60.0, y1: 40.0, x2: 120.0, y2: 110.0 };
+        let options = RedactOptions { style, shape, mask_scale: 1.3 };
+        redact(&mut after, &[face], &options);
+        let mask = Mask::for_face(&face, &options, 200, 160);
+        let full = face.scaled(1.3);
+        let (mut inside, mut changed_inside) = (0, 0);
+        for (x, y, p) in after.enumerate_pixels() {
+            if mask.covers(x, y, &full) {
+                inside += 1;
+                changed_inside += usize::from(p != before.get_pixel(x, y));
+            } else {
+                assert_eq!(p, before.get_pixel(x, y), "{style:?} changed ({x},{y}) outside the mask");
+            }
+        }
+        assert!(changed_inside * 10 > inside * 9, "{style:?}: only {changed_inside} of {inside} changed");
+    }
+
+    #[test]
+    fn every_style_changes_the_mask_and_nothing_else() {
+        for style in [Style::Blur, Style::Pixelate, Style::Fill] {
+            check_only_mask_changed(style, Shape::Ellipse);
+            check_only_mask_changed(style, Shape::Box);
+        }
+    }
+
+    #[test]
+    fn gaussian_keeps_flat_areas_and_mean() {
+        let (w, h) = (40, 30);
+        let mut flat = vec![100f32; w * h * 3];
+        gaussian(&mut flat, w, h, 3.0);
+        assert!(flat.iter().all(|v| (v - 100.0).abs() < 1e-3));
+        let mut spike = vec![0f32; w * h * 3];
+        spike[(15 * w + 20) * 3] = 1000.0;
+        gaussian(&mut spike, w, h, 2.0);
+        let total: f32 = spike.iter().step_by(3).sum();
+        assert!((total - 1000.0).abs() < 1.0, "blur must preserve energy, got {total}");
+        assert!(spike[(15 * w + 20) * 3] < 1000.0 / (2.0 * std::f32::consts::PI * 4.0) * 1.05);
+    }
+
+    #[test]
+    fn ellipse_is_inscribed_in_the_scaled_box() {
+        let face = FaceBox { x1: 0.0, y1: 0.0, x2: 100.0, y2: 100.0 };
+        let options = RedactOptions { mask_scale: 1.0, ..Default::default() };
+        let mask = Mask::for_face(&face, &options, 100, 100);
+        assert!(mask.covers(50, 50, &face));
+        assert!(mask.covers(50, 1, &face));
+        assert!(!mask.covers(2, 2, &face));
+        assert!(!mask.covers(97, 97, &face));
+    }
+}

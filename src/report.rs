@@ -1,0 +1,138 @@
+//! The machine-readable report (`--report FILE`). Field names are a contract read by CI
+//! pipelines: add fields, never rename or remove them.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::Detection;
+use crate::error::{Error, Result};
+
+pub const REPORT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Report {
+    pub version: u32,
+    pub files: Vec<FileReport>,
+    pub summary: Summary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FileStatus {
+    /// At least one face was redacted.
+    Redacted,
+    /// Checked, no face to redact: the copy differs only by re-encoding and metadata.
+    Unchanged,
+    /// Not written: see `error`.
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileReport {
+    pub input: String,
+    /// Where the redacted copy was written; `null` when the file failed.
+    pub output: Option<String>,
+    pub status: FileStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Upright output size in pixels; `null` when the file could not be decoded.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub faces: Vec<FaceReport>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Redacted,
+    Kept,
+}
+
+/// One face, in the upright output image's pixels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaceReport {
+    /// Detected box `[x1, y1, x2, y2]`.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    pub score: f32,
+    /// Left eye, right eye, nose, left and right mouth corner.
+    pub landmarks: [[f32; 2]; 5],
+    pub action: Action,
+    /// The redacted area `[x1, y1, x2, y2]` (the box scaled by --mask-scale, clipped); an
+    /// ellipse inscribed in the unclipped scaled box unless --boxes was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<[f32; 4]>,
+}
+
+impl FaceReport {
+    pub fn new(d: &Detection, action: Action, mask: Option<[f32; 4]>) -> Self {
+        let r = |v: f32| (v * 10.0).round() / 10.0;
+        let b = &d.bbox;
+        FaceReport {
+            bbox: [r(b.x1), r(b.y1), r(b.x2), r(b.y2)],
+            score: (d.score * 1000.0).round() / 1000.0,
+            landmarks: d.landmarks.0.map(|p| p.map(r)),
+            action,
+            mask: mask.map(|m| m.map(r)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Summary {
+    pub files: usize,
+    pub redacted: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub faces: usize,
+    pub faces_redacted: usize,
+    /// Files in the input folders that are not media and were left out.
+    pub ignored: usize,
+    pub seconds: f64,
+}
+
+impl Report {
+    pub fn new(files: Vec<FileReport>, ignored: usize, seconds: f64) -> Report {
+        let count = |s: FileStatus| files.iter().filter(|f| f.status == s).count();
+        let faces = files.iter().flat_map(|f| &f.faces);
+        let summary = Summary {
+            files: files.len(),
+            redacted: count(FileStatus::Redacted),
+            unchanged: count(FileStatus::Unchanged),
+            failed: count(FileStatus::Failed),
+            faces: faces.clone().count(),
+            faces_redacted: faces.filter(|f| f.action == Action::Redacted).count(),
+            ignored,
+            seconds: (seconds * 1000.0).round() / 1000.0,
+        };
+        Report { version: REPORT_VERSION, files, summary }
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self).expect("report serialises");
+        crate::media_out::write_atomic(path, &json).map_err(|e| Error::io(path, e))
+    }
+
+    /// One line for people: what happened, how fast.
+    pub fn summary_line(&self) -> String {
+        let s = &self.summary;
+        let rate = if s.seconds > 0.0 { s.files as f64 / s.seconds } else { 0.0 };
+        let mut line = format!(
+            "{} file{}: {} redacted ({} face{}), {} unchanged, {} failed in {:.1} s ({:.1} files/s)",
+            s.files,
+            if s.files == 1 { "" } else { "s" },
+            s.redacted,
+            s.faces_redacted,
+            if s.faces_redacted == 1 { "" } else { "s" },
+            s.unchanged,
+            s.failed,
+            s.seconds,
+            rate
+        );
+        if s.ignored > 0 {
+            line.push_str(&format!("; {} non-media file{} ignored", s.ignored, if s.ignored == 1 { "" } else { "s" }));
+        }
+        line
+    }
+}
