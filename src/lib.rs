@@ -6,6 +6,7 @@
 //! and verifies the model files and loads ONNX Runtime.
 
 pub mod detect;
+pub mod embed;
 pub mod error;
 pub mod media_in;
 pub mod media_out;

@@ -168,6 +168,11 @@ impl Default for DecodeLimits {
 pub fn decode(bytes: &[u8], limits: DecodeLimits) -> std::result::Result<Photo, String> {
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
     let format = reader.format().ok_or("not a recognised image format")?;
+    // The JPEG decoder fills a cut-off file with grey and reports success: a photo whose lower
+    // part is missing cannot be said to have been checked.
+    if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
+        return Err("the JPEG data is truncated (no end-of-image marker after the last scan)".into());
+    }
     let mut l = Limits::default();
     l.max_image_width = Some(limits.max_side);
     l.max_image_height = Some(limits.max_side);
@@ -185,4 +190,72 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> std::result::Result<Photo, 
         GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| image::Luma([rgba.get_pixel(x, y)[3]]))
     });
     Ok(Photo { rgb: img.to_rgb8(), alpha, grey: !colour.has_color(), format, icc, exif })
+}
+
+/// Walks the JPEG's marker segments and entropy-coded scans and tells whether an end-of-image
+/// marker follows the last scan.
+pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return false;
+    }
+    let mut i = 2;
+    while i + 1 < bytes.len() {
+        if bytes[i] != 0xFF {
+            return false;
+        }
+        let marker = bytes[i + 1];
+        match marker {
+            0xD9 => return true,
+            0xFF => i += 1, // fill byte
+            0x01 | 0xD0..=0xD7 => i += 2,
+            _ => {
+                let Some(len) = bytes.get(i + 2..i + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
+                    return false;
+                };
+                i += 2 + len;
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next marker that is not a stuffed zero or
+                    // a restart marker.
+                    while i + 1 < bytes.len()
+                        && !(bytes[i] == 0xFF && bytes[i + 1] != 0x00 && !(0xD0..=0xD7).contains(&bytes[i + 1]))
+                    {
+                        i += 1;
+                    }
+                }
+            }
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jpeg(w: u32, h: u32) -> Vec<u8> {
+        let img = RgbImage::from_fn(w, h, |x, y| image::Rgb([(x * 7) as u8, (y * 5) as u8, ((x ^ y) * 3) as u8]));
+        let mut out = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90).encode_image(&img).unwrap();
+        out
+    }
+
+    #[test]
+    fn complete_jpeg_is_accepted_and_every_cut_is_refused() {
+        let whole = jpeg(64, 48);
+        assert!(jpeg_is_complete(&whole));
+        let mut trailing = whole.clone();
+        trailing.extend_from_slice(b"trailing bytes some cameras add");
+        assert!(jpeg_is_complete(&trailing));
+        for cut in (0..whole.len() - 1).step_by(7) {
+            assert!(!jpeg_is_complete(&whole[..cut]), "cut at {cut} of {}", whole.len());
+        }
+    }
+
+    #[test]
+    fn truncated_jpeg_does_not_decode() {
+        let whole = jpeg(64, 48);
+        assert!(decode(&whole, DecodeLimits::default()).is_ok());
+        let err = decode(&whole[..whole.len() * 2 / 3], DecodeLimits::default()).err().unwrap();
+        assert!(err.contains("truncated"), "{err}");
+    }
 }

@@ -1,0 +1,72 @@
+//! Shared helpers for the integration tests: fixture photos and models come from
+//! scripts/setup.sh (or BLURGATE_FIXTURES / BLURGATE_MODELS), the binary from cargo.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use blurgate::detect::{Detector, DetectorOptions};
+use blurgate::embed::{Embedder, EmbedderOptions};
+use blurgate::models::ModelDir;
+use blurgate::report::Report;
+use image::RgbImage;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn models_dir() -> PathBuf {
+    std::env::var_os("BLURGATE_MODELS").map(PathBuf::from).unwrap_or_else(|| root().join("models"))
+}
+
+/// A fixture photo fetched by scripts/setup.sh.
+pub fn fixture(rel: &str) -> PathBuf {
+    let base = std::env::var_os("BLURGATE_FIXTURES").map(PathBuf::from).unwrap_or_else(|| root().join("fixtures"));
+    let path = base.join(rel);
+    assert!(path.is_file(), "{} is missing: run scripts/setup.sh first", path.display());
+    path
+}
+
+pub fn blurgate(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_blurgate"))
+        .env("BLURGATE_MODELS", models_dir())
+        .args(args)
+        .output()
+        .expect("blurgate runs")
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+pub fn read_report(path: &Path) -> Report {
+    serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report parses")
+}
+
+pub fn rgb(path: &Path) -> RgbImage {
+    image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8()
+}
+
+/// Detector and embedder on the real models, shared by the tests of one binary.
+pub struct Models {
+    pub detector: Detector,
+    pub embedder: Embedder,
+}
+
+pub fn models() -> &'static Models {
+    static MODELS: OnceLock<Models> = OnceLock::new();
+    MODELS.get_or_init(|| {
+        let dir = ModelDir::open(&models_dir()).expect("models set up");
+        let env = dir.init_runtime().expect("ONNX Runtime loads");
+        let detector = Detector::try_new(env, &dir.model("centerface").unwrap().path, DetectorOptions::default()).unwrap();
+        let embedder = Embedder::try_new(env, &dir.model("sface").unwrap().path, EmbedderOptions::default()).unwrap();
+        Models { detector, embedder }
+    })
+}
+
+/// Per-pixel absolute difference summed over channels.
+pub fn diff(a: &RgbImage, b: &RgbImage, x: u32, y: u32) -> u32 {
+    let (p, q) = (a.get_pixel(x, y), b.get_pixel(x, y));
+    (0..3).map(|c| p[c].abs_diff(q[c]) as u32).sum()
+}

@@ -1,0 +1,356 @@
+//! `blurgate redact` end to end on real photos with the real CenterFace and SFace models.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use blurgate::detect::FaceBox;
+use blurgate::embed::align;
+use blurgate::redact::{Mask, RedactOptions, Shape};
+use blurgate::report::{Action, FileStatus, Report};
+use common::*;
+use image::{DynamicImage, RgbImage};
+use sha2::{Digest, Sha256};
+
+fn face_box(b: [f32; 4]) -> FaceBox {
+    FaceBox { x1: b[0], y1: b[1], x2: b[2], y2: b[3] }
+}
+
+/// Masks of the redacted faces in a report entry, as the redactor drew them.
+fn masks(report: &Report, i: usize, options: &RedactOptions) -> Vec<(Mask, FaceBox)> {
+    let f = &report.files[i];
+    let (w, h) = (f.width.unwrap(), f.height.unwrap());
+    f.faces
+        .iter()
+        .filter(|face| face.action == Action::Redacted)
+        .map(|face| {
+            let b = face_box(face.bbox);
+            (Mask::for_face(&b, options, w, h), b.scaled(options.mask_scale))
+        })
+        .collect()
+}
+
+struct PixelStats {
+    /// Mean per-pixel difference (summed over channels) inside each mask.
+    inside: Vec<f64>,
+    /// Mean and largest difference outside every mask (beyond `margin` times the mask).
+    outside_mean: f64,
+    outside_max: u32,
+}
+
+fn pixel_stats(before: &RgbImage, after: &RgbImage, masks: &[(Mask, FaceBox)], margin: f32) -> PixelStats {
+    assert_eq!(before.dimensions(), after.dimensions());
+    let (w, h) = before.dimensions();
+    let wide: Vec<(Mask, FaceBox)> = masks
+        .iter()
+        .map(|(m, full)| {
+            let grown = full.scaled(margin);
+            (Mask { area: grown.clipped(w, h), shape: m.shape }, grown)
+        })
+        .collect();
+    let mut inside = vec![(0u64, 0u64); masks.len()];
+    let (mut out_sum, mut out_n, mut out_max) = (0u64, 0u64, 0u32);
+    for y in 0..h {
+        for x in 0..w {
+            let d = diff(before, after, x, y);
+            let mut covered = false;
+            for (k, (m, full)) in masks.iter().enumerate() {
+                if m.covers(x, y, full) {
+                    inside[k].0 += d as u64;
+                    inside[k].1 += 1;
+                    covered = true;
+                }
+            }
+            if !covered && !wide.iter().any(|(m, full)| m.covers(x, y, full)) {
+                out_sum += d as u64;
+                out_n += 1;
+                out_max = out_max.max(d);
+            }
+        }
+    }
+    PixelStats {
+        inside: inside.iter().map(|&(s, n)| s as f64 / n.max(1) as f64).collect(),
+        outside_mean: out_sum as f64 / out_n.max(1) as f64,
+        outside_max: out_max,
+    }
+}
+
+fn run_ok(args: &[&str]) {
+    let o = blurgate(args);
+    assert!(o.status.success(), "blurgate {args:?} failed: {}", stderr(&o));
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn group_photo_every_face_found_and_blurred_the_rest_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, report_path) = (tmp.path().join("out"), tmp.path().join("report.json"));
+    let input = fixture("photos/t1.jpg");
+    run_ok(&["redact", s(&input), "--out", s(&out), "--report", s(&report_path), "--quiet"]);
+    let report = read_report(&report_path);
+    let f = &report.files[0];
+    assert_eq!(f.status, FileStatus::Redacted);
+    assert_eq!(f.faces.len(), 6, "t1.jpg shows six people: {:?}", f.faces.iter().map(|x| x.bbox).collect::<Vec<_>>());
+    assert!(f.faces.iter().all(|x| x.score > 0.5 && x.action == Action::Redacted));
+    assert_eq!((f.width, f.height), (Some(1280), Some(886)));
+
+    let (before, after) = (rgb(&input), rgb(&out.join("t1.jpg")));
+    let stats = pixel_stats(&before, &after, &masks(&report, 0, &RedactOptions::default()), 1.15);
+    for (k, mean) in stats.inside.iter().enumerate() {
+        assert!(*mean > 20.0, "face {k}: mean change inside the ellipse only {mean:.1}");
+    }
+    // Outside the masks only JPEG re-encoding noise is allowed.
+    assert!(stats.outside_mean < 3.0, "outside mean change {:.2}", stats.outside_mean);
+    assert!(stats.outside_max < 60, "outside max change {}", stats.outside_max);
+}
+
+#[test]
+fn lossless_photo_changes_inside_masks_only_for_every_style() {
+    let input = fixture("photos/astronaut.png");
+    let before = rgb(&input);
+    for (style, boxes) in [("blur", false), ("pixelate", false), ("fill", false), ("blur", true)] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (out, report_path) = (tmp.path().join("out"), tmp.path().join("r.json"));
+        let mut args = vec!["redact", s(&input), "--out", s(&out), "--report", s(&report_path), "--style", style, "-q"];
+        if boxes {
+            args.push("--boxes");
+        }
+        run_ok(&args);
+        let report = read_report(&report_path);
+        assert_eq!(report.files[0].faces.len(), 1, "{style}: one face");
+        let options = RedactOptions { shape: if boxes { Shape::Box } else { Shape::Ellipse }, ..Default::default() };
+        let after = rgb(&out.join("astronaut.png"));
+        let stats = pixel_stats(&before, &after, &masks(&report, 0, &options), 1.0);
+        assert_eq!(stats.outside_max, 0, "{style}: PNG output must be identical outside the mask");
+        assert!(stats.inside[0] > 20.0, "{style}: inside change only {:.1}", stats.inside[0]);
+    }
+}
+
+/// SFace similarity above which two faces are taken for the same person (FAR 1% on
+/// public pairs, ../shared/MODELS.md); a blurred face must fall well below it.
+const RECOGNITION_THRESHOLD: f32 = 0.31;
+
+#[test]
+fn blurred_face_is_no_longer_recognised() {
+    let m = models();
+    let original = rgb(&fixture("photos/obama.jpg"));
+    let other_photo = rgb(&fixture("photos/obama2.jpg"));
+    let faces = m.detector.detect(&original).unwrap();
+    assert_eq!(faces.len(), 1);
+    let lm = faces[0].landmarks;
+    let other = m.detector.detect(&other_photo).unwrap();
+    let e = m.embedder.embed(&original, &[lm]).unwrap();
+    let e_other = m.embedder.embed(&other_photo, &[other[0].landmarks]).unwrap();
+    // The check can fail: the same person in another photo is recognised.
+    let same_person = e[0].similarity(&e_other[0]);
+    assert!(same_person > 0.5, "obama vs obama2 similarity {same_person}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    for style in ["blur", "pixelate"] {
+        let out = tmp.path().join(style);
+        run_ok(&["redact", s(&fixture("photos/obama.jpg")), "--out", s(&out), "--style", style, "-q"]);
+        let redacted = rgb(&out.join("obama.jpg"));
+        let e_red = m.embedder.embed(&redacted, &[lm]).unwrap();
+        let to_original = e[0].similarity(&e_red[0]);
+        let to_other = e_other[0].similarity(&e_red[0]);
+        assert!(to_original < RECOGNITION_THRESHOLD, "{style}: redacted face still matches the original ({to_original:.3})");
+        assert!(to_other < RECOGNITION_THRESHOLD, "{style}: redacted face still matches obama2 ({to_other:.3})");
+        // Alignment sanity: the aligned crop really is the face region of the redacted image.
+        assert_eq!(align(&redacted, &lm).dimensions(), (112, 112));
+    }
+}
+
+/// A TIFF-structured EXIF block with IFD0 Orientation = `o`.
+fn exif_orientation(o: u16) -> Vec<u8> {
+    let mut b = b"II*\0".to_vec();
+    b.extend(8u32.to_le_bytes());
+    b.extend(1u16.to_le_bytes());
+    b.extend(0x0112u16.to_le_bytes());
+    b.extend(3u16.to_le_bytes());
+    b.extend(1u32.to_le_bytes());
+    b.extend(o.to_le_bytes());
+    b.extend([0, 0]);
+    b.extend(0u32.to_le_bytes());
+    b
+}
+
+fn write_jpeg(img: &DynamicImage, exif: Option<Vec<u8>>, path: &Path) {
+    use image::ImageEncoder;
+    let mut bytes = Vec::new();
+    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+    if let Some(exif) = exif {
+        enc.set_exif_metadata(exif).unwrap();
+    }
+    let rgb = img.to_rgb8();
+    enc.write_image(&rgb, rgb.width(), rgb.height(), image::ExtendedColorType::Rgb8).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn exif_orientations_give_upright_outputs() {
+    let upright = image::open(fixture("photos/obama.jpg")).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
+    std::fs::create_dir(&dir).unwrap();
+    for o in 1..=8u8 {
+        // Store the pixels so that applying tag `o` brings them back upright.
+        let inverse = match o {
+            6 => 8,
+            8 => 6,
+            other => other,
+        };
+        let mut stored = upright.clone();
+        stored.apply_orientation(image::metadata::Orientation::from_exif(inverse).unwrap());
+        write_jpeg(&stored, Some(exif_orientation(o as u16)), &dir.join(format!("o{o}.jpg")));
+    }
+    run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    let report = read_report(&report_path);
+    let reference = upright.to_rgb8();
+    let first_box = report.files[0].faces[0].bbox;
+    for (i, f) in report.files.iter().enumerate() {
+        assert_eq!((f.width, f.height), (Some(reference.width()), Some(reference.height())), "{}", f.input);
+        assert_eq!(f.faces.len(), 1, "{}", f.input);
+        for (a, b) in f.faces[0].bbox.iter().zip(first_box) {
+            assert!((a - b).abs() < 12.0, "{}: box {:?} vs {:?}", f.input, f.faces[0].bbox, first_box);
+        }
+        let output = PathBuf::from(f.output.as_ref().unwrap());
+        let after = rgb(&output);
+        let stats = pixel_stats(&reference, &after, &masks(&report, i, &RedactOptions::default()), 1.15);
+        assert!(stats.outside_mean < 4.0, "{}: not upright (mean diff {:.1})", f.input, stats.outside_mean);
+        let exif = exif::Reader::new().read_from_container(&mut std::io::BufReader::new(std::fs::File::open(&output).unwrap()));
+        if let Ok(exif) = exif {
+            let tag = exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY);
+            assert!(tag.is_none_or(|t| t.value.get_uint(0) == Some(1)), "{}: orientation tag kept", f.input);
+        }
+    }
+}
+
+fn sha256(path: &Path) -> String {
+    format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()))
+}
+
+fn tree_hashes(root: &Path) -> BTreeMap<PathBuf, String> {
+    walkdir::WalkDir::new(root)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().strip_prefix(root).unwrap().to_path_buf(), sha256(e.path())))
+        .collect()
+}
+
+#[test]
+fn folder_tree_is_mirrored_and_originals_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, out, report_path) = (tmp.path().join("event"), tmp.path().join("publish"), tmp.path().join("r.json"));
+    std::fs::create_dir_all(src.join("day1/stage")).unwrap();
+    std::fs::create_dir_all(src.join("day2")).unwrap();
+    std::fs::copy(fixture("photos/t1.jpg"), src.join("day1/stage/group.jpg")).unwrap();
+    std::fs::copy(fixture("photos/astronaut.png"), src.join("day2/portrait.png")).unwrap();
+    image::open(fixture("photos/biden.jpg")).unwrap().save(src.join("day2/biden.webp")).unwrap();
+    image::open(fixture("photos/obama.jpg")).unwrap().save(src.join("obama.tif")).unwrap();
+    std::fs::write(src.join("day1/notes.txt"), "not a photo").unwrap();
+    let before = tree_hashes(&src);
+
+    run_ok(&["redact", s(&src), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    assert_eq!(tree_hashes(&src), before, "inputs must be byte-identical after a run");
+    let report = read_report(&report_path);
+    assert_eq!(report.summary.files, 4);
+    assert_eq!(report.summary.ignored, 1);
+    assert_eq!(report.summary.failed, 0);
+    for (rel, format) in [
+        ("day1/stage/group.jpg", image::ImageFormat::Jpeg),
+        ("day2/portrait.png", image::ImageFormat::Png),
+        ("day2/biden.webp", image::ImageFormat::WebP),
+        ("obama.tif", image::ImageFormat::Tiff),
+    ] {
+        let bytes = std::fs::read(out.join(rel)).unwrap_or_else(|_| panic!("{rel} missing from the output"));
+        assert_eq!(image::guess_format(&bytes).unwrap(), format, "{rel}");
+    }
+    assert!(!out.join("day1/notes.txt").exists());
+    let leftovers: Vec<_> = tree_hashes(&out).into_keys().filter(|p| p.to_string_lossy().contains(".tmp")).collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+}
+
+#[test]
+fn undecodable_file_fails_closed_and_the_rest_completes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
+    std::fs::create_dir(&src).unwrap();
+    std::fs::copy(fixture("photos/obama.jpg"), src.join("good.jpg")).unwrap();
+    let whole = std::fs::read(fixture("photos/biden.jpg")).unwrap();
+    std::fs::write(src.join("truncated.jpg"), &whole[..whole.len() / 3]).unwrap();
+    std::fs::write(src.join("empty.png"), b"").unwrap();
+    let png = std::fs::read(fixture("photos/astronaut.png")).unwrap();
+    std::fs::write(src.join("cut.png"), &png[..png.len() / 2]).unwrap();
+    // A copy from an earlier run must not survive a run in which the file failed.
+    std::fs::create_dir(&out).unwrap();
+    std::fs::copy(fixture("photos/biden.jpg"), out.join("truncated.jpg")).unwrap();
+
+    let o = blurgate(&["redact", s(&src), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert!(["truncated.jpg", "empty.png", "cut.png"].iter().all(|n| err.contains(n)), "stderr names the files: {err}");
+    let report = read_report(&report_path);
+    let by_name = |n: &str| report.files.iter().find(|f| f.input.ends_with(n)).unwrap();
+    for name in ["truncated.jpg", "empty.png", "cut.png"] {
+        let f = by_name(name);
+        assert_eq!(f.status, FileStatus::Failed, "{name}");
+        assert!(f.output.is_none() && f.error.as_deref().is_some_and(|e| !e.is_empty()), "{name}");
+        assert!(!out.join(name).exists(), "{name} must not appear in the output");
+    }
+    assert_eq!(by_name("good.jpg").status, FileStatus::Redacted);
+    assert!(out.join("good.jpg").is_file());
+    assert_eq!(report.summary.failed, 3);
+}
+
+#[test]
+fn output_inside_input_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("in");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::copy(fixture("photos/obama.jpg"), src.join("a.jpg")).unwrap();
+    let o = blurgate(&["redact", s(&src), "--out", s(&src.join("published")), "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("inside the input folder"), "{}", stderr(&o));
+    assert!(!src.join("published").exists());
+}
+
+#[test]
+fn missing_models_say_how_to_fix_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_blurgate"))
+        .args(["redact", s(&fixture("photos/obama.jpg")), "--out", s(&tmp.path().join("o")), "--models", s(tmp.path())])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("scripts/setup.sh") && err.contains("manifest"), "{err}");
+}
+
+#[test]
+fn a_damaged_model_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let models = tmp.path().join("models");
+    std::fs::create_dir(&models).unwrap();
+    for entry in std::fs::read_dir(models_dir()).unwrap() {
+        let p = entry.unwrap().path();
+        std::os::unix::fs::symlink(&p, models.join(p.file_name().unwrap())).unwrap();
+    }
+    std::fs::remove_file(models.join("centerface.onnx")).unwrap();
+    let mut bytes = std::fs::read(models_dir().join("centerface.onnx")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(models.join("centerface.onnx"), bytes).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_blurgate"))
+        .args(["redact", s(&fixture("photos/obama.jpg")), "--out", s(&tmp.path().join("o")), "--models", s(&models)])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("sha256"), "{}", stderr(&o));
+    assert!(!tmp.path().join("o").exists());
+}
