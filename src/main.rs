@@ -41,8 +41,25 @@ enum Command {
     /// file names and formats. EXIF orientation is applied, so outputs are upright.
     ///
     /// Example: blurgate redact event-2026/ --out publish/ --report report.json
+    #[command(after_long_help = REDACT_AFTER_HELP)]
     Redact(RedactArgs),
 }
+
+const REDACT_AFTER_HELP: &str = "\
+What is kept: the colour profile and the Artist and Copyright tags. GPS, camera serials, maker
+notes and XMP (which can name the people in a photo) are removed unless --keep-metadata.
+
+Fail closed: a file that cannot be decoded (truncated, corrupt, unsupported such as HEIC) or
+written is listed as failed on stderr and in the report, nothing of it is written (an older copy
+under its output name is removed), the other files still complete, and the exit code is 1.
+Outputs appear under their final names only once complete.
+
+Report (--report FILE, JSON): {\"version\":1, \"files\":[{\"input\", \"output\", \"status\":
+\"redacted\"|\"unchanged\"|\"failed\", \"error\", \"width\", \"height\", \"faces\":[{\"box\":[x1,y1,x2,y2],
+\"score\", \"landmarks\", \"action\":\"redacted\"|\"kept\", \"mask\"}]}], \"summary\":{...}}.
+Coordinates are pixels of the upright output image.
+
+Exit codes: 0 every file done, 1 some files failed, 2 usage or set-up error (nothing written).";
 
 #[derive(clap::Args)]
 struct RedactArgs {
