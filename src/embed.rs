@@ -14,6 +14,8 @@ use ort::value::TensorRef;
 use crate::detect::Landmarks;
 use crate::error::{Error, Result};
 
+type StdResult<T, E> = std::result::Result<T, E>;
+
 /// Where SFace expects the five landmarks in its 112×112 input (OpenCV's FaceRecognizerSF).
 pub const TEMPLATE: [[f32; 2]; 5] =
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
@@ -21,9 +23,23 @@ pub const ALIGNED_SIDE: u32 = 112;
 const INPUT: &str = "data";
 const OUTPUT: &str = "fc1";
 
-/// An L2-normalised face embedding.
-#[derive(Clone, PartialEq)]
+/// An L2-normalised face embedding. Serialised only inside the encrypted register.
+#[derive(Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "Vec<f32>", into = "Vec<f32>")]
 pub struct Embedding(Vec<f32>);
+
+impl TryFrom<Vec<f32>> for Embedding {
+    type Error = &'static str;
+    fn try_from(v: Vec<f32>) -> StdResult<Self, Self::Error> {
+        Embedding::from_raw(v).ok_or("an embedding must be a non-zero vector")
+    }
+}
+
+impl From<Embedding> for Vec<f32> {
+    fn from(e: Embedding) -> Self {
+        e.0
+    }
+}
 
 impl std::fmt::Debug for Embedding {
     // Biometric data stays out of logs and panic messages.

@@ -25,6 +25,9 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    #[error("{0}")]
+    Register(String),
+
     // Not a `#[source]`: the message already includes it, and chains would print it twice.
     #[error("{}: {err}", path.display())]
     Io { path: PathBuf, err: std::io::Error },

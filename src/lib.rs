@@ -5,6 +5,7 @@
 //! atomic write), orchestrated by [`pipeline`] and summarised by [`report`]. [`models`] finds
 //! and verifies the model files and loads ONNX Runtime.
 
+pub mod calibrate;
 pub mod detect;
 pub mod embed;
 pub mod error;
@@ -12,7 +13,9 @@ pub mod media_in;
 pub mod media_out;
 pub mod models;
 pub mod pipeline;
+pub mod policy;
 pub mod redact;
+pub mod register;
 pub mod report;
 
 pub use error::{Error, Result};

@@ -5,12 +5,19 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
+use blurgate::calibrate::PairSet;
 use blurgate::detect::{DetectorOptions, Tiling, DEFAULT_THRESHOLD};
 use blurgate::media_in::DecodeLimits;
 use blurgate::media_out::{EncodeOptions, MetadataPolicy};
-use blurgate::models::ModelDir;
-use blurgate::pipeline::{run_redact, RedactJob};
+use blurgate::models::{sha256_file, ModelDir};
+use blurgate::pipeline::{run_find, run_redact, Engine, FindJob, Matching, RedactJob};
+use blurgate::policy::{Decision, Policy, Thresholds, DEFAULT_MATCH_THRESHOLD, DEFAULT_UNCERTAIN_THRESHOLD};
 use blurgate::redact::{RedactOptions, Shape, Style};
+use blurgate::register::enrol::{embed_reference_photos, EnrolOptions};
+use blurgate::register::{parse_date, today, Person, Register, RegisterFile, DEFAULT_PURPOSE};
+use blurgate::report::audit::{self, AuditLog, Event};
+use blurgate::report::FileStatus;
+use blurgate::Error;
 
 /// Finds every face in event photos and redacts them before publication.
 ///
@@ -43,9 +50,268 @@ enum Command {
     /// Example: blurgate redact event-2026/ --out publish/ --report report.json
     #[command(after_long_help = REDACT_AFTER_HELP)]
     Redact(RedactArgs),
+
+    /// Add a person to the opt-out register from one or more reference photos.
+    ///
+    /// Each photo must show exactly one usable face (or pass --pick largest). Only face
+    /// embeddings are stored, encrypted; never the photos.
+    ///
+    /// Example: blurgate enroll --register optouts.reg --id P-0042 --expires 2027-12-31 ref1.jpg ref2.jpg
+    Enroll(EnrollArgs),
+
+    /// Right of access: list the files in which a registered person appears.
+    ///
+    /// Example: blurgate find --register optouts.reg --id P-0042 archive/ --report access.json
+    Find(FindArgs),
+
+    /// Right to erasure: delete a person from the register (and verify it).
+    ///
+    /// Prints the register's sha256 before and after, and re-reads the file to prove the entry
+    /// is gone.
+    Forget(ForgetArgs),
+
+    /// Inspect the register and apply retention.
+    #[command(subcommand)]
+    Register(RegisterCommand),
+
+    /// Check the audit log's hash chain.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+
+    /// Measure recognition on your own photos and suggest thresholds.
+    ///
+    /// Gives same-person and different-person similarity statistics, ROC AUC, and the
+    /// thresholds for a false-accept rate of 1% and 0.1% with the true-accept rate each keeps.
+    ///
+    /// Example: blurgate calibrate --identities staff-photos/   (one sub-folder per person)
+    Calibrate(CalibrateArgs),
+}
+
+#[derive(Subcommand)]
+enum RegisterCommand {
+    /// One line per person: id, refused purposes, enrolment and expiry, number of embeddings.
+    List(RegisterArgs),
+    /// One person's record (without embeddings).
+    Show {
+        #[command(flatten)]
+        register: RegisterArgs,
+        /// Register id.
+        id: String,
+    },
+    /// Remove every entry whose expiry date has passed.
+    PurgeExpired {
+        #[command(flatten)]
+        register: RegisterArgs,
+        #[command(flatten)]
+        audit: AuditArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Verify every line's hash and the chain between lines; exit 1 at the first break.
+    Verify {
+        /// Audit log (JSON Lines) written with --audit.
+        file: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RegisterArgs {
+    /// The encrypted register file.
+    #[arg(long, value_name = "FILE")]
+    register: PathBuf,
+
+    /// File holding the register key (64 hex digits). Default: $BLURGATE_REGISTER_KEY, else
+    /// FILE.key beside the register.
+    #[arg(long, value_name = "KEYFILE")]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct AuditArg {
+    /// Append a hash-chained record of every decision to this JSON Lines file.
+    #[arg(long, value_name = "FILE")]
+    audit: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct EnrollArgs {
+    #[command(flatten)]
+    register: RegisterArgs,
+
+    /// The person's id in the register (a reference, not a name: e.g. a participant number).
+    #[arg(long)]
+    id: String,
+
+    /// A short note for staff (stored encrypted; never written to reports or logs).
+    #[arg(long)]
+    label: Option<String>,
+
+    /// Last day the entry applies (YYYY-MM-DD); afterwards it no longer matches.
+    #[arg(long, value_name = "DATE")]
+    expires: Option<String>,
+
+    /// Purposes the person refused (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = DEFAULT_PURPOSE, value_name = "PURPOSES")]
+    refuses: Vec<String>,
+
+    /// The person consented to every purpose (for registers used with --policy consented-only).
+    #[arg(long, conflicts_with = "refuses")]
+    consents: bool,
+
+    /// Replace the person's existing embeddings instead of adding to them.
+    #[arg(long)]
+    replace: bool,
+
+    /// With several faces in a photo, use the largest instead of refusing the photo.
+    #[arg(long, value_enum, value_name = "WHICH")]
+    pick: Option<PickArg>,
+
+    /// Refuse faces smaller than this (pixels, shorter side of the box).
+    #[arg(long, default_value_t = EnrolOptions::default().min_face, value_name = "PIXELS")]
+    min_face: f32,
+
+    /// Refuse faces the detector is less sure of.
+    #[arg(long, default_value_t = EnrolOptions::default().min_score, value_name = "SCORE")]
+    min_score: f32,
+
+    #[command(flatten)]
+    audit: AuditArg,
+
+    /// Reference photos of the person.
+    #[arg(required = true, value_name = "PHOTO")]
+    photos: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PickArg {
+    Largest,
+}
+
+#[derive(clap::Args)]
+struct MatchArgs {
+    /// Similarity at or above which a face is the registered person.
+    #[arg(long, default_value_t = DEFAULT_MATCH_THRESHOLD, value_name = "SIM")]
+    match_threshold: f32,
+
+    /// Similarity at or above which a face may be the person: redacted and flagged for review.
+    #[arg(long, default_value_t = DEFAULT_UNCERTAIN_THRESHOLD, value_name = "SIM")]
+    uncertain_threshold: f32,
+
+    /// The use the photos are for, checked against each person's refused purposes.
+    #[arg(long, default_value = DEFAULT_PURPOSE)]
+    purpose: String,
+}
+
+#[derive(clap::Args)]
+struct FindArgs {
+    #[command(flatten)]
+    register: RegisterArgs,
+
+    /// Register id of the person asking.
+    #[arg(long)]
+    id: String,
+
+    #[command(flatten)]
+    matching: MatchArgs,
+
+    #[command(flatten)]
+    detection: DetectionArgs,
+
+    /// Write the findings as JSON (same format as redact's report).
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+
+    /// Photos processed at once (default: one per CPU core).
+    #[arg(long, short = 'j', value_name = "N")]
+    jobs: Option<usize>,
+
+    /// Photos and folders to search.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct ForgetArgs {
+    #[command(flatten)]
+    register: RegisterArgs,
+
+    /// Register id to delete.
+    #[arg(long)]
+    id: String,
+
+    #[command(flatten)]
+    audit: AuditArg,
+}
+
+#[derive(clap::Args)]
+struct CalibrateArgs {
+    /// Folder with one sub-folder of photos per person.
+    #[arg(long, value_name = "DIR", required_unless_present_any = ["pairs", "components"])]
+    identities: Option<PathBuf>,
+
+    /// CSV of photo pairs: file_x,file_y,yes|no (paths relative to the CSV).
+    #[arg(long, value_name = "CSV", conflicts_with_all = ["identities", "components"])]
+    pairs: Option<PathBuf>,
+
+    /// JSON {"components": [[photos of one person], ...]} (paths relative to the JSON).
+    #[arg(long, value_name = "JSON", conflicts_with = "identities")]
+    components: Option<PathBuf>,
+
+    /// Write the figures as JSON.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+}
+
+#[derive(clap::Args)]
+struct DetectionArgs {
+    /// Detector confidence from 0 to 1; lower finds more faces (and more false alarms).
+    #[arg(long, default_value_t = DEFAULT_THRESHOLD, value_name = "SCORE")]
+    threshold: f32,
+
+    /// Long side, in pixels, the whole photo is scaled to for the first detection pass.
+    #[arg(long, default_value_t = 1280, value_name = "PIXELS")]
+    max_side: u32,
+
+    /// Tile side for the second pass over large photos at full resolution (multiple of 32).
+    #[arg(long, default_value_t = Tiling::default().size, value_name = "PIXELS")]
+    tile_size: u32,
+
+    /// Skip the tiled second pass (faster on large photos; small faces may be missed).
+    #[arg(long)]
+    no_tiles: bool,
+
+    /// Refuse photos whose width or height exceeds this many pixels.
+    #[arg(long, default_value_t = DecodeLimits::default().max_side, value_name = "PIXELS")]
+    max_dimension: u32,
+}
+
+impl DetectionArgs {
+    fn options(&self) -> anyhow::Result<DetectorOptions> {
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(usage("--threshold must be between 0 and 1"));
+        }
+        Ok(DetectorOptions {
+            threshold: self.threshold,
+            max_side: self.max_side,
+            tiling: (!self.no_tiles).then_some(Tiling { size: self.tile_size, ..Tiling::default() }),
+            ..DetectorOptions::default()
+        })
+    }
+
+    fn limits(&self) -> DecodeLimits {
+        DecodeLimits { max_side: self.max_dimension, ..DecodeLimits::default() }
+    }
 }
 
 const REDACT_AFTER_HELP: &str = "\
+Policies: without --register every face is redacted. With a register, each face is compared
+with the enrolled people: similarity >= --match-threshold is a match, between the two
+thresholds is uncertain (redacted and flagged for review, or with --hold-uncertain the whole
+file is held back and not written), below is unknown. opt-outs redacts matched people who
+refused --purpose; consented-only redacts everyone except matched people who consented.
+
 What is kept: the colour profile and the Artist and Copyright tags. GPS, camera serials, maker
 notes and XMP (which can name the people in a photo) are removed unless --keep-metadata.
 
@@ -55,11 +321,14 @@ under its output name is removed), the other files still complete, and the exit 
 Outputs appear under their final names only once complete.
 
 Report (--report FILE, JSON): {\"version\":1, \"files\":[{\"input\", \"output\", \"status\":
-\"redacted\"|\"unchanged\"|\"failed\", \"error\", \"width\", \"height\", \"faces\":[{\"box\":[x1,y1,x2,y2],
-\"score\", \"landmarks\", \"action\":\"redacted\"|\"kept\", \"mask\"}]}], \"summary\":{...}}.
-Coordinates are pixels of the upright output image.
+\"redacted\"|\"unchanged\"|\"failed\"|\"held\", \"error\", \"review\", \"width\", \"height\",
+\"input_sha256\", \"output_sha256\", \"faces\":[{\"box\":[x1,y1,x2,y2], \"score\", \"landmarks\",
+\"action\":\"redacted\"|\"kept\", \"mask\", \"decision\":\"matched\"|\"uncertain\"|\"unknown\",
+\"person\", \"similarity\"}]}], \"summary\":{...}}. Coordinates are pixels of the upright output
+image. Embeddings are never written.
 
-Exit codes: 0 every file done, 1 some files failed, 2 usage or set-up error (nothing written).";
+Exit codes: 0 every file done, 1 some files failed or were held for review, 2 usage or set-up
+error (nothing written).";
 
 #[derive(clap::Args)]
 struct RedactArgs {
@@ -87,21 +356,33 @@ struct RedactArgs {
     #[arg(long, default_value_t = 1.3, value_name = "FACTOR")]
     mask_scale: f32,
 
-    /// Detector confidence from 0 to 1; lower finds more faces (and more false alarms).
-    #[arg(long, default_value_t = DEFAULT_THRESHOLD, value_name = "SCORE")]
-    threshold: f32,
+    #[command(flatten)]
+    detection: DetectionArgs,
 
-    /// Long side, in pixels, the whole photo is scaled to for the first detection pass.
-    #[arg(long, default_value_t = 1280, value_name = "PIXELS")]
-    max_side: u32,
+    /// Register of enrolled people (see `blurgate enroll`). With it the default policy is
+    /// opt-outs.
+    #[arg(long, value_name = "FILE")]
+    register: Option<PathBuf>,
 
-    /// Tile side for the second pass over large photos at full resolution (multiple of 32).
-    #[arg(long, default_value_t = Tiling::default().size, value_name = "PIXELS")]
-    tile_size: u32,
+    /// File holding the register key (default: $BLURGATE_REGISTER_KEY, else FILE.key).
+    #[arg(long, value_name = "KEYFILE", requires = "register")]
+    key_file: Option<PathBuf>,
 
-    /// Skip the tiled second pass (faster on large photos; small faces may be missed).
+    /// Who is redacted: all (every face; default without a register), opt-outs (registered
+    /// people who refused --purpose; default with a register), consented-only (everyone not
+    /// matched to a consenting person in the register).
+    #[arg(long, value_enum)]
+    policy: Option<PolicyArg>,
+
+    #[command(flatten)]
+    matching: MatchArgs,
+
+    /// Do not write files with an uncertain match; list them for review instead.
     #[arg(long)]
-    no_tiles: bool,
+    hold_uncertain: bool,
+
+    #[command(flatten)]
+    audit: AuditArg,
 
     /// Keep the source EXIF (GPS, camera serials, maker notes...). By default only the colour
     /// profile and the Artist and Copyright tags are kept.
@@ -116,10 +397,13 @@ struct RedactArgs {
     /// Photos processed at once (default: one per CPU core).
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
+}
 
-    /// Refuse photos whose width or height exceeds this many pixels.
-    #[arg(long, default_value_t = DecodeLimits::default().max_side, value_name = "PIXELS")]
-    max_dimension: u32,
+#[derive(Clone, Copy, ValueEnum)]
+enum PolicyArg {
+    All,
+    OptOuts,
+    ConsentedOnly,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -139,35 +423,56 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            let code = e.downcast_ref::<blurgate::Error>().map_or(2, |e| e.exit_code());
+            let code = e.downcast_ref::<Error>().map_or(2, |e| e.exit_code());
             ExitCode::from(code as u8)
         }
     }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let models = || ModelDir::locate(cli.models.as_deref());
     match cli.command {
-        Command::Redact(args) => redact(args, cli.models, cli.quiet),
+        Command::Redact(args) => redact(args, models()?, cli.quiet),
+        Command::Enroll(args) => enroll(args, models()?),
+        Command::Find(args) => find(args, models()?, cli.quiet),
+        Command::Forget(args) => forget(args),
+        Command::Register(cmd) => register(cmd),
+        Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
+        Command::Calibrate(args) => calibrate(args, models()?),
     }
 }
 
-fn redact(a: RedactArgs, models: Option<PathBuf>, quiet: bool) -> anyhow::Result<ExitCode> {
-    if !(0.0..=1.0).contains(&a.threshold) {
-        anyhow::bail!(blurgate::Error::Usage("--threshold must be between 0 and 1".into()));
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    Error::Usage(msg.into()).into()
+}
+
+impl MatchArgs {
+    fn matching(&self, register: Register) -> anyhow::Result<Matching> {
+        let thresholds = Thresholds { matched: self.match_threshold, uncertain: self.uncertain_threshold };
+        if !(thresholds.uncertain <= thresholds.matched && thresholds.matched <= 1.0) {
+            return Err(usage("thresholds must satisfy --uncertain-threshold <= --match-threshold <= 1"));
+        }
+        Ok(Matching { register, purpose: self.purpose.clone(), thresholds, today: today() })
     }
+}
+
+fn redact(a: RedactArgs, models: ModelDir, quiet: bool) -> anyhow::Result<ExitCode> {
     if a.mask_scale < 1.0 {
-        anyhow::bail!(blurgate::Error::Usage("--mask-scale must be at least 1.0 (the mask never shrinks below the face)".into()));
+        return Err(usage("--mask-scale must be at least 1.0 (the mask never shrinks below the face)"));
     }
-    let models = ModelDir::locate(models.as_deref())?;
+    let matching = match &a.register {
+        Some(path) => Some(a.matching.matching(RegisterFile::new(path, a.key_file.as_deref()).load()?.0)?),
+        None => None,
+    };
+    let policy = match (a.policy, matching.is_some()) {
+        (Some(PolicyArg::All), _) | (None, false) => Policy::All,
+        (Some(PolicyArg::OptOuts), _) | (None, true) => Policy::OptOuts,
+        (Some(PolicyArg::ConsentedOnly), _) => Policy::ConsentedOnly,
+    };
     let job = RedactJob {
         inputs: a.inputs,
         out: a.out,
-        detector: DetectorOptions {
-            threshold: a.threshold,
-            max_side: a.max_side,
-            tiling: (!a.no_tiles).then_some(Tiling { size: a.tile_size, ..Tiling::default() }),
-            ..DetectorOptions::default()
-        },
+        detector: a.detection.options()?,
         redact: RedactOptions {
             style: match a.style {
                 StyleArg::Blur => Style::Blur,
@@ -181,7 +486,11 @@ fn redact(a: RedactArgs, models: Option<PathBuf>, quiet: bool) -> anyhow::Result
             metadata: if a.keep_metadata { MetadataPolicy::Keep } else { MetadataPolicy::Strip },
             jpeg_quality: a.jpeg_quality,
         },
-        limits: DecodeLimits { max_side: a.max_dimension, ..DecodeLimits::default() },
+        limits: a.detection.limits(),
+        policy,
+        matching,
+        hold_uncertain: a.hold_uncertain,
+        audit: a.audit.audit,
         jobs: a.jobs,
         progress: !quiet,
     };
@@ -189,8 +498,182 @@ fn redact(a: RedactArgs, models: Option<PathBuf>, quiet: bool) -> anyhow::Result
     if let Some(path) = &a.report {
         report.write(path)?;
     }
+    for f in report.files.iter().filter(|f| f.status == FileStatus::Held) {
+        eprintln!("held for review: {} (uncertain match; not written)", f.input);
+    }
     if !quiet {
         eprintln!("{}", report.summary_line());
     }
-    Ok(if report.summary.failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    let s = &report.summary;
+    Ok(if s.failed > 0 || s.held > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn enroll(a: EnrollArgs, models: ModelDir) -> anyhow::Result<ExitCode> {
+    let expires_at = a.expires.as_deref().map(parse_date).transpose().map_err(usage)?;
+    if a.id.trim().is_empty() {
+        return Err(usage("--id must not be empty"));
+    }
+    let file = RegisterFile::new(&a.register.register, a.register.key_file.as_deref());
+    let (mut register, key, new_key) = file.load_or_create()?;
+    let engine = Engine::new(&models, DetectorOptions::default(), true, 1)?;
+    let options = EnrolOptions {
+        pick_largest: a.pick.is_some(),
+        min_face: a.min_face,
+        min_score: a.min_score,
+        ..EnrolOptions::default()
+    };
+    let enrolment = embed_reference_photos(&engine, &a.photos, &options)?;
+    for w in &enrolment.warnings {
+        eprintln!("warning: {w}");
+    }
+    let count = enrolment.embeddings.len();
+    register.enrol(
+        Person {
+            id: a.id.clone(),
+            label: a.label,
+            refuses: if a.consents { Vec::new() } else { a.refuses },
+            enrolled_at: time::OffsetDateTime::now_utc(),
+            expires_at,
+            embeddings: enrolment.embeddings,
+        },
+        a.replace,
+    );
+    register.save(&file.path, &key)?;
+    if let Some(log) = &a.audit.audit {
+        let photos_sha256 = a.photos.iter().map(|p| sha256_file(p)).collect::<Result<_, _>>()?;
+        AuditLog::open(log)?.append(&Event::Enrol { id: a.id.clone(), photos_sha256, embeddings: count, replaced: a.replace })?;
+    }
+    if let Some(where_) = new_key {
+        eprintln!("new register: its key was written to {where_} (keep it apart from the register and backed up; without it the register cannot be read)");
+    }
+    let total = register.person(&a.id).map_or(0, |p| p.embeddings.len());
+    println!("enrolled {}: {count} photo(s) added, {total} embedding(s) held, register {}", a.id, file.path.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn find(a: FindArgs, models: ModelDir, quiet: bool) -> anyhow::Result<ExitCode> {
+    let (register, _) = RegisterFile::new(&a.register.register, a.register.key_file.as_deref()).load()?;
+    let person = register.person(&a.id).cloned().ok_or_else(|| usage(format!("no person with id `{}` in the register", a.id)))?;
+    let job = FindJob {
+        inputs: a.inputs,
+        detector: a.detection.options()?,
+        limits: a.detection.limits(),
+        matching: a.matching.matching(Register { people: vec![person] })?,
+        jobs: a.jobs,
+        progress: !quiet,
+    };
+    let report = run_find(&job, &models)?;
+    for f in report.files.iter().filter(|f| !f.faces.is_empty()) {
+        for face in &f.faces {
+            let [x1, y1, x2, y2] = face.bbox;
+            let band = face.decision.map_or("", |d| if d == Decision::Matched { "matched" } else { "uncertain" });
+            println!("{}\t{band}\tsimilarity {:.3}\tbox {x1},{y1},{x2},{y2}", f.input, face.similarity.unwrap_or(0.0));
+        }
+    }
+    if let Some(path) = &a.report {
+        report.write(path)?;
+    }
+    let failed = report.summary.failed;
+    let found = report.files.iter().filter(|f| !f.faces.is_empty()).count();
+    if !quiet {
+        eprintln!("{} appears in {found} of {} file(s); {failed} could not be checked", a.id, report.summary.files);
+    }
+    Ok(if failed > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn forget(a: ForgetArgs) -> anyhow::Result<ExitCode> {
+    let file = RegisterFile::new(&a.register.register, a.register.key_file.as_deref());
+    let done = file.forget(&a.id)?;
+    if let Some(log) = &a.audit.audit {
+        AuditLog::open(log)?.append(&Event::Forget {
+            id: a.id.clone(),
+            register_before: done.before.clone(),
+            register_after: done.after.clone(),
+        })?;
+    }
+    println!("forgot {}: verified absent after re-reading {}", a.id, file.path.display());
+    println!("register sha256 before: {}", done.before);
+    println!("register sha256 after:  {}", done.after);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn register(cmd: RegisterCommand) -> anyhow::Result<ExitCode> {
+    let describe = |p: &Person| {
+        format!(
+            "{}\trefuses: {}\tenrolled {}\texpires {}\t{} embedding(s)",
+            p.id,
+            if p.refuses.is_empty() { "nothing (consented)".to_string() } else { p.refuses.join(",") },
+            p.enrolled_at.date(),
+            p.expires_at.map_or("never".to_string(), |d| d.to_string()),
+            p.embeddings.len()
+        )
+    };
+    match cmd {
+        RegisterCommand::List(r) => {
+            let (register, _) = RegisterFile::new(&r.register, r.key_file.as_deref()).load()?;
+            for p in &register.people {
+                println!("{}", describe(p));
+            }
+            eprintln!("{} person(s)", register.people.len());
+        }
+        RegisterCommand::Show { register: r, id } => {
+            let (register, _) = RegisterFile::new(&r.register, r.key_file.as_deref()).load()?;
+            let p = register.person(&id).ok_or_else(|| usage(format!("no person with id `{id}` in the register")))?;
+            println!("{}", describe(p));
+            if let Some(label) = &p.label {
+                println!("label: {label}");
+            }
+        }
+        RegisterCommand::PurgeExpired { register: r, audit } => {
+            let file = RegisterFile::new(&r.register, r.key_file.as_deref());
+            let (mut register, key) = file.load()?;
+            let before = file.digest()?;
+            let ids = register.purge_expired(today());
+            register.save(&file.path, &key)?;
+            let after = file.digest()?;
+            if let Some(log) = &audit.audit {
+                AuditLog::open(log)?.append(&Event::PurgeExpired { ids: ids.clone(), register_before: before, register_after: after })?;
+            }
+            println!("removed {} expired entr{}{}", ids.len(), if ids.len() == 1 { "y" } else { "ies" },
+                if ids.is_empty() { String::new() } else { format!(": {}", ids.join(", ")) });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn audit_verify(file: &std::path::Path) -> anyhow::Result<ExitCode> {
+    match audit::verify(file)? {
+        Ok(v) => {
+            println!("{}: {} record(s), chain intact; last hash {}", file.display(), v.records, v.head);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            println!("{}: BROKEN at {e}", file.display());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn calibrate(a: CalibrateArgs, models: ModelDir) -> anyhow::Result<ExitCode> {
+    let set = match (&a.identities, &a.pairs, &a.components) {
+        (Some(dir), _, _) => PairSet::from_identities(dir)?,
+        (_, Some(csv), _) => PairSet::from_csv(csv)?,
+        (_, _, Some(json)) => PairSet::from_components(json)?,
+        _ => return Err(usage("give --identities DIR, --pairs CSV or --components JSON")),
+    };
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let engine = Engine::new(&models, DetectorOptions::default(), true, workers)?;
+    let c = blurgate::calibrate::calibrate(&engine, &set, &[0.01, 0.001])?;
+    println!("photos: {} ({} without one usable face, left out)", c.photos, c.skipped.len());
+    println!("pairs: {} same-person, {} different-person", c.same_pairs, c.different_pairs);
+    println!("mean similarity: same {:.3}, different {:.3}; highest different {:.3}", c.same_mean, c.different_mean, c.different_max);
+    println!("ROC AUC: {:.4}", c.auc);
+    for p in &c.points {
+        println!("FAR {:.1}%: threshold {:.3}, TAR {:.3}", p.far * 100.0, p.threshold, p.tar);
+    }
+    println!("defaults in use: --match-threshold {DEFAULT_MATCH_THRESHOLD}, --uncertain-threshold {DEFAULT_UNCERTAIN_THRESHOLD}");
+    if let Some(path) = &a.report {
+        std::fs::write(path, serde_json::to_vec_pretty(&c)?).map_err(|e| Error::Io { path: path.clone(), err: e })?;
+    }
+    Ok(ExitCode::SUCCESS)
 }

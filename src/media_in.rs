@@ -17,6 +17,61 @@ const UNSUPPORTED_MEDIA: &[&str] = &[
     "m4v", "avi", "mkv", "webm", "3gp", "mts",
 ];
 
+/// A file found in the inputs.
+#[derive(Debug, Clone)]
+pub struct Walked {
+    pub input: PathBuf,
+    /// Path relative to the folder it was found in (its name for a file given directly).
+    pub rel: PathBuf,
+    /// Known before decoding to be unreadable (unsupported media type).
+    pub unsupported: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Walk {
+    pub files: Vec<Walked>,
+    /// Files in the input folders that are not media (text, sidecars, symlinks).
+    pub ignored: usize,
+    /// The input folders.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Every photo under the inputs: folders recursively (symlinks are not followed), files as
+/// given whatever their extension.
+pub fn walk(inputs: &[PathBuf]) -> Result<Walk> {
+    let mut walk = Walk::default();
+    for input in inputs {
+        let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
+        if !meta.is_dir() {
+            let name = input.file_name().ok_or_else(|| Error::Usage(format!("{}: not a file name", input.display())))?;
+            walk.files.push(Walked { input: input.clone(), rel: PathBuf::from(name), unsupported: None });
+            continue;
+        }
+        walk.dirs.push(input.clone());
+        for entry in WalkDir::new(input).sort_by_file_name() {
+            let entry = entry.map_err(|e| {
+                let path = e.path().unwrap_or(input).to_path_buf();
+                Error::io(path, e.into())
+            })?;
+            if !entry.file_type().is_file() {
+                walk.ignored += usize::from(entry.file_type().is_symlink());
+                continue;
+            }
+            let rel = entry.path().strip_prefix(input).expect("walkdir yields paths under its root").to_path_buf();
+            let unsupported = match classify(entry.path()) {
+                Kind::Photo => None,
+                Kind::Unsupported(ext) => Some(format!("unsupported format: .{ext} files cannot be checked yet")),
+                Kind::Other => {
+                    walk.ignored += 1;
+                    continue;
+                }
+            };
+            walk.files.push(Walked { input: entry.path().to_path_buf(), rel, unsupported });
+        }
+    }
+    Ok(walk)
+}
+
 /// One file of a run and the path its redacted copy gets.
 #[derive(Debug, Clone)]
 pub struct Planned {
@@ -38,50 +93,32 @@ pub struct Plan {
 /// inside an input folder (or the reverse) and two inputs that would share an output path.
 pub fn plan(inputs: &[PathBuf], out: &Path) -> Result<Plan> {
     let out_abs = absolute(out)?;
-    let mut plan = Plan::default();
-    for input in inputs {
-        let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
-        let input_abs = absolute(input)?;
-        if meta.is_dir() {
-            if out_abs.starts_with(&input_abs) {
-                return Err(Error::Usage(format!(
-                    "the output folder {} is inside the input folder {}: choose an --out outside it",
-                    out.display(),
-                    input.display()
-                )));
-            }
-            if input_abs.starts_with(&out_abs) {
-                return Err(Error::Usage(format!(
-                    "the input folder {} is inside the output folder {}: choose an --out elsewhere",
-                    input.display(),
-                    out.display()
-                )));
-            }
-            for entry in WalkDir::new(input).sort_by_file_name() {
-                let entry = entry.map_err(|e| {
-                    let path = e.path().unwrap_or(input).to_path_buf();
-                    Error::io(path, e.into())
-                })?;
-                if !entry.file_type().is_file() {
-                    plan.ignored += usize::from(entry.file_type().is_symlink());
-                    continue;
-                }
-                let rel = entry.path().strip_prefix(input).expect("walkdir yields paths under its root");
-                match classify(entry.path()) {
-                    Kind::Photo => plan.files.push(planned(entry.path(), out.join(rel), None)),
-                    Kind::Unsupported(ext) => plan.files.push(planned(
-                        entry.path(),
-                        out.join(rel),
-                        Some(format!("unsupported format: .{ext} files cannot be checked yet")),
-                    )),
-                    Kind::Other => plan.ignored += 1,
-                }
-            }
-        } else {
-            let name = input.file_name().ok_or_else(|| Error::Usage(format!("{}: not a file name", input.display())))?;
-            plan.files.push(planned(input, out.join(name), None));
+    let walk = walk(inputs)?;
+    for dir in &walk.dirs {
+        let dir_abs = absolute(dir)?;
+        if out_abs.starts_with(&dir_abs) {
+            return Err(Error::Usage(format!(
+                "the output folder {} is inside the input folder {}: choose an --out outside it",
+                out.display(),
+                dir.display()
+            )));
+        }
+        if dir_abs.starts_with(&out_abs) {
+            return Err(Error::Usage(format!(
+                "the input folder {} is inside the output folder {}: choose an --out elsewhere",
+                dir.display(),
+                out.display()
+            )));
         }
     }
+    let plan = Plan {
+        files: walk
+            .files
+            .into_iter()
+            .map(|w| Planned { output: out.join(&w.rel), input: w.input, unsupported: w.unsupported })
+            .collect(),
+        ignored: walk.ignored,
+    };
     let mut seen = std::collections::HashMap::new();
     for f in &plan.files {
         if let Some(other) = seen.insert(f.output.clone(), f.input.clone()) {
@@ -97,10 +134,6 @@ pub fn plan(inputs: &[PathBuf], out: &Path) -> Result<Plan> {
         }
     }
     Ok(plan)
-}
-
-fn planned(input: &Path, output: PathBuf, unsupported: Option<String>) -> Planned {
-    Planned { input: input.to_path_buf(), output, unsupported }
 }
 
 enum Kind {

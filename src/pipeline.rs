@@ -1,20 +1,110 @@
-//! The redaction run: plan the files, then decode → detect → redact → encode → write each one
-//! on a rayon pool, one detector session per worker, with a progress bar on terminals.
+//! Runs over many files: plan the files, then decode → detect → (embed → match) → redact →
+//! encode → write each one on a rayon pool, one model session per worker, with a progress bar
+//! on terminals and an audit record per file.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use image::RgbImage;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use time::Date;
 
-use crate::detect::{Detector, DetectorOptions};
+use crate::detect::{Detection, Detector, DetectorOptions, Landmarks};
+use crate::embed::{Embedder, EmbedderOptions, Embedding};
 use crate::error::{Error, Result};
-use crate::media_in::{self, DecodeLimits, Planned};
+use crate::media_in::{self, DecodeLimits, Photo, Planned};
 use crate::media_out::{self, EncodeOptions};
-use crate::models::ModelDir;
+use crate::models::{hex, ModelDir};
+use crate::policy::{self, Decision, FaceDecision, Policy, Thresholds};
 use crate::redact::{self, Mask, RedactOptions};
+use crate::register::Register;
+use crate::report::audit::{AuditFace, AuditLog, Event};
 use crate::report::{Action, FaceReport, FileReport, FileStatus, Report};
+
+/// Recognition against a register.
+#[derive(Debug, Clone)]
+pub struct Matching {
+    pub register: Register,
+    /// The use of the photos, checked against each person's refused purposes.
+    pub purpose: String,
+    pub thresholds: Thresholds,
+    /// Entries that expired before this day no longer match.
+    pub today: Date,
+}
+
+/// The models a run needs, loaded once and shared by the workers.
+pub struct Engine {
+    detector: Detector,
+    embedder: Option<Embedder>,
+    /// Model name → sha256, for the audit log.
+    model_hashes: BTreeMap<String, String>,
+}
+
+impl Engine {
+    /// Loads the detector (and the embedder with `recognise`) with `workers` sessions each.
+    pub fn new(models: &ModelDir, detector: DetectorOptions, recognise: bool, workers: usize) -> Result<Engine> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (cores / workers.max(1)).max(1);
+        let env = models.init_runtime()?;
+        let mut model_hashes = BTreeMap::new();
+        let centerface = models.model("centerface")?;
+        model_hashes.insert(centerface.name.clone(), centerface.sha256.clone());
+        let detector = Detector::try_new(
+            env,
+            &centerface.path,
+            DetectorOptions { sessions: workers, threads_per_session: threads, ..detector },
+        )?;
+        let embedder = if recognise {
+            let sface = models.model("sface")?;
+            model_hashes.insert(sface.name.clone(), sface.sha256.clone());
+            Some(Embedder::try_new(env, &sface.path, EmbedderOptions { sessions: workers, threads_per_session: threads })?)
+        } else {
+            None
+        };
+        Ok(Engine { detector, embedder, model_hashes })
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// Embeddings of the faces at `landmarks`; an error if the engine was built without
+    /// recognition.
+    pub fn embed(&self, rgb: &RgbImage, landmarks: &[Landmarks]) -> Result<Vec<Embedding>> {
+        self.embedder
+            .as_ref()
+            .ok_or_else(|| Error::Usage("face recognition was not loaded".into()))?
+            .embed(rgb, landmarks)
+    }
+
+    /// Every face in the photo and, with a register, its match decision under `policy`
+    /// (without one, every face is to be redacted).
+    pub fn analyse(
+        &self,
+        rgb: &RgbImage,
+        policy: Policy,
+        matching: Option<&Matching>,
+    ) -> Result<Vec<(Detection, Option<FaceDecision>)>> {
+        let faces = self.detector.detect(rgb)?;
+        let Some(m) = matching else {
+            return Ok(faces.into_iter().map(|d| (d, None)).collect());
+        };
+        let landmarks: Vec<_> = faces.iter().map(|d| d.landmarks).collect();
+        let embeddings = self.embed(rgb, &landmarks)?;
+        Ok(faces
+            .into_iter()
+            .zip(embeddings)
+            .map(|(d, e)| {
+                let best = m.register.best_match(&e, m.today);
+                (d, Some(policy::decide(policy, &m.purpose, &m.thresholds, best)))
+            })
+            .collect())
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct RedactJob {
@@ -24,48 +114,41 @@ pub struct RedactJob {
     pub redact: RedactOptions,
     pub encode: EncodeOptions,
     pub limits: DecodeLimits,
+    pub policy: Policy,
+    pub matching: Option<Matching>,
+    /// Files with an uncertain match are not written but listed for review.
+    pub hold_uncertain: bool,
+    pub audit: Option<PathBuf>,
     /// Files processed at once; `None`: one per core.
     pub jobs: Option<usize>,
     pub progress: bool,
 }
 
-/// Workers and ONNX Runtime threads per worker so that together they fit the cores.
-fn thread_budget(jobs: Option<usize>, files: usize) -> (usize, usize) {
+fn workers(jobs: Option<usize>, files: usize) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = jobs.unwrap_or(cores).clamp(1, files.max(1));
-    (workers, (cores / workers).max(1))
+    jobs.unwrap_or(cores).clamp(1, files.max(1))
 }
 
-pub fn run_redact(job: &RedactJob, models: &ModelDir) -> Result<Report> {
-    let started = Instant::now();
-    let plan = media_in::plan(&job.inputs, &job.out)?;
-    if plan.files.is_empty() {
-        return Err(Error::Usage("no photos found in the inputs".into()));
-    }
-    let model = models.model("centerface")?;
-    let env = models.init_runtime()?;
-    let (workers, threads) = thread_budget(job.jobs, plan.files.len());
-    let detector = Detector::try_new(
-        env,
-        &model.path,
-        DetectorOptions { sessions: workers, threads_per_session: threads, ..job.detector.clone() },
-    )?;
-    std::fs::create_dir_all(&job.out).map_err(|e| Error::io(&job.out, e))?;
+/// Runs `f` over `items` on a pool of `workers` threads with a progress bar; failed entries
+/// are printed on stderr as they happen.
+fn run_pool<T: Sync>(
+    items: &[T],
+    workers: usize,
+    progress: bool,
+    f: impl Fn(&T) -> FileReport + Sync + Send,
+) -> Result<Vec<FileReport>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(workers)
         .build()
         .map_err(|e| Error::Usage(format!("cannot start worker threads: {e}")))?;
-
-    let bar = progress_bar(plan.files.len() as u64, job.progress);
-    let files: Vec<FileReport> = pool.install(|| {
-        plan.files
+    let bar = progress_bar(items.len() as u64, progress);
+    let reports = pool.install(|| {
+        items
             .par_iter()
-            .map(|p| {
-                let report = process(p, &detector, job);
-                if report.status == FileStatus::Failed {
-                    bar.suspend(|| {
-                        eprintln!("error: {}: {}", report.input, report.error.as_deref().unwrap_or("failed"))
-                    });
+            .map(|item| {
+                let report = f(item);
+                if let Some(err) = report.error.as_deref().filter(|_| report.status == FileStatus::Failed) {
+                    bar.suspend(|| eprintln!("error: {}: {err}", report.input));
                 }
                 bar.inc(1);
                 report
@@ -73,7 +156,62 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir) -> Result<Report> {
             .collect()
     });
     bar.finish_and_clear();
+    Ok(reports)
+}
+
+pub fn run_redact(job: &RedactJob, models: &ModelDir) -> Result<Report> {
+    let started = Instant::now();
+    if job.policy != Policy::All && job.matching.is_none() {
+        return Err(Error::Usage(format!("--policy {} needs a --register", policy_name(job.policy))));
+    }
+    let plan = media_in::plan(&job.inputs, &job.out)?;
+    if plan.files.is_empty() {
+        return Err(Error::Usage("no photos found in the inputs".into()));
+    }
+    let workers = workers(job.jobs, plan.files.len());
+    let engine = Engine::new(models, job.detector.clone(), job.matching.is_some(), workers)?;
+    let audit = job.audit.as_deref().map(AuditLog::open).transpose()?;
+    std::fs::create_dir_all(&job.out).map_err(|e| Error::io(&job.out, e))?;
+    let files = run_pool(&plan.files, workers, job.progress, |p| {
+        let report = process(p, &engine, job);
+        match &audit {
+            Some(log) => match log.append(&audit_event("redact", &report, &engine, job)) {
+                Ok(()) => report,
+                Err(e) => unpublish(p, report, format!("cannot write the audit record: {e}")),
+            },
+            None => report,
+        }
+    })?;
     Ok(Report::new(files, plan.ignored, started.elapsed().as_secs_f64()))
+}
+
+fn policy_name(p: Policy) -> &'static str {
+    match p {
+        Policy::All => "all",
+        Policy::OptOuts => "opt-outs",
+        Policy::ConsentedOnly => "consented-only",
+    }
+}
+
+fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) -> Event {
+    Event::File {
+        command: command.into(),
+        input: r.input.clone(),
+        input_sha256: r.input_sha256.clone(),
+        output: r.output.clone(),
+        output_sha256: r.output_sha256.clone(),
+        status: r.status,
+        error: r.error.clone(),
+        models: engine.model_hashes.clone(),
+        detector_threshold: job.detector.threshold,
+        thresholds: job.matching.as_ref().map(|m| m.thresholds),
+        policy: job.policy,
+        faces: r
+            .faces
+            .iter()
+            .map(|f| AuditFace { decision: f.decision, person: f.person.clone(), action: f.action })
+            .collect(),
+    }
 }
 
 fn progress_bar(len: u64, enabled: bool) -> ProgressBar {
@@ -90,51 +228,112 @@ fn progress_bar(len: u64, enabled: bool) -> ProgressBar {
     bar
 }
 
-/// One file, start to finish. Never leaves anything under the output name unless the whole
-/// file was checked and written.
-fn process(p: &Planned, detector: &Detector, job: &RedactJob) -> FileReport {
-    let mut report = FileReport {
-        input: p.input.display().to_string(),
-        output: None,
-        status: FileStatus::Failed,
-        error: None,
-        width: None,
-        height: None,
-        faces: Vec::new(),
-    };
-    match redact_file(p, detector, job, &mut report) {
-        Ok(()) => report.output = Some(p.output.display().to_string()),
-        Err(reason) => {
-            // A copy left by an earlier run must not outlive a failure to check this version.
-            let _ = std::fs::remove_file(&p.output);
-            tracing::debug!(file = %p.input.display(), %reason, "failed");
-            report.status = FileStatus::Failed;
-            report.error = Some(reason);
-        }
-    }
+/// Removes the file's output (a copy left by an earlier run must not outlive a failure to
+/// check this version) and marks the report failed.
+fn unpublish(p: &Planned, mut report: FileReport, reason: String) -> FileReport {
+    let _ = std::fs::remove_file(&p.output);
+    tracing::debug!(file = %p.input.display(), %reason, "not published");
+    report.status = FileStatus::Failed;
+    report.output = None;
+    report.output_sha256 = None;
+    report.error = Some(reason);
     report
 }
 
-fn redact_file(p: &Planned, detector: &Detector, job: &RedactJob, report: &mut FileReport) -> Result<(), String> {
+/// One file, start to finish. Nothing appears under the output name unless the whole file was
+/// checked and written.
+fn process(p: &Planned, engine: &Engine, job: &RedactJob) -> FileReport {
+    let mut report = FileReport::new(&p.input);
+    match redact_file(p, engine, job, &mut report) {
+        Ok(()) => report,
+        Err(reason) => unpublish(p, report, reason),
+    }
+}
+
+fn read_and_decode(path: &Path, limits: DecodeLimits, report: &mut FileReport) -> Result<Photo, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    report.input_sha256 = Some(hex(&Sha256::digest(&bytes)));
+    let photo = media_in::decode(&bytes, limits).map_err(|e| format!("cannot decode: {e}"))?;
+    (report.width, report.height) = (Some(photo.rgb.width()), Some(photo.rgb.height()));
+    Ok(photo)
+}
+
+fn redact_file(p: &Planned, engine: &Engine, job: &RedactJob, report: &mut FileReport) -> Result<(), String> {
     if let Some(reason) = &p.unsupported {
         return Err(reason.clone());
     }
-    let bytes = std::fs::read(&p.input).map_err(|e| format!("cannot read: {e}"))?;
-    let mut photo = media_in::decode(&bytes, job.limits).map_err(|e| format!("cannot decode: {e}"))?;
-    drop(bytes);
+    let mut photo = read_and_decode(&p.input, job.limits, report)?;
     let (w, h) = photo.rgb.dimensions();
-    (report.width, report.height) = (Some(w), Some(h));
-    let faces = detector.detect(&photo.rgb).map_err(|e| format!("face detection failed: {e}"))?;
-    let boxes: Vec<_> = faces.iter().map(|d| d.bbox).collect();
-    redact::redact(&mut photo.rgb, &boxes, &job.redact);
+    let faces = engine
+        .analyse(&photo.rgb, job.policy, job.matching.as_ref())
+        .map_err(|e| format!("face detection or recognition failed: {e}"))?;
+    let action = |d: &Option<FaceDecision>| d.as_ref().map_or(Action::Redacted, |fd| fd.action);
+    let boxes: Vec<_> = faces.iter().filter(|(_, d)| action(d) == Action::Redacted).map(|(f, _)| f.bbox).collect();
+    report.review = faces.iter().any(|(_, d)| d.as_ref().is_some_and(FaceDecision::needs_review));
     report.faces = faces
-        .iter()
-        .map(|d| {
-            let m = Mask::for_face(&d.bbox, &job.redact, w, h).area;
-            FaceReport::new(d, Action::Redacted, Some([m.x1, m.y1, m.x2, m.y2]))
+        .into_iter()
+        .map(|(f, d)| {
+            let a = action(&d);
+            let mask = (a == Action::Redacted).then(|| {
+                let m = Mask::for_face(&f.bbox, &job.redact, w, h).area;
+                [m.x1, m.y1, m.x2, m.y2]
+            });
+            FaceReport::new(&f, a, mask, d)
         })
         .collect();
-    report.status = if faces.is_empty() { FileStatus::Unchanged } else { FileStatus::Redacted };
+    if report.review && job.hold_uncertain {
+        let _ = std::fs::remove_file(&p.output);
+        report.status = FileStatus::Held;
+        return Ok(());
+    }
+    redact::redact(&mut photo.rgb, &boxes, &job.redact);
+    report.status = if boxes.is_empty() { FileStatus::Unchanged } else { FileStatus::Redacted };
     let encoded = media_out::encode(photo, &job.encode).map_err(|e| format!("cannot encode: {e}"))?;
-    media_out::write_atomic(&p.output, &encoded).map_err(|e| format!("cannot write {}: {e}", p.output.display()))
+    media_out::write_atomic(&p.output, &encoded).map_err(|e| format!("cannot write {}: {e}", p.output.display()))?;
+    report.output = Some(p.output.display().to_string());
+    report.output_sha256 = Some(hex(&Sha256::digest(&encoded)));
+    Ok(())
+}
+
+/// `blurgate find`: the files in which one registered person appears.
+#[derive(Debug, Clone)]
+pub struct FindJob {
+    pub inputs: Vec<PathBuf>,
+    pub detector: DetectorOptions,
+    pub limits: DecodeLimits,
+    /// A register holding only the person asked about.
+    pub matching: Matching,
+    pub jobs: Option<usize>,
+    pub progress: bool,
+}
+
+/// Every file of the inputs, with only the faces that match (or may match) the person.
+pub fn run_find(job: &FindJob, models: &ModelDir) -> Result<Report> {
+    let started = Instant::now();
+    let walk = media_in::walk(&job.inputs)?;
+    let workers = workers(job.jobs, walk.files.len());
+    let engine = Engine::new(models, job.detector.clone(), true, workers)?;
+    let files = run_pool(&walk.files, workers, job.progress, |f| {
+        let mut report = FileReport::new(&f.input);
+        let result = f.unsupported.clone().map_or(Ok(()), Err).and_then(|()| {
+            let photo = read_and_decode(&f.input, job.limits, &mut report)?;
+            engine
+                .analyse(&photo.rgb, Policy::OptOuts, Some(&job.matching))
+                .map_err(|e| format!("face detection or recognition failed: {e}"))
+        });
+        match result {
+            Ok(faces) => {
+                report.faces = faces
+                    .into_iter()
+                    .filter(|(_, d)| d.as_ref().is_some_and(|d| d.decision != Decision::Unknown))
+                    .map(|(f, d)| FaceReport::new(&f, Action::Kept, None, d))
+                    .collect();
+                report.review = report.faces.iter().any(|f| f.decision == Some(Decision::Uncertain));
+                report.status = FileStatus::Unchanged;
+            }
+            Err(e) => report.error = Some(e),
+        }
+        report
+    })?;
+    Ok(Report::new(files, walk.ignored, started.elapsed().as_secs_f64()))
 }

@@ -5,8 +5,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+pub mod audit;
+
 use crate::detect::Detection;
 use crate::error::{Error, Result};
+use crate::policy::{Decision, FaceDecision};
 
 pub const REPORT_VERSION: u32 = 1;
 
@@ -26,6 +29,8 @@ pub enum FileStatus {
     Unchanged,
     /// Not written: see `error`.
     Failed,
+    /// Not written: an uncertain match needs a person's review (`--hold-uncertain`).
+    Held,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -40,6 +45,30 @@ pub struct FileReport {
     pub width: Option<u32>,
     pub height: Option<u32>,
     pub faces: Vec<FaceReport>,
+    /// Some face matched the register only uncertainly: a person should look at this file.
+    #[serde(default)]
+    pub review: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_sha256: Option<String>,
+}
+
+impl FileReport {
+    pub fn new(input: &std::path::Path) -> Self {
+        FileReport {
+            input: input.display().to_string(),
+            output: None,
+            status: FileStatus::Failed,
+            error: None,
+            width: None,
+            height: None,
+            faces: Vec::new(),
+            review: false,
+            input_sha256: None,
+            output_sha256: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,18 +92,34 @@ pub struct FaceReport {
     /// ellipse inscribed in the unclipped scaled box unless --boxes was given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mask: Option<[f32; 4]>,
+    /// Register match band; absent when no register was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    /// Register id, only for `matched` and `uncertain` faces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// Cosine similarity to the closest register entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
 }
 
 impl FaceReport {
-    pub fn new(d: &Detection, action: Action, mask: Option<[f32; 4]>) -> Self {
+    pub fn new(d: &Detection, action: Action, mask: Option<[f32; 4]>, decision: Option<FaceDecision>) -> Self {
         let r = |v: f32| (v * 10.0).round() / 10.0;
         let b = &d.bbox;
+        let (decision, person, similarity) = match decision {
+            Some(fd) => (Some(fd.decision), fd.person, fd.similarity),
+            None => (None, None, None),
+        };
         FaceReport {
             bbox: [r(b.x1), r(b.y1), r(b.x2), r(b.y2)],
             score: (d.score * 1000.0).round() / 1000.0,
             landmarks: d.landmarks.0.map(|p| p.map(r)),
             action,
             mask: mask.map(|m| m.map(r)),
+            decision,
+            person,
+            similarity,
         }
     }
 }
@@ -85,6 +130,12 @@ pub struct Summary {
     pub redacted: usize,
     pub unchanged: usize,
     pub failed: usize,
+    /// Held back for review (`--hold-uncertain`), not written.
+    #[serde(default)]
+    pub held: usize,
+    /// Files with an uncertain match (redacted or held) that a person should review.
+    #[serde(default)]
+    pub review: usize,
     pub faces: usize,
     pub faces_redacted: usize,
     /// Files in the input folders that are not media and were left out.
@@ -101,6 +152,8 @@ impl Report {
             redacted: count(FileStatus::Redacted),
             unchanged: count(FileStatus::Unchanged),
             failed: count(FileStatus::Failed),
+            held: count(FileStatus::Held),
+            review: files.iter().filter(|f| f.review).count(),
             faces: faces.clone().count(),
             faces_redacted: faces.filter(|f| f.action == Action::Redacted).count(),
             ignored,
@@ -130,6 +183,9 @@ impl Report {
             s.seconds,
             rate
         );
+        if s.held > 0 || s.review > 0 {
+            line.push_str(&format!("; {} to review ({} held back)", s.review, s.held));
+        }
         if s.ignored > 0 {
             line.push_str(&format!("; {} non-media file{} ignored", s.ignored, if s.ignored == 1 { "" } else { "s" }));
         }
