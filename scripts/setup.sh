@@ -297,7 +297,7 @@ say "ready: $MODELS/$RUNTIME_FILE, $MODELS/centerface.onnx, $MODELS/sface.onnx, 
 if ((FETCHED == 0)); then
   say "everything was already present and verified ($PRESENT items, $(elapsed))"
 else
-  say "$FETCHED items fetched or prepared, $PRESENT already present ($(elapsed))"
+  say "$FETCHED item(s) fetched or prepared, $PRESENT already present and verified ($(elapsed))"
 fi
 
 if [[ ${BLURGATE_SKIP_BUILD:-0} == 1 ]]; then
