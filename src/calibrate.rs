@@ -39,7 +39,7 @@ impl PairSet {
         let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.flatten().collect();
         entries.sort_by_key(|e| e.file_name());
         for entry in entries.into_iter().filter(|e| e.path().is_dir()) {
-            let walk = media_in::walk(&[entry.path()])?;
+            let walk = media_in::walk(&[entry.path()], false)?;
             groups.push(walk.files.into_iter().filter(|f| f.unsupported.is_none()).map(|f| f.input).collect());
         }
         Ok(PairSet::from_groups(&groups))

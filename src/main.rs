@@ -394,6 +394,15 @@ struct RedactArgs {
           value_parser = clap::value_parser!(u8).range(1..=100))]
     jpeg_quality: u8,
 
+    /// Follow symbolic links that lead outside an input folder (by default they are skipped).
+    #[arg(long)]
+    follow_symlinks: bool,
+
+    /// Check every file again. By default a run into the same --out resumes: files finished
+    /// earlier with the same input, settings and register are skipped (reported as resumed).
+    #[arg(long)]
+    fresh: bool,
+
     /// Photos processed at once (default: one per CPU core).
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
@@ -491,6 +500,8 @@ fn redact(a: RedactArgs, models: ModelDir, quiet: bool) -> anyhow::Result<ExitCo
         matching,
         hold_uncertain: a.hold_uncertain,
         audit: a.audit.audit,
+        follow_symlinks: a.follow_symlinks,
+        fresh: a.fresh,
         jobs: a.jobs,
         progress: !quiet,
     };

@@ -36,9 +36,18 @@ pub struct Walk {
     pub dirs: Vec<PathBuf>,
 }
 
-/// Every photo under the inputs: folders recursively (symlinks are not followed), files as
-/// given whatever their extension.
-pub fn walk(inputs: &[PathBuf]) -> Result<Walk> {
+/// Run-state folders are named `.<output folder>.blurgate`; walks never enter them.
+pub const STATE_SUFFIX: &str = ".blurgate";
+
+fn is_state_dir(e: &walkdir::DirEntry) -> bool {
+    let name = e.file_name().to_string_lossy();
+    e.file_type().is_dir() && e.depth() > 0 && name.starts_with('.') && name.ends_with(STATE_SUFFIX)
+}
+
+/// Every photo under the inputs: folders recursively, files as given whatever their
+/// extension. Symlinks are followed only while they stay inside their input folder, unless
+/// `follow_symlinks`. Entries that cannot be read are listed as unreadable, not dropped.
+pub fn walk(inputs: &[PathBuf], follow_symlinks: bool) -> Result<Walk> {
     let mut walk = Walk::default();
     for input in inputs {
         let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
@@ -48,13 +57,35 @@ pub fn walk(inputs: &[PathBuf]) -> Result<Walk> {
             continue;
         }
         walk.dirs.push(input.clone());
-        for entry in WalkDir::new(input).sort_by_file_name() {
-            let entry = entry.map_err(|e| {
-                let path = e.path().unwrap_or(input).to_path_buf();
-                Error::io(path, e.into())
-            })?;
+        let root = input.canonicalize().map_err(|e| Error::io(input, e))?;
+        let entries = WalkDir::new(input)
+            .follow_links(true)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| !is_state_dir(e));
+        for entry in entries {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    let path = e.path().unwrap_or(input).to_path_buf();
+                    let rel = path.strip_prefix(input).unwrap_or(&path).to_path_buf();
+                    walk.files.push(Walked { input: path, rel, unsupported: Some(format!("cannot read: {e}")) });
+                    continue;
+                }
+            };
+            if entry.path_is_symlink() && !follow_symlinks {
+                let inside = entry.path().canonicalize().is_ok_and(|target| target.starts_with(&root));
+                if !inside {
+                    tracing::warn!(
+                        "skipped {}: a symbolic link to outside {} (use --follow-symlinks to include it)",
+                        entry.path().display(),
+                        input.display()
+                    );
+                    walk.ignored += 1;
+                    continue;
+                }
+            }
             if !entry.file_type().is_file() {
-                walk.ignored += usize::from(entry.file_type().is_symlink());
                 continue;
             }
             let rel = entry.path().strip_prefix(input).expect("walkdir yields paths under its root").to_path_buf();
@@ -91,9 +122,9 @@ pub struct Plan {
 /// Maps every input to its place under `out`: a folder's files keep their path relative to
 /// the folder, a file named on the command line lands at the top. Refuses an output folder
 /// inside an input folder (or the reverse) and two inputs that would share an output path.
-pub fn plan(inputs: &[PathBuf], out: &Path) -> Result<Plan> {
+pub fn plan(inputs: &[PathBuf], out: &Path, follow_symlinks: bool) -> Result<Plan> {
     let out_abs = absolute(out)?;
-    let walk = walk(inputs)?;
+    let walk = walk(inputs, follow_symlinks)?;
     for dir in &walk.dirs {
         let dir_abs = absolute(dir)?;
         if out_abs.starts_with(&dir_abs) {
@@ -121,6 +152,14 @@ pub fn plan(inputs: &[PathBuf], out: &Path) -> Result<Plan> {
     };
     let mut seen = std::collections::HashMap::new();
     for f in &plan.files {
+        // Relative paths come from walking real folders, but check anyway: nothing may be
+        // written outside `out`.
+        let escapes = f.output.strip_prefix(out).map_or(true, |rel| {
+            rel.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+        });
+        if escapes {
+            return Err(Error::Usage(format!("{}: its output path would leave {}", f.input.display(), out.display())));
+        }
         if let Some(other) = seen.insert(f.output.clone(), f.input.clone()) {
             return Err(Error::Usage(format!(
                 "{} and {} would both be written to {}: redact them in separate runs or into separate folders",
@@ -194,7 +233,8 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        DecodeLimits { max_side: 30_000, max_alloc: 1 << 30 }
+        // 512 MiB of pixels is 178 megapixels of RGB: above any camera, far below a bomb.
+        DecodeLimits { max_side: 30_000, max_alloc: 512 << 20 }
     }
 }
 

@@ -2,6 +2,8 @@
 //! encode → write each one on a rayon pool, one model session per worker, with a progress bar
 //! on terminals and an audit record per file.
 
+pub mod state;
+
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -24,6 +26,7 @@ use crate::redact::{self, Mask, RedactOptions};
 use crate::register::Register;
 use crate::report::audit::{AuditFace, AuditLog, Event};
 use crate::report::{Action, FaceReport, FileReport, FileStatus, Report};
+use state::{Finished, RunState};
 
 /// Recognition against a register.
 #[derive(Debug, Clone)]
@@ -119,9 +122,37 @@ pub struct RedactJob {
     /// Files with an uncertain match are not written but listed for review.
     pub hold_uncertain: bool,
     pub audit: Option<PathBuf>,
+    /// Follow symbolic links that lead out of an input folder.
+    pub follow_symlinks: bool,
+    /// Check every file again instead of resuming an interrupted run.
+    pub fresh: bool,
     /// Files processed at once; `None`: one per core.
     pub jobs: Option<usize>,
     pub progress: bool,
+}
+
+impl RedactJob {
+    /// Hash of everything that decides a file's output: a resumed run skips a file only if
+    /// this is unchanged.
+    fn settings_hash(&self, engine: &Engine) -> String {
+        let register = self.matching.as_ref().map(|m| {
+            let json = serde_json::to_vec(&m.register).expect("register serialises");
+            (hex(&Sha256::digest(json)), &m.purpose, m.thresholds, m.today)
+        });
+        let text = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            env!("CARGO_PKG_VERSION"),
+            self.detector,
+            self.redact,
+            self.encode,
+            self.limits,
+            self.policy,
+            self.hold_uncertain,
+            engine.model_hashes,
+            register
+        );
+        hex(&Sha256::digest(text.as_bytes()))
+    }
 }
 
 fn workers(jobs: Option<usize>, files: usize) -> usize {
@@ -146,7 +177,9 @@ fn run_pool<T: Sync>(
         items
             .par_iter()
             .map(|item| {
-                let report = f(item);
+                let started = Instant::now();
+                let mut report = f(item);
+                report.seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
                 if let Some(err) = report.error.as_deref().filter(|_| report.status == FileStatus::Failed) {
                     bar.suspend(|| eprintln!("error: {}: {err}", report.input));
                 }
@@ -164,7 +197,7 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir) -> Result<Report> {
     if job.policy != Policy::All && job.matching.is_none() {
         return Err(Error::Usage(format!("--policy {} needs a --register", policy_name(job.policy))));
     }
-    let plan = media_in::plan(&job.inputs, &job.out)?;
+    let plan = media_in::plan(&job.inputs, &job.out, job.follow_symlinks)?;
     if plan.files.is_empty() {
         return Err(Error::Usage("no photos found in the inputs".into()));
     }
@@ -172,9 +205,10 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir) -> Result<Report> {
     let engine = Engine::new(models, job.detector.clone(), job.matching.is_some(), workers)?;
     let audit = job.audit.as_deref().map(AuditLog::open).transpose()?;
     std::fs::create_dir_all(&job.out).map_err(|e| Error::io(&job.out, e))?;
+    let run = Run { engine: &engine, job, state: RunState::open(&job.out, job.fresh)?, settings: job.settings_hash(&engine) };
     let files = run_pool(&plan.files, workers, job.progress, |p| {
-        let report = process(p, &engine, job);
-        match &audit {
+        let report = process(p, &run);
+        match audit.as_ref().filter(|_| !report.resumed) {
             Some(log) => match log.append(&audit_event("redact", &report, &engine, job)) {
                 Ok(()) => report,
                 Err(e) => unpublish(p, report, format!("cannot write the audit record: {e}")),
@@ -240,29 +274,58 @@ fn unpublish(p: &Planned, mut report: FileReport, reason: String) -> FileReport 
     report
 }
 
+/// What every file of a redact run shares.
+struct Run<'a> {
+    engine: &'a Engine,
+    job: &'a RedactJob,
+    state: RunState,
+    settings: String,
+}
+
 /// One file, start to finish. Nothing appears under the output name unless the whole file was
-/// checked and written.
-fn process(p: &Planned, engine: &Engine, job: &RedactJob) -> FileReport {
+/// checked and written; a panic in any stage fails this file only.
+fn process(p: &Planned, run: &Run) -> FileReport {
     let mut report = FileReport::new(&p.input);
-    match redact_file(p, engine, job, &mut report) {
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| redact_file(p, run, &mut report)))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(format!("internal error while processing this file (please report it): {what}"))
+        });
+    match outcome {
         Ok(()) => report,
         Err(reason) => unpublish(p, report, reason),
     }
 }
 
-fn read_and_decode(path: &Path, limits: DecodeLimits, report: &mut FileReport) -> Result<Photo, String> {
+fn read_input(path: &Path, report: &mut FileReport) -> Result<Vec<u8>, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     report.input_sha256 = Some(hex(&Sha256::digest(&bytes)));
-    let photo = media_in::decode(&bytes, limits).map_err(|e| format!("cannot decode: {e}"))?;
+    Ok(bytes)
+}
+
+fn decode(bytes: &[u8], limits: DecodeLimits, report: &mut FileReport) -> Result<Photo, String> {
+    let photo = media_in::decode(bytes, limits).map_err(|e| format!("cannot decode: {e}"))?;
     (report.width, report.height) = (Some(photo.rgb.width()), Some(photo.rgb.height()));
     Ok(photo)
 }
 
-fn redact_file(p: &Planned, engine: &Engine, job: &RedactJob, report: &mut FileReport) -> Result<(), String> {
+fn redact_file(p: &Planned, run: &Run, report: &mut FileReport) -> Result<(), String> {
+    let (engine, job) = (run.engine, run.job);
     if let Some(reason) = &p.unsupported {
         return Err(reason.clone());
     }
-    let mut photo = read_and_decode(&p.input, job.limits, report)?;
+    let bytes = read_input(&p.input, report)?;
+    let input_sha256 = report.input_sha256.clone().expect("set by read_input");
+    if let Some(done) = run.state.finished(&p.output, &input_sha256, &run.settings) {
+        *report = FileReport { resumed: true, ..done.report.clone() };
+        return Ok(());
+    }
+    let mut photo = decode(&bytes, job.limits, report)?;
+    drop(bytes);
     let (w, h) = photo.rgb.dimensions();
     let faces = engine
         .analyse(&photo.rgb, job.policy, job.matching.as_ref())
@@ -291,8 +354,17 @@ fn redact_file(p: &Planned, engine: &Engine, job: &RedactJob, report: &mut FileR
     let encoded = media_out::encode(photo, &job.encode).map_err(|e| format!("cannot encode: {e}"))?;
     media_out::write_atomic(&p.output, &encoded).map_err(|e| format!("cannot write {}: {e}", p.output.display()))?;
     report.output = Some(p.output.display().to_string());
-    report.output_sha256 = Some(hex(&Sha256::digest(&encoded)));
-    Ok(())
+    let output_sha256 = hex(&Sha256::digest(&encoded));
+    report.output_sha256 = Some(output_sha256.clone());
+    run.state
+        .record(&Finished {
+            output: p.output.clone(),
+            input_sha256,
+            settings: run.settings.clone(),
+            output_sha256,
+            report: report.clone(),
+        })
+        .map_err(|e| format!("cannot record progress: {e}"))
 }
 
 /// `blurgate find`: the files in which one registered person appears.
@@ -310,13 +382,13 @@ pub struct FindJob {
 /// Every file of the inputs, with only the faces that match (or may match) the person.
 pub fn run_find(job: &FindJob, models: &ModelDir) -> Result<Report> {
     let started = Instant::now();
-    let walk = media_in::walk(&job.inputs)?;
+    let walk = media_in::walk(&job.inputs, false)?;
     let workers = workers(job.jobs, walk.files.len());
     let engine = Engine::new(models, job.detector.clone(), true, workers)?;
     let files = run_pool(&walk.files, workers, job.progress, |f| {
         let mut report = FileReport::new(&f.input);
         let result = f.unsupported.clone().map_or(Ok(()), Err).and_then(|()| {
-            let photo = read_and_decode(&f.input, job.limits, &mut report)?;
+            let photo = decode(&read_input(&f.input, &mut report)?, job.limits, &mut report)?;
             engine
                 .analyse(&photo.rgb, Policy::OptOuts, Some(&job.matching))
                 .map_err(|e| format!("face detection or recognition failed: {e}"))

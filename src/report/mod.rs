@@ -52,6 +52,12 @@ pub struct FileReport {
     pub input_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_sha256: Option<String>,
+    /// Time spent on this file.
+    #[serde(default)]
+    pub seconds: f64,
+    /// Finished by an earlier, interrupted run with the same input and settings: not redone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resumed: bool,
 }
 
 impl FileReport {
@@ -67,6 +73,8 @@ impl FileReport {
             review: false,
             input_sha256: None,
             output_sha256: None,
+            resumed: false,
+            seconds: 0.0,
         }
     }
 }

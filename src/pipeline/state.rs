@@ -1,0 +1,117 @@
+//! Run state kept beside the output folder, in `.<out>.blurgate/` (not inside it: the output
+//! folder is what gets published, and the journal names files and register ids): a lock so two
+//! runs never write one output folder at once, and a journal of finished files so an
+//! interrupted run resumes where it stopped.
+//!
+//! A journal line says: this input (by sha256), checked with these settings (by hash),
+//! produced this output (by sha256), with this report entry. A file is skipped only when all
+//! three still hold, so a changed photo, register, model or option is always checked again.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::report::FileReport;
+
+const JOURNAL: &str = "journal.jsonl";
+const LOCK: &str = "lock";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Finished {
+    pub output: PathBuf,
+    pub input_sha256: String,
+    pub settings: String,
+    pub output_sha256: String,
+    pub report: FileReport,
+}
+
+pub struct RunState {
+    _lock: File,
+    journal: Mutex<File>,
+    done: HashMap<PathBuf, Finished>,
+}
+
+impl RunState {
+    /// Locks `out` for this run, removes temporary files an interrupted run left behind, and
+    /// reads the journal (unless `fresh`, which starts it anew).
+    pub fn open(out: &Path, fresh: bool) -> Result<RunState> {
+        let dir = state_dir(out)?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let lock_path = dir.join(LOCK);
+        let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Usage(format!(
+                    "another blurgate run is writing to {}: wait for it to finish or choose another --out",
+                    out.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        remove_stale_temporaries(out);
+        let journal_path = dir.join(JOURNAL);
+        let mut done = HashMap::new();
+        if !fresh {
+            if let Ok(text) = std::fs::read_to_string(&journal_path) {
+                // A line cut short by a kill is simply not a finished file.
+                for f in text.lines().filter_map(|l| serde_json::from_str::<Finished>(l).ok()) {
+                    done.insert(f.output.clone(), f);
+                }
+            }
+        }
+        let journal = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .truncate(false)
+            .open(&journal_path)
+            .map_err(|e| Error::io(&journal_path, e))?;
+        if fresh {
+            journal.set_len(0).map_err(|e| Error::io(&journal_path, e))?;
+        }
+        Ok(RunState { _lock: lock, journal: Mutex::new(journal), done })
+    }
+
+    /// The earlier result for `output`, if the same input was checked with the same settings
+    /// and the output on disk is still the one written then.
+    pub fn finished(&self, output: &Path, input_sha256: &str, settings: &str) -> Option<&Finished> {
+        let f = self.done.get(output)?;
+        if f.input_sha256 != input_sha256 || f.settings != settings {
+            return None;
+        }
+        let on_disk = crate::models::sha256_file(output).ok()?;
+        (on_disk == f.output_sha256).then_some(f)
+    }
+
+    pub fn record(&self, finished: &Finished) -> Result<()> {
+        let mut line = serde_json::to_string(finished).expect("journal entry serialises");
+        line.push('\n');
+        let mut journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
+        journal.write_all(line.as_bytes()).map_err(|e| Error::io(JOURNAL, e))
+    }
+}
+
+/// `.<name>.blurgate` in the output folder's parent.
+pub fn state_dir(out: &Path) -> Result<PathBuf> {
+    let abs = out.canonicalize().map_err(|e| Error::io(out, e))?;
+    let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) else {
+        return Err(Error::Usage(format!("{}: choose an output folder below the file system root", out.display())));
+    };
+    Ok(parent.join(format!(".{}{}", name.to_string_lossy(), crate::media_in::STATE_SUFFIX)))
+}
+
+/// Temporary files are named `.NAME.blurgate-PID-N.tmp` (see `media_out::write_atomic`).
+fn remove_stale_temporaries(out: &Path) {
+    let stale = walkdir::WalkDir::new(out).into_iter().flatten().filter(|e| {
+        let name = e.file_name().to_string_lossy();
+        e.file_type().is_file() && name.starts_with('.') && name.ends_with(".tmp") && name.contains(".blurgate-")
+    });
+    for entry in stale {
+        let _ = std::fs::remove_file(entry.path());
+    }
+}

@@ -1,0 +1,311 @@
+//! Fail-closed behaviour under hostile input and interruption: decompression bombs, awkward
+//! real-world files, SIGKILL at random moments with resume, symlinks, concurrent runs.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use blurgate::report::{FileStatus, Report};
+use common::*;
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in data {
+        crc ^= b as u32;
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut c = (data.len() as u32).to_be_bytes().to_vec();
+    c.extend_from_slice(kind);
+    c.extend_from_slice(data);
+    let mut crc_input = kind.to_vec();
+    crc_input.extend_from_slice(data);
+    c.extend(crc32(&crc_input).to_be_bytes());
+    c
+}
+
+/// Tiny files that declare enormous images.
+fn bombs(dir: &Path) {
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = 65535u32.to_be_bytes().to_vec();
+    ihdr.extend(65535u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    png.extend(png_chunk(b"IHDR", &ihdr));
+    png.extend(png_chunk(b"IDAT", &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01]));
+    png.extend(png_chunk(b"IEND", &[]));
+    std::fs::write(dir.join("bomb.png"), png).unwrap();
+    // Baseline JPEG header declaring 65535×65535, three components, then end of image.
+    let jpeg = [
+        0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03,
+        0x11, 0x01, 0xFF, 0xD9,
+    ];
+    std::fs::write(dir.join("bomb.jpg"), jpeg).unwrap();
+    // GIF whose logical screen and frame are 65535×65535.
+    let mut gif = b"GIF89a".to_vec();
+    gif.extend([0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x00, 0x00]);
+    gif.extend([0x2C, 0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3B]);
+    std::fs::write(dir.join("bomb.gif"), gif).unwrap();
+}
+
+#[test]
+fn decompression_bombs_are_refused_before_allocation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
+    std::fs::create_dir(&src).unwrap();
+    bombs(&src);
+    std::fs::copy(fixture("photos/obama.jpg"), src.join("fine.jpg")).unwrap();
+    let started = Instant::now();
+    let o = blurgate(&["redact", s(&src), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    // Allocating 65535² pixels would take many seconds and ~12 GiB; refusing takes none.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let report = read_report(&report_path);
+    for name in ["bomb.png", "bomb.jpg", "bomb.gif"] {
+        let f = report.files.iter().find(|f| f.input.ends_with(name)).unwrap();
+        assert_eq!(f.status, FileStatus::Failed, "{name}");
+        assert!(!out.join(name).exists());
+    }
+    assert!(out.join("fine.jpg").exists());
+}
+
+/// The awkward corpus from ../shared when it is there; otherwise generated equivalents.
+fn awkward_inputs(tmp: &Path) -> PathBuf {
+    let shared = root().join("../shared/fixtures/awkward");
+    if shared.is_dir() {
+        return shared;
+    }
+    let dir = tmp.join("awkward");
+    std::fs::create_dir(&dir).unwrap();
+    bombs(&dir);
+    for name in ["obama.jpg", "t1.jpg", "biden.jpg"] {
+        let bytes = std::fs::read(fixture(&format!("photos/{name}"))).unwrap();
+        for (i, frac) in [0.1, 0.5, 0.9, 0.999].iter().enumerate() {
+            std::fs::write(dir.join(format!("cut{i}_{name}")), &bytes[..(bytes.len() as f64 * frac) as usize]).unwrap();
+        }
+        let mut flipped = bytes.clone();
+        let mid = flipped.len() / 2;
+        flipped[mid..mid + 64].iter_mut().for_each(|b| *b = !*b);
+        std::fs::write(dir.join(format!("corrupt_{name}")), flipped).unwrap();
+    }
+    let img = image::open(fixture("photos/astronaut.png")).unwrap();
+    image::DynamicImage::ImageRgb16(img.to_rgb16()).save(dir.join("sixteen_bit.png")).unwrap();
+    image::DynamicImage::ImageLumaA8(img.to_luma_alpha8()).save(dir.join("grey_alpha.png")).unwrap();
+    img.save(dir.join("astronaut.bmp")).unwrap();
+    img.save(dir.join("astronaut.gif")).unwrap();
+    std::fs::write(dir.join("photo.heic"), b"\0\0\0\x18ftypheic").unwrap();
+    dir
+}
+
+#[test]
+fn awkward_files_are_redacted_or_refused_never_leaked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = awkward_inputs(tmp.path());
+    let (out, report_path) = (tmp.path().join("out"), tmp.path().join("r.json"));
+    let started = Instant::now();
+    let o = blurgate(&["redact", s(&src), "--out", s(&out), "--report", s(&report_path), "--policy", "all", "-q"]);
+    assert!(o.status.code() == Some(0) || o.status.code() == Some(1), "{}", stderr(&o));
+    assert!(started.elapsed() < Duration::from_secs(600), "the corpus must finish in bounded time");
+    let report = read_report(&report_path);
+    assert!(report.files.len() >= 20);
+    for f in &report.files {
+        let err = f.error.as_deref().unwrap_or("");
+        assert!(!err.contains("internal error"), "{}: panicked: {err}", f.input);
+        assert!(f.seconds < 120.0, "{}: took {} s", f.input, f.seconds);
+        let rel = Path::new(&f.input).strip_prefix(&src).unwrap();
+        match f.status {
+            FileStatus::Failed => {
+                assert!(!err.is_empty(), "{}: failed without a reason", f.input);
+                assert!(!out.join(rel).exists(), "{}: failed but present in the output", f.input);
+            }
+            FileStatus::Redacted | FileStatus::Unchanged => {
+                let written = out.join(rel);
+                // Same format as the input's content, whatever the extension says.
+                let decoded = image::ImageReader::open(&written)
+                    .and_then(|r| r.with_guessed_format())
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.decode().map_err(|e| e.to_string()))
+                    .unwrap_or_else(|e| panic!("{}: output unreadable: {e}", f.input));
+                assert_eq!((Some(decoded.width()), Some(decoded.height())), (f.width, f.height), "{}", f.input);
+            }
+            FileStatus::Held => panic!("no register, nothing to hold"),
+        }
+    }
+    // Nothing the corpus holds appears in the output unless it was checked.
+    let listed: Vec<PathBuf> = report.files.iter().filter_map(|f| f.output.as_ref().map(PathBuf::from)).collect();
+    for entry in walkdir::WalkDir::new(&out).into_iter().flatten().filter(|e| e.file_type().is_file()) {
+        assert!(listed.contains(&entry.path().to_path_buf()), "{} was written but not reported", entry.path().display());
+    }
+}
+
+#[test]
+fn exif_orientation_corpus_comes_out_upright() {
+    // Pillow's hopper with Orientation 2-8: once the tag is applied each equals hopper.jpg.
+    let dir = root().join("../shared/fixtures/awkward/exif_orientation/hopper");
+    if !dir.is_dir() {
+        eprintln!("skipped: ../shared is not here (generated orientations are covered by tests/redact.rs)");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = blurgate(&["redact", s(&dir), "--out", s(&out), "--no-tiles", "--style", "fill", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let reference = rgb(&out.join("hopper.jpg"));
+    for entry in std::fs::read_dir(&out).unwrap().flatten() {
+        let img = rgb(&entry.path());
+        assert_eq!(img.dimensions(), reference.dimensions(), "{}", entry.path().display());
+        let total: u64 = (0..img.height())
+            .flat_map(|y| (0..img.width()).map(move |x| (x, y)))
+            .map(|(x, y)| diff(&img, &reference, x, y) as u64)
+            .sum();
+        let mean = total as f64 / (img.width() * img.height()) as f64;
+        assert!(mean < 12.0, "{}: differs from the upright reference (mean {mean:.1})", entry.path().display());
+    }
+}
+
+fn tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| (e.path().strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(e.path()).unwrap()))
+        .collect()
+}
+
+fn is_temporary(p: &Path) -> bool {
+    let name = p.file_name().unwrap().to_string_lossy();
+    name.starts_with('.') && name.ends_with(".tmp")
+}
+
+#[test]
+fn killed_runs_never_leave_partial_files_and_resume_to_completion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("event");
+    std::fs::create_dir_all(src.join("day2")).unwrap();
+    for (i, name) in ["t1.jpg", "obama.jpg", "biden.jpg", "obama3.jpg", "astronaut.png", "obama2.jpg"].iter().enumerate() {
+        let sub = if i % 2 == 0 { "" } else { "day2" };
+        std::fs::copy(fixture(&format!("photos/{name}")), src.join(sub).join(format!("{i}_{name}"))).unwrap();
+    }
+    let reference_out = tmp.path().join("reference");
+    let started = Instant::now();
+    let o = blurgate(&["redact", s(&src), "--out", s(&reference_out), "-j", "1", "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let full_run = started.elapsed();
+    let reference = tree(&reference_out);
+    assert_eq!(reference.len(), 6);
+
+    let out = tmp.path().join("publish");
+    let spawn = || {
+        Command::new(env!("CARGO_BIN_EXE_blurgate"))
+            .env("BLURGATE_MODELS", models_dir())
+            .args(["redact", s(&src), "--out", s(&out), "-j", "1", "-q"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let check_final_names = || {
+        for (rel, bytes) in tree(&out) {
+            if !is_temporary(&rel) {
+                assert_eq!(Some(&bytes), reference.get(&rel), "{} under its final name differs from a complete run", rel.display());
+            }
+        }
+    };
+    let state = tmp.path().canonicalize().unwrap().join(".publish.blurgate");
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut kills = 0;
+    // Twenty kills at random moments; runs that reach the end restart the job from scratch.
+    for _ in 0..60 {
+        if kills == 20 {
+            break;
+        }
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        let delay = Duration::from_millis(100 + seed % full_run.as_millis() as u64);
+        let mut child = spawn();
+        std::thread::sleep(delay);
+        let killed = child.try_wait().unwrap().is_none();
+        if killed {
+            child.kill().unwrap(); // SIGKILL
+            kills += 1;
+        }
+        child.wait().unwrap();
+        check_final_names();
+        if !killed {
+            // The run got to the end: start the job over so later kills land mid-way again.
+            std::fs::remove_dir_all(&out).unwrap();
+            std::fs::remove_dir_all(&state).unwrap();
+        }
+    }
+    assert_eq!(kills, 20, "twenty runs must be interrupted");
+    // A last kill just after the first photo is finished, so the resumed run has work to skip.
+    std::fs::remove_dir_all(&out).ok();
+    let mut child = spawn();
+    while tree(&out).keys().all(|p| is_temporary(p)) && child.try_wait().unwrap().is_none() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.kill().ok();
+    child.wait().unwrap();
+    check_final_names();
+    let report_path = tmp.path().join("final.json");
+    let o = blurgate(&["redact", s(&src), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let finished = tree(&out);
+    assert_eq!(finished, reference, "the resumed run must complete the job exactly");
+    let report: Report = read_report(&report_path);
+    assert_eq!(report.summary.files, 6);
+    assert!(report.files.iter().any(|f| f.resumed), "finished files are skipped on resume");
+    assert!(report.files.iter().all(|f| f.status != FileStatus::Failed));
+}
+
+#[test]
+fn symlinks_out_of_the_input_folder_are_not_followed_unless_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, outside) = (tmp.path().join("in"), tmp.path().join("private"));
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::copy(fixture("photos/obama.jpg"), outside.join("secret.jpg")).unwrap();
+    std::fs::copy(fixture("photos/biden.jpg"), src.join("real.jpg")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.jpg"), src.join("link_out.jpg")).unwrap();
+    std::os::unix::fs::symlink(src.join("real.jpg"), src.join("link_in.jpg")).unwrap();
+    let out = tmp.path().join("out");
+    let o = blurgate(&["redact", s(&src), "--out", s(&out), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("link_out.jpg"), "the skipped link is named: {}", stderr(&o));
+    assert!(out.join("real.jpg").exists() && out.join("link_in.jpg").exists());
+    assert!(!out.join("link_out.jpg").exists());
+    let out2 = tmp.path().join("out2");
+    let o = blurgate(&["redact", s(&src), "--out", s(&out2), "--follow-symlinks", "-q"]);
+    assert!(o.status.success());
+    assert!(out2.join("link_out.jpg").exists());
+}
+
+#[test]
+fn a_second_run_into_the_same_output_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("publish");
+    std::fs::create_dir_all(&out).unwrap();
+    let state = blurgate::pipeline::state::state_dir(&out).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    let lock = std::fs::File::create(state.join("lock")).unwrap();
+    lock.lock().unwrap();
+    let o = blurgate(&["redact", s(&fixture("photos/obama.jpg")), "--out", s(&out), "-q"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("another blurgate run"), "{}", stderr(&o));
+    assert!(!out.join("obama.jpg").exists());
+    drop(lock);
+    let o = blurgate(&["redact", s(&fixture("photos/obama.jpg")), "--out", s(&out), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
