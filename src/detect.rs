@@ -99,13 +99,28 @@ pub struct Tiling {
     pub size: u32,
     /// Overlap between neighbouring tiles: faces up to this size always lie whole inside a tile.
     pub overlap: u32,
+    pub when: TileWhen,
+}
+
+/// When the tiled pass runs on a photo larger than `max_side`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TileWhen {
+    /// Always: every large photo costs about one full-resolution inference more.
+    Always,
+    /// Unless the first pass found faces and every one of them is large: a close-up has no
+    /// crowd too small to see. Photos with no face or with small faces get the tiles.
+    Auto,
 }
 
 impl Default for Tiling {
     fn default() -> Self {
-        Tiling { size: 1024, overlap: 160 }
+        Tiling { size: 1024, overlap: 160, when: TileWhen::Auto }
     }
 }
+
+/// In `TileWhen::Auto`, a face shorter than this in the first pass's scaled photo suggests
+/// that smaller ones, below what that pass can see (about 10 px), may be there too.
+pub const SMALL_FACE_AT_FIRST_PASS: f32 = 40.0;
 
 #[derive(Debug, Clone)]
 pub struct DetectorOptions {
@@ -172,18 +187,32 @@ impl Detector {
 
     /// All faces in the photo, strongest first, in the photo's pixel coordinates.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
+        self.detect_traced(img, &mut Vec::new())
+    }
+
+    /// [`Detector::detect`], also listing the (height, width) of every network input it ran,
+    /// so benchmarks can time the inference alone on the same shapes.
+    pub fn detect_traced(&self, img: &RgbImage, shapes: &mut Vec<(usize, usize)>) -> Result<Vec<Detection>> {
         let (w, h) = img.dimensions();
         let long = w.max(h);
-        let mut found = if long > self.options.max_side {
+        let scaled = long > self.options.max_side;
+        let mut found = if scaled {
             let s = self.options.max_side as f32 / long as f32;
             let (sw, sh) = (((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1));
-            let small = image::imageops::resize(img, sw, sh, image::imageops::FilterType::Triangle);
+            let small = downscale(img, sw, sh);
             let (sx, sy) = (w as f32 / sw as f32, h as f32 / sh as f32);
-            self.run(&small, 0, 0, sw, sh)?.into_iter().map(|d| d.mapped(sx, sy, 0.0, 0.0)).collect()
+            self.run(&small, 0, 0, sw, sh, shapes)?.into_iter().map(|d| d.mapped(sx, sy, 0.0, 0.0)).collect()
         } else {
-            self.run(img, 0, 0, w, h)?
+            self.run(img, 0, 0, w, h, shapes)?
         };
-        if let Some(tiling) = self.options.tiling.filter(|_| long > self.options.max_side) {
+        let first_pass_scale = self.options.max_side as f32 / long as f32;
+        let needs_tiles = |t: &Tiling| match t.when {
+            TileWhen::Always => true,
+            TileWhen::Auto => {
+                found.is_empty() || found.iter().any(|d| d.bbox.height() * first_pass_scale < SMALL_FACE_AT_FIRST_PASS)
+            }
+        };
+        if let Some(tiling) = self.options.tiling.filter(|t| scaled && needs_tiles(t)) {
             for (tx, ty, tw, th) in tiles(w, h, tiling) {
                 let inner = |d: &Detection| {
                     // A box cut by an inner tile edge is a partial face; the overlap guarantees
@@ -194,7 +223,7 @@ impl Detector {
                         && (tx + tw == w || b.x2 < tw as f32 - 1.0)
                         && (ty + th == h || b.y2 < th as f32 - 1.0)
                 };
-                let tile_dets = self.run(img, tx, ty, tw, th)?;
+                let tile_dets = self.run(img, tx, ty, tw, th, shapes)?;
                 found.extend(tile_dets.iter().filter(|d| inner(d)).map(|d| d.mapped(1.0, 1.0, tx as f32, ty as f32)));
             }
             found = merge(found);
@@ -208,8 +237,9 @@ impl Detector {
 
     /// One inference over a region of `img`, padded to multiples of 32; detections in region
     /// coordinates.
-    fn run(&self, img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> Result<Vec<Detection>> {
+    fn run(&self, img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32, shapes: &mut Vec<(usize, usize)>) -> Result<Vec<Detection>> {
         let input = to_chw(img, x0, y0, w, h);
+        shapes.push((input.shape()[2], input.shape()[3]));
         let index = rayon::current_thread_index().unwrap_or(0) % self.sessions.len();
         // A poisoned lock means another inference panicked; the session itself is still valid.
         let mut session = self.sessions[index].lock().unwrap_or_else(|p| p.into_inner());
@@ -226,6 +256,26 @@ impl Detector {
         let grid = Grid { w: gw, h: gh, heat: maps[0].1, scale: maps[1].1, offset: maps[2].1, landmarks: maps[3].1 };
         Ok(decode(&grid, self.options.threshold, w as f32, h as f32))
     }
+}
+
+/// Runs the network once on a zero input of the given padded size: inference alone, for
+/// benchmarks that separate it from the pipeline around it.
+pub fn infer_only(detector: &Detector, height: usize, width: usize) -> Result<()> {
+    let input = Array4::<f32>::zeros((1, 3, height, width));
+    let index = rayon::current_thread_index().unwrap_or(0) % detector.sessions.len();
+    let mut session = detector.sessions[index].lock().unwrap_or_else(|p| p.into_inner());
+    session.run(ort::inputs![INPUT => TensorRef::from_array_view(input.view())?])?;
+    Ok(())
+}
+
+/// SIMD bilinear downscale (the detector's input needs no finer filter).
+fn downscale(img: &RgbImage, w: u32, h: u32) -> RgbImage {
+    use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
+    let mut out = RgbImage::new(w, h);
+    Resizer::new()
+        .resize(img, &mut out, &ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear)))
+        .expect("source and destination are both RGB8");
+    out
 }
 
 /// The network's four output maps, each channel-major over a `h`×`w` grid (stride 4).
@@ -336,7 +386,7 @@ mod tests {
 
     #[test]
     fn tiles_cover_the_image_with_overlap() {
-        let t = Tiling { size: 1024, overlap: 160 };
+        let t = Tiling { size: 1024, overlap: 160, when: TileWhen::Always };
         let rects = tiles(4000, 3000, t);
         assert_eq!(rects.len(), 5 * 4);
         for x in 0..4000 {

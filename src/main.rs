@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use blurgate::calibrate::PairSet;
-use blurgate::detect::{DetectorOptions, Tiling, DEFAULT_THRESHOLD};
+use blurgate::detect::{DetectorOptions, TileWhen, Tiling, DEFAULT_THRESHOLD};
 use blurgate::media_in::DecodeLimits;
 use blurgate::media_out::{EncodeOptions, MetadataPolicy};
 use blurgate::models::{sha256_file, ModelDir};
@@ -274,13 +274,16 @@ struct DetectionArgs {
     #[arg(long, default_value_t = 1280, value_name = "PIXELS")]
     max_side: u32,
 
-    /// Tile side for the second pass over large photos at full resolution (multiple of 32).
+    /// Second pass over photos larger than --max-side, in overlapping tiles at full
+    /// resolution, for faces too small for the first: auto runs it unless the first pass found
+    /// only large faces (a close-up); always runs it on every large photo (slower); never skips
+    /// it (fastest; small faces may be missed).
+    #[arg(long, value_enum, default_value_t = TilesArg::Auto, value_name = "WHEN")]
+    tiles: TilesArg,
+
+    /// Tile side for the second pass (multiple of 32).
     #[arg(long, default_value_t = Tiling::default().size, value_name = "PIXELS")]
     tile_size: u32,
-
-    /// Skip the tiled second pass (faster on large photos; small faces may be missed).
-    #[arg(long)]
-    no_tiles: bool,
 
     /// Refuse photos whose width or height exceeds this many pixels.
     #[arg(long, default_value_t = DecodeLimits::default().max_side, value_name = "PIXELS")]
@@ -295,7 +298,12 @@ impl DetectionArgs {
         Ok(DetectorOptions {
             threshold: self.threshold,
             max_side: self.max_side,
-            tiling: (!self.no_tiles).then_some(Tiling { size: self.tile_size, ..Tiling::default() }),
+            tiling: match self.tiles {
+                TilesArg::Never => None,
+                TilesArg::Auto => Some(TileWhen::Auto),
+                TilesArg::Always => Some(TileWhen::Always),
+            }
+            .map(|when| Tiling { size: self.tile_size, when, ..Tiling::default() }),
             ..DetectorOptions::default()
         })
     }
@@ -406,6 +414,13 @@ struct RedactArgs {
     /// Photos processed at once (default: one per CPU core).
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TilesArg {
+    Auto,
+    Always,
+    Never,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

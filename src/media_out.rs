@@ -4,7 +4,7 @@ use std::io::{Cursor, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, jpeg::JpegEncoder, png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
+use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
 use image::{DynamicImage, ImageEncoder, ImageFormat, RgbaImage};
 
 use crate::media_in::Photo;
@@ -43,9 +43,7 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
     let img = compose(photo.rgb, photo.alpha, photo.grey);
     let mut out = Cursor::new(Vec::new());
     let result = match photo.format {
-        ImageFormat::Jpeg => {
-            with_metadata(JpegEncoder::new_with_quality(&mut out, options.jpeg_quality), &img, icc, exif)
-        }
+        ImageFormat::Jpeg => return encode_jpeg(&img, options.jpeg_quality, icc, exif),
         ImageFormat::Png => with_metadata(PngEncoder::new(&mut out), &img, icc, exif),
         ImageFormat::WebP => with_metadata(WebPEncoder::new_lossless(&mut out), &img, icc, exif),
         ImageFormat::Tiff => with_metadata(TiffEncoder::new(&mut out), &img, icc, None),
@@ -57,6 +55,32 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
         other => Err(format!("writing {other:?} is not supported")),
     };
     result.map(|()| out.into_inner())
+}
+
+/// JPEG through `jpeg-encoder` (SIMD; about twice the speed of `image`'s encoder on 12 MP).
+fn encode_jpeg(img: &DynamicImage, quality: u8, icc: Option<Vec<u8>>, exif: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
+    use jpeg_encoder::{ColorType, Encoder};
+    let (w, h) = (u16::try_from(img.width()), u16::try_from(img.height()));
+    let (Ok(w), Ok(h)) = (w, h) else { return Err("JPEG cannot be larger than 65535 pixels a side".into()) };
+    let mut out = Vec::new();
+    let mut enc = Encoder::new(&mut out, quality);
+    if let Some(icc) = icc {
+        enc.add_icc_profile(&icc).map_err(|e| e.to_string())?;
+    }
+    if let Some(exif) = exif {
+        let mut segment = b"Exif\0\0".to_vec();
+        segment.extend_from_slice(&exif);
+        if enc.add_app_segment(1, &segment).is_err() {
+            tracing::warn!("EXIF block of {} bytes does not fit one JPEG segment: not kept", exif.len());
+        }
+    }
+    let result = match img {
+        DynamicImage::ImageLuma8(g) => enc.encode(g.as_raw(), w, h, ColorType::Luma),
+        DynamicImage::ImageRgb8(rgb) => enc.encode(rgb.as_raw(), w, h, ColorType::Rgb),
+        other => enc.encode(other.to_rgb8().as_raw(), w, h, ColorType::Rgb),
+    };
+    result.map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 fn with_metadata(mut enc: impl ImageEncoder, img: &DynamicImage, icc: Option<Vec<u8>>, exif: Option<Vec<u8>>) -> Result<(), String> {

@@ -159,7 +159,7 @@ fn exif_orientation_corpus_comes_out_upright() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let o = blurgate(&["redact", s(&dir), "--out", s(&out), "--no-tiles", "--style", "fill", "-q"]);
+    let o = blurgate(&["redact", s(&dir), "--out", s(&out), "--tiles", "never", "--style", "fill", "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let reference = rgb(&out.join("hopper.jpg"));
     for entry in std::fs::read_dir(&out).unwrap().flatten() {
