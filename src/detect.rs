@@ -10,11 +10,12 @@ use std::sync::Mutex;
 use image::RgbImage;
 use ndarray::Array4;
 use ort::environment::Environment;
-use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::session::Session;
 use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::models::{session, Device};
 
 /// Axis-aligned face box in image pixels, `x2`/`y2` exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -134,6 +135,7 @@ pub struct DetectorOptions {
     pub sessions: usize,
     /// ONNX Runtime intra-op threads per session.
     pub threads_per_session: usize,
+    pub device: Device,
 }
 
 impl Default for DetectorOptions {
@@ -144,6 +146,7 @@ impl Default for DetectorOptions {
             tiling: Some(Tiling::default()),
             sessions: 1,
             threads_per_session: 1,
+            device: Device::Cpu,
         }
     }
 }
@@ -168,15 +171,7 @@ impl Detector {
             return Err(Error::Usage("tile size must be a multiple of 32 and larger than the overlap".into()));
         }
         let sessions = (0..options.sessions.max(1))
-            .map(|_| {
-                Session::builder(env)?
-                    .with_optimization_level(GraphOptimizationLevel::All)?
-                    .with_intra_threads(options.threads_per_session.max(1))?
-                    .with_inter_threads(1)?
-                    .commit_from_file(model)
-                    .map(Mutex::new)
-                    .map_err(Error::from)
-            })
+            .map(|_| session(env, model, options.threads_per_session, options.device, &[]).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         Ok(Detector { sessions, options })
     }

@@ -8,11 +8,12 @@ use std::sync::Mutex;
 use image::RgbImage;
 use ndarray::Array4;
 use ort::environment::Environment;
-use ort::session::{builder::GraphOptimizationLevel, Session};
+use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::detect::Landmarks;
 use crate::error::{Error, Result};
+use crate::models::{session, Device};
 
 type StdResult<T, E> = std::result::Result<T, E>;
 
@@ -133,11 +134,12 @@ pub fn align(img: &RgbImage, landmarks: &Landmarks) -> RgbImage {
 pub struct EmbedderOptions {
     pub sessions: usize,
     pub threads_per_session: usize,
+    pub device: Device,
 }
 
 impl Default for EmbedderOptions {
     fn default() -> Self {
-        EmbedderOptions { sessions: 1, threads_per_session: 1 }
+        EmbedderOptions { sessions: 1, threads_per_session: 1, device: Device::Cpu }
     }
 }
 
@@ -147,18 +149,10 @@ pub struct Embedder {
 
 impl Embedder {
     pub fn try_new(env: &Environment, model: &Path, options: EmbedderOptions) -> Result<Self> {
+        // Block-quantised weights run 2-3× faster dequantised once at load.
+        let config = [("session.disable_quant_qdq", "1")];
         let sessions = (0..options.sessions.max(1))
-            .map(|_| {
-                Session::builder(env)?
-                    .with_optimization_level(GraphOptimizationLevel::All)?
-                    .with_intra_threads(options.threads_per_session.max(1))?
-                    .with_inter_threads(1)?
-                    // Block-quantised weights run 2-3× faster dequantised once at load.
-                    .with_config_entry("session.disable_quant_qdq", "1")?
-                    .commit_from_file(model)
-                    .map(Mutex::new)
-                    .map_err(Error::from)
-            })
+            .map(|_| session(env, model, options.threads_per_session, options.device, &config).map(Mutex::new))
             .collect::<Result<Vec<_>>>()?;
         Ok(Embedder { sessions })
     }

@@ -9,7 +9,7 @@ use blurgate::calibrate::PairSet;
 use blurgate::detect::{DetectorOptions, TileWhen, Tiling, DEFAULT_THRESHOLD};
 use blurgate::media_in::DecodeLimits;
 use blurgate::media_out::{EncodeOptions, MetadataPolicy};
-use blurgate::models::{sha256_file, ModelDir};
+use blurgate::models::{sha256_file, Device, ModelDir};
 use blurgate::pipeline::{run_find, run_redact, Engine, FindJob, Matching, RedactJob};
 use blurgate::policy::{Decision, Policy, Thresholds, DEFAULT_MATCH_THRESHOLD, DEFAULT_UNCERTAIN_THRESHOLD};
 use blurgate::redact::{RedactOptions, Shape, Style};
@@ -31,6 +31,11 @@ struct Cli {
     /// Folder with manifest.json, the ONNX models and the ONNX Runtime library.
     #[arg(long, global = true, value_name = "DIR", env = "BLURGATE_MODELS")]
     models: Option<PathBuf>,
+
+    /// Where the models run: cpu, or cuda (needs a build with the `cuda` feature and a CUDA
+    /// ONNX Runtime; falls back to the CPU with a warning).
+    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu, env = "BLURGATE_DEVICE")]
+    device: DeviceArg,
 
     /// No progress bar and no summary line.
     #[arg(short, long, global = true)]
@@ -291,7 +296,7 @@ struct DetectionArgs {
 }
 
 impl DetectionArgs {
-    fn options(&self) -> anyhow::Result<DetectorOptions> {
+    fn options(&self, base: DetectorOptions) -> anyhow::Result<DetectorOptions> {
         if !(0.0..=1.0).contains(&self.threshold) {
             return Err(usage("--threshold must be between 0 and 1"));
         }
@@ -304,7 +309,7 @@ impl DetectionArgs {
                 TilesArg::Always => Some(TileWhen::Always),
             }
             .map(|when| Tiling { size: self.tile_size, when, ..Tiling::default() }),
-            ..DetectorOptions::default()
+            ..base
         })
     }
 
@@ -417,6 +422,12 @@ struct RedactArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum TilesArg {
     Auto,
     Always,
@@ -455,14 +466,19 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let models = || ModelDir::locate(cli.models.as_deref());
+    let device = match cli.device {
+        DeviceArg::Cpu => Device::Cpu,
+        DeviceArg::Cuda => Device::Cuda,
+    };
+    let detector = DetectorOptions { device, ..DetectorOptions::default() };
     match cli.command {
-        Command::Redact(args) => redact(args, models()?, cli.quiet),
-        Command::Enroll(args) => enroll(args, models()?),
-        Command::Find(args) => find(args, models()?, cli.quiet),
+        Command::Redact(args) => redact(args, models()?, detector, cli.quiet),
+        Command::Enroll(args) => enroll(args, models()?, detector),
+        Command::Find(args) => find(args, models()?, detector, cli.quiet),
         Command::Forget(args) => forget(args),
         Command::Register(cmd) => register(cmd),
         Command::Audit(AuditCommand::Verify { file }) => audit_verify(&file),
-        Command::Calibrate(args) => calibrate(args, models()?),
+        Command::Calibrate(args) => calibrate(args, models()?, detector),
     }
 }
 
@@ -480,7 +496,7 @@ impl MatchArgs {
     }
 }
 
-fn redact(a: RedactArgs, models: ModelDir, quiet: bool) -> anyhow::Result<ExitCode> {
+fn redact(a: RedactArgs, models: ModelDir, detector: DetectorOptions, quiet: bool) -> anyhow::Result<ExitCode> {
     if a.mask_scale < 1.0 {
         return Err(usage("--mask-scale must be at least 1.0 (the mask never shrinks below the face)"));
     }
@@ -496,7 +512,7 @@ fn redact(a: RedactArgs, models: ModelDir, quiet: bool) -> anyhow::Result<ExitCo
     let job = RedactJob {
         inputs: a.inputs,
         out: a.out,
-        detector: a.detection.options()?,
+        detector: a.detection.options(detector)?,
         redact: RedactOptions {
             style: match a.style {
                 StyleArg::Blur => Style::Blur,
@@ -534,14 +550,14 @@ fn redact(a: RedactArgs, models: ModelDir, quiet: bool) -> anyhow::Result<ExitCo
     Ok(if s.failed > 0 || s.held > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
-fn enroll(a: EnrollArgs, models: ModelDir) -> anyhow::Result<ExitCode> {
+fn enroll(a: EnrollArgs, models: ModelDir, detector: DetectorOptions) -> anyhow::Result<ExitCode> {
     let expires_at = a.expires.as_deref().map(parse_date).transpose().map_err(usage)?;
     if a.id.trim().is_empty() {
         return Err(usage("--id must not be empty"));
     }
     let file = RegisterFile::new(&a.register.register, a.register.key_file.as_deref());
     let (mut register, key, new_key) = file.load_or_create()?;
-    let engine = Engine::new(&models, DetectorOptions::default(), true, 1)?;
+    let engine = Engine::new(&models, detector, true, 1)?;
     let options = EnrolOptions {
         pick_largest: a.pick.is_some(),
         min_face: a.min_face,
@@ -577,12 +593,12 @@ fn enroll(a: EnrollArgs, models: ModelDir) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn find(a: FindArgs, models: ModelDir, quiet: bool) -> anyhow::Result<ExitCode> {
+fn find(a: FindArgs, models: ModelDir, detector: DetectorOptions, quiet: bool) -> anyhow::Result<ExitCode> {
     let (register, _) = RegisterFile::new(&a.register.register, a.register.key_file.as_deref()).load()?;
     let person = register.person(&a.id).cloned().ok_or_else(|| usage(format!("no person with id `{}` in the register", a.id)))?;
     let job = FindJob {
         inputs: a.inputs,
-        detector: a.detection.options()?,
+        detector: a.detection.options(detector)?,
         limits: a.detection.limits(),
         matching: a.matching.matching(Register { people: vec![person] })?,
         jobs: a.jobs,
@@ -680,7 +696,7 @@ fn audit_verify(file: &std::path::Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn calibrate(a: CalibrateArgs, models: ModelDir) -> anyhow::Result<ExitCode> {
+fn calibrate(a: CalibrateArgs, models: ModelDir, detector: DetectorOptions) -> anyhow::Result<ExitCode> {
     let set = match (&a.identities, &a.pairs, &a.components) {
         (Some(dir), _, _) => PairSet::from_identities(dir)?,
         (_, Some(csv), _) => PairSet::from_csv(csv)?,
@@ -688,7 +704,7 @@ fn calibrate(a: CalibrateArgs, models: ModelDir) -> anyhow::Result<ExitCode> {
         _ => return Err(usage("give --identities DIR, --pairs CSV or --components JSON")),
     };
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let engine = Engine::new(&models, DetectorOptions::default(), true, workers)?;
+    let engine = Engine::new(&models, detector, true, workers)?;
     let c = blurgate::calibrate::calibrate(&engine, &set, &[0.01, 0.001])?;
     println!("photos: {} ({} without one usable face, left out)", c.photos, c.skipped.len());
     println!("pairs: {} same-person, {} different-person", c.same_pairs, c.different_pairs);

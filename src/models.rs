@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use ort::environment::Environment;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::Session;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -140,6 +142,52 @@ fn init_runtime(path: &Path) -> Result<&'static Environment> {
         Ok(env) => Ok(env),
         Err(reason) => Err(Error::Runtime { path: path.to_path_buf(), reason: reason.clone() }),
     }
+}
+
+/// Where inference runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// ONNX Runtime's CUDA execution provider; falls back to the CPU with a warning when the
+    /// build, the runtime library or the machine cannot provide it.
+    Cuda,
+}
+
+/// One inference session with blurgate's settings: full graph optimisation, `threads`
+/// intra-op threads, no inter-op parallelism (workers already run in parallel).
+pub fn session(env: &Environment, model: &Path, threads: usize, device: Device, config: &[(&str, &str)]) -> Result<Session> {
+    let mut builder = Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::All)?
+        .with_intra_threads(threads.max(1))?
+        .with_inter_threads(1)?;
+    for (key, value) in config {
+        builder = builder.with_config_entry(key, value)?;
+    }
+    if device == Device::Cuda {
+        builder = with_cuda(builder);
+    }
+    Ok(builder.commit_from_file(model)?)
+}
+
+fn warn_cpu_fallback(reason: &str) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tracing::warn!("--device cuda: {reason}; running on the CPU"));
+}
+
+#[cfg(feature = "cuda")]
+fn with_cuda(mut builder: SessionBuilder) -> SessionBuilder {
+    use ort::ep::ExecutionProvider;
+    if let Err(e) = ort::ep::CUDA::default().register(&mut builder) {
+        warn_cpu_fallback(&format!("CUDA is not available ({e})"));
+    }
+    builder
+}
+
+#[cfg(not(feature = "cuda"))]
+fn with_cuda(builder: SessionBuilder) -> SessionBuilder {
+    warn_cpu_fallback("this blurgate was built without the `cuda` feature");
+    builder
 }
 
 pub fn sha256_file(path: &Path) -> Result<String> {

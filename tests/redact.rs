@@ -354,3 +354,13 @@ fn a_damaged_model_is_refused() {
     assert!(stderr(&o).contains("sha256"), "{}", stderr(&o));
     assert!(!tmp.path().join("o").exists());
 }
+
+#[test]
+fn cuda_request_without_a_gpu_falls_back_to_cpu_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let o = blurgate(&["--device", "cuda", "redact", s(&fixture("photos/obama.jpg")), "--out", s(&out), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("running on the CPU"), "{}", stderr(&o));
+    assert!(out.join("obama.jpg").is_file());
+}

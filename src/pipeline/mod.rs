@@ -64,7 +64,8 @@ impl Engine {
         let embedder = if recognise {
             let sface = models.model("sface")?;
             model_hashes.insert(sface.name.clone(), sface.sha256.clone());
-            Some(Embedder::try_new(env, &sface.path, EmbedderOptions { sessions: workers, threads_per_session: threads })?)
+            let options = EmbedderOptions { sessions: workers, threads_per_session: threads, device: detector.options().device };
+            Some(Embedder::try_new(env, &sface.path, options)?)
         } else {
             None
         };
