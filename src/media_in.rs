@@ -238,24 +238,40 @@ impl Default for DecodeLimits {
     }
 }
 
+/// The decoder's error in words people can act on, with its detail kept for a bug report.
+fn explain(format: ImageFormat, e: image::ImageError) -> String {
+    use image::ImageError as E;
+    let name = format!("{format:?}").to_uppercase();
+    match e {
+        E::Limits(detail) => format!(
+            "the image is too large to process safely ({detail}); --max-dimension raises the size limit"
+        ),
+        E::Unsupported(detail) => format!("this kind of {name} is not supported ({detail})"),
+        E::IoError(detail) if detail.kind() == std::io::ErrorKind::UnexpectedEof => {
+            format!("the {name} file is cut short ({detail})")
+        }
+        other => format!("the {name} file is damaged or not a valid {name} ({other})"),
+    }
+}
+
 pub fn decode(bytes: &[u8], limits: DecodeLimits) -> std::result::Result<Photo, String> {
     let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|e| e.to_string())?;
-    let format = reader.format().ok_or("not a recognised image format")?;
+    let format = reader.format().ok_or("not a photo format blurgate can read (unknown or damaged file header)")?;
     // The JPEG decoder fills a cut-off file with grey and reports success: a photo whose lower
     // part is missing cannot be said to have been checked.
     if format == ImageFormat::Jpeg && !jpeg_is_complete(bytes) {
-        return Err("the JPEG data is truncated (no end-of-image marker after the last scan)".into());
+        return Err("the JPEG file is cut short or damaged (its image data does not end properly)".into());
     }
     let mut l = Limits::default();
     l.max_image_width = Some(limits.max_side);
     l.max_image_height = Some(limits.max_side);
     l.max_alloc = Some(limits.max_alloc);
     reader.limits(l);
-    let mut decoder = reader.into_decoder().map_err(|e| e.to_string())?;
+    let mut decoder = reader.into_decoder().map_err(|e| explain(format, e))?;
     let icc = decoder.icc_profile().ok().flatten();
     let exif = decoder.exif_metadata().ok().flatten();
-    let orientation = decoder.orientation().map_err(|e| e.to_string())?;
-    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| e.to_string())?;
+    let orientation = decoder.orientation().map_err(|e| explain(format, e))?;
+    let mut img = DynamicImage::from_decoder(decoder).map_err(|e| explain(format, e))?;
     img.apply_orientation(orientation);
     let colour = img.color();
     let alpha = colour.has_alpha().then(|| {
@@ -329,6 +345,6 @@ mod tests {
         let whole = jpeg(64, 48);
         assert!(decode(&whole, DecodeLimits::default()).is_ok());
         let err = decode(&whole[..whole.len() * 2 / 3], DecodeLimits::default()).err().unwrap();
-        assert!(err.contains("truncated"), "{err}");
+        assert!(err.contains("cut short"), "{err}");
     }
 }
