@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# blurgate against deface 1.5.0, in one run, on the same photos and the same machine.
+#
+#   bash scripts/bench.sh              # 3 rounds
+#   ROUNDS=5 bash scripts/bench.sh
+#
+# 1. Sets up deface 1.5.0 in .cache/bench-venv (every package pinned with == and by sha256 in
+#    scripts/bench-requirements.txt, installed from PyPI with --no-deps).
+# 2. Image set (.cache/bench/set): the fixture photos plus a 12-megapixel Lanczos upscale of each
+#    (scripts/bench_images.py), the size of an event photo.
+# 3. ROUNDS rounds, alternating the tools (and which goes first): each tool processes the whole
+#    set in one process per round, at its default settings, writing every output file:
+#      deface DIR                    (thresh 0.2, mask-scale 1.3, blur, full resolution; writes
+#                                     NAME_anonymized.EXT beside each input, in a linked copy)
+#      blurgate redact DIR --out OUT --fresh -q --report R.json
+#    Wall time and peak RSS come from scripts/bench_measure.py (getrusage of the child).
+#    Prints images/s and peak RSS of each, and the ratio blurgate / deface (medians).
+# 4. Inference-only rate (examples/inference_rate.rs): ONNX Runtime alone on the network input
+#    shapes blurgate runs for the same photos, with the pipeline's threads; pipeline efficiency
+#    = pipeline rate / inference-only rate. Also a per-stage breakdown by photo size.
+# 5. Recall on the hand-labelled set in shared/fixtures/annotated/dlib_pascal_faces (when
+#    present; ANNOTATED=DIR to point elsewhere): blurgate defaults vs deface defaults
+#    (scripts/deface_boxes.py), scored by scripts/recall.py.
+# 6. Peak RSS on 100 vs 2,000 files (scripts/bench_memory.sh; BENCH_MEMORY=0 skips it).
+#
+# Needs: bash scripts/setup.sh done (models/, fixtures/photos/), python3.11 with venv, cargo,
+# network access to PyPI the first time. Idempotent; everything it writes is under .cache/.
+# BENCH_SKIP_BUILD=1 uses the binaries already built. A benchmark for people: never run by CI.
+# Timings on a shared 2-core machine are noisy: compare tools within one run, not across runs.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+ROUNDS=${ROUNDS:-3}
+MEGAPIXELS=${MEGAPIXELS:-12}
+PYTHON=${PYTHON:-python3}
+VENV=.cache/bench-venv
+WORK=.cache/bench
+REQUIREMENTS=scripts/bench-requirements.txt
+BLURGATE=target/release/blurgate
+INFERENCE=target/release/examples/inference_rate
+
+say() { printf 'bench: %s\n' "$*"; }
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+section() { printf '\n== %s ==\n' "$*"; }
+
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number (got '$ROUNDS')"
+
+# --- prerequisites -------------------------------------------------------------------------------
+
+if [[ ! -f models/manifest.json || ! -d fixtures/photos ]]; then
+  say "models/ or fixtures/photos/ missing: running scripts/setup.sh"
+  BLURGATE_SKIP_BUILD=1 bash scripts/setup.sh
+fi
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+  say "building blurgate and examples/inference_rate (release)"
+  cargo build --release --quiet --bin blurgate --example inference_rate
+fi
+[[ -x $BLURGATE && -x $INFERENCE ]] || die "$BLURGATE or $INFERENCE missing (run without BENCH_SKIP_BUILD)"
+
+# The venv is rebuilt whenever the pinned list changes.
+if [[ ! -x $VENV/bin/deface ]] || ! cmp -s "$REQUIREMENTS" "$VENV/requirements.txt"; then
+  say "setting up deface 1.5.0 in $VENV"
+  "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
+    || die "the pinned wheels are for CPython 3.11; set PYTHON=python3.11"
+  rm -rf "$VENV"
+  "$PYTHON" -m venv "$VENV"
+  # PyPI only: no local wheel folders or extra indexes from the environment.
+  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
+    "$VENV/bin/python" -m pip install --quiet --no-deps --only-binary :all: --require-hashes -r "$REQUIREMENTS" \
+    || die "pip could not install $REQUIREMENTS"
+  cp "$REQUIREMENTS" "$VENV/requirements.txt"
+fi
+VPY=$VENV/bin/python
+[[ $("$VENV/bin/deface" --version) == 1.5.0 ]] || die "$VENV/bin/deface is not version 1.5.0"
+
+# --- image set -----------------------------------------------------------------------------------
+
+section "image set"
+shopt -s nullglob
+sources=(fixtures/photos/*.jpg fixtures/photos/*.jpeg fixtures/photos/*.png)
+shopt -u nullglob
+((${#sources[@]} > 0)) || die "no photos in fixtures/photos: run bash scripts/setup.sh"
+mkdir -p "$WORK"
+SET=$WORK/set
+"$VPY" scripts/bench_images.py "$SET" "${sources[@]}" --megapixels "$MEGAPIXELS"
+N=$(find "$SET" -maxdepth 1 -type f | wc -l)
+say "$N images: ${#sources[@]} fixture photos + ${#sources[@]} renditions of ${MEGAPIXELS} MP"
+
+# deface writes NAME_anonymized.EXT beside its inputs (its -o names one output file, not a
+# folder), so it reads a linked copy of the set.
+DEFACE_IN=$WORK/deface-in
+rm -rf "$DEFACE_IN"
+mkdir -p "$DEFACE_IN"
+for f in "$SET"/*; do
+  ln "$f" "$DEFACE_IN/" 2>/dev/null || cp "$f" "$DEFACE_IN/"
+done
+BLURGATE_OUT=$WORK/blurgate-out
+
+run_deface() {
+  find "$DEFACE_IN" -name '*_anonymized.*' -delete
+  "$PYTHON" scripts/bench_measure.py "$WORK/deface.log" -- "$VENV/bin/deface" "$DEFACE_IN" \
+    || die "deface failed (see $WORK/deface.log)"
+  local written
+  written=$(find "$DEFACE_IN" -name '*_anonymized.*' | wc -l)
+  ((written == N)) || die "deface wrote $written of $N files (see $WORK/deface.log)"
+}
+
+run_blurgate() {
+  rm -rf "$BLURGATE_OUT" "$WORK/.blurgate-out.blurgate"
+  "$PYTHON" scripts/bench_measure.py "$WORK/blurgate.log" -- \
+    "$BLURGATE" redact "$SET" --out "$BLURGATE_OUT" --fresh -q --report "$WORK/blurgate-report.json" \
+    || die "blurgate failed (see $WORK/blurgate.log)"
+  local written
+  written=$(find "$BLURGATE_OUT" -type f | wc -l)
+  ((written == N)) || die "blurgate wrote $written of $N files (see $WORK/blurgate.log)"
+}
+
+# --- rounds --------------------------------------------------------------------------------------
+
+section "pipeline: $ROUNDS rounds, $N images, one process per tool per round"
+: >"$WORK/deface.log"
+: >"$WORK/blurgate.log"
+RESULTS=$WORK/results.tsv
+: >"$RESULTS"
+for ((r = 1; r <= ROUNDS; r++)); do
+  if ((r % 2)); then order=(deface blurgate); else order=(blurgate deface); fi
+  for tool in "${order[@]}"; do
+    line=$("run_$tool")
+    wall=${line#wall_s=}
+    wall=${wall%% *}
+    rss=${line##*peak_rss_mib=}
+    printf '%s\t%s\t%s\t%s\n' "$r" "$tool" "$wall" "$rss" >>"$RESULTS"
+    awk -v r="$r" -v t="$tool" -v n="$N" -v w="$wall" -v m="$rss" \
+      'BEGIN { printf "round %d  %-8s  %7.2f s  %7.3f images/s  peak RSS %7.1f MiB\n", r, t, w, n / w, m }'
+  done
+done
+
+# --- inference only ------------------------------------------------------------------------------
+
+section "inference only (ONNX Runtime on blurgate's network inputs for the same images)"
+"$INFERENCE" --rounds "$ROUNDS" --stages "$SET" | tee "$WORK/inference.txt"
+INFER_RATE=$(sed -n 's/^inference-only rate: median \([0-9.]*\) images.*/\1/p' "$WORK/inference.txt")
+[[ -n $INFER_RATE ]] || die "no rate in the output of $INFERENCE"
+
+section "summary ($N images, $ROUNDS rounds, medians)"
+"$PYTHON" - "$RESULTS" "$N" "$INFER_RATE" "$WORK/blurgate-report.json" <<'EOF'
+import json
+import statistics
+import sys
+
+results, n, infer, report = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+rows = [line.split("\t") for line in open(results).read().splitlines()]
+rate, rss = {}, {}
+for tool in ("deface", "blurgate"):
+    walls = [float(w) for _, t, w, _ in rows if t == tool]
+    rate[tool] = n / statistics.median(walls)
+    rss[tool] = max(float(m) for _, t, _, m in rows if t == tool)
+    spread = (max(walls) - min(walls)) / statistics.median(walls)
+    print(f"{tool:9s} {rate[tool]:7.3f} images/s  (rounds: {', '.join(f'{n / w:.3f}' for w in walls)};"
+          f" spread {spread:.0%})  peak RSS {rss[tool]:7.1f} MiB")
+print(f"ratio blurgate / deface: {rate['blurgate'] / rate['deface']:.2f}x images/s,"
+      f" {rss['blurgate'] / rss['deface']:.2f}x peak RSS")
+print(f"blurgate inference-only: {infer:.3f} images/s; pipeline efficiency"
+      f" {rate['blurgate'] / infer:.0%} (pipeline rate / inference-only rate)")
+# blurgate's own per-file timing (last round): time in the workers vs start-up and the rest.
+r = json.load(open(report))
+files = r["files"]
+last_wall = float([w for _, t, w, _ in rows if t == "blurgate"][-1])
+by_class = {}
+for f in files:
+    big = (f.get("width") or 0) * (f.get("height") or 0) > 8_000_000
+    by_class.setdefault("over 8 MP" if big else "up to 8 MP", []).append(f["seconds"])
+print("blurgate last round: " + "; ".join(
+    f"{k} {1000 * statistics.mean(v):.0f} ms per photo per worker ({len(v)} photos)" for k, v in sorted(by_class.items())))
+print(f"blurgate last round: run {r['summary']['seconds']:.2f} s of {last_wall:.2f} s wall"
+      f" (outside it: process start, report writing, exit: {last_wall - r['summary']['seconds']:.2f} s)")
+EOF
+
+# --- recall --------------------------------------------------------------------------------------
+
+ANNOTATED=${ANNOTATED:-}
+if [[ -z $ANNOTATED ]]; then
+  for d in "$ROOT/../shared" "$ROOT/shared" /work/shared; do
+    if [[ -f $d/fixtures/annotated/dlib_pascal_faces/annotations.json ]]; then
+      ANNOTATED=$d/fixtures/annotated/dlib_pascal_faces
+      break
+    fi
+  done
+fi
+if [[ -n $ANNOTATED && -f $ANNOTATED/annotations.json ]]; then
+  section "recall on $ANNOTATED (hand-labelled faces)"
+  rm -rf "$WORK/recall-out" "$WORK/.recall-out.blurgate"
+  "$BLURGATE" redact "$ANNOTATED" --out "$WORK/recall-out" --fresh -q --report "$WORK/recall-blurgate.json"
+  "$VPY" scripts/deface_boxes.py "$WORK/recall-deface.json" "$ANNOTATED" >/dev/null
+  echo "-- blurgate (defaults: threshold 0.3, max-side 1280, tiles auto)"
+  "$PYTHON" scripts/recall.py "$ANNOTATED/annotations.json" "$WORK/recall-blurgate.json"
+  echo "-- deface (defaults: threshold 0.2, full resolution)"
+  "$PYTHON" scripts/recall.py "$ANNOTATED/annotations.json" "$WORK/recall-deface.json"
+else
+  section "recall: skipped (no shared/fixtures/annotated/dlib_pascal_faces; set ANNOTATED=DIR)"
+fi
+
+# --- memory --------------------------------------------------------------------------------------
+
+if [[ ${BENCH_MEMORY:-1} != 0 ]]; then
+  section "memory: blurgate peak RSS by number of files"
+  bash scripts/bench_memory.sh
+fi
