@@ -93,10 +93,13 @@ for t in "${targets[@]}"; do
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")
     [ -n "$runs" ] || runs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
+    wall=$(cat "fuzz/logs/$t.wall")
+    # -fork mode prints no final stats: executions from its last status line.
+    [ -n "$speed" ] || { [ -n "$runs" ] && [ "$wall" -gt 0 ] && speed=$((runs / wall)); } || true
     new=$(ls "fuzz/artifacts/$t" 2>/dev/null | sed "s|^|$t/|" | grep -vxF -f "$before" || true)
     n=$(grep -c . <<<"$new" || true)
     printf '%-18s %12s %8s %8s %8s %8s %7s  %s\n' "$t" "${runs:-?}" "${speed:-?}" "${cov:-?}" "${ft:-?}" \
-        "${corp:-?}" "$(cat "fuzz/logs/$t.wall")" "$n"
+        "${corp:-?}" "$wall" "$n"
     if [ "$n" -gt 0 ]; then
         found=1
         sed 's|^|    fuzz/artifacts/|' <<<"$new"
