@@ -5,7 +5,8 @@
 #
 # Targets (fuzz/fuzz_targets/):
 #   decode_preprocess  bytes -> media_in::decode (4096 px, 64 MiB limits) -> detect::to_chw,
-#                      plus media_in::jpeg_is_complete
+#                      plus media_in::jpeg_is_complete (a custom mutator re-computes PNG chunk
+#                      CRCs so mutated PNGs get past the CRC check)
 #   register_open      bytes -> register::store::open with a fixed key; or, first byte odd,
 #                      plaintext register JSON -> seal -> open round trip
 #
