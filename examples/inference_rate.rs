@@ -2,7 +2,7 @@
 //! `blurgate redact` pipeline on the same photos (pipeline efficiency = pipeline rate /
 //! inference-only rate; see scripts/bench.sh).
 //!
-//!   cargo run --release --example inference_rate -- [--rounds N] [--stages] PHOTO_OR_DIR...
+//!   cargo run --release --example inference_rate -- [--rounds N] [--workers N] [--stages] PHOTO_OR_DIR...
 //!
 //! Each photo is decoded as the pipeline does and run once through the detector at default
 //! settings to record the network input shapes the pipeline really runs for it (the scaled
@@ -10,6 +10,9 @@
 //! with the pipeline's thread budget: one session per worker, workers = cores capped by the
 //! number of files, intra-op threads = cores / workers, inside a rayon pool of `workers`
 //! threads. Every distinct shape is run once on every session before timing.
+//!
+//! `--workers N` overrides the worker count (as `blurgate redact --jobs N` does), for
+//! comparing thread budgets.
 //!
 //! `--stages` adds a single-worker breakdown per photo size class: decode, detection (of which
 //! inference), redaction and encoding, in milliseconds per photo.
@@ -40,14 +43,16 @@ struct Input {
 fn main() -> Result<()> {
     let mut rounds = 3usize;
     let mut stages = false;
+    let mut jobs: Option<usize> = None;
     let mut paths = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().context("--rounds needs a number")?.parse()?,
             "--stages" => stages = true,
+            "--workers" => jobs = Some(args.next().context("--workers needs a number")?.parse()?),
             "-h" | "--help" => {
-                println!("usage: inference_rate [--rounds N] [--stages] PHOTO_OR_DIR...");
+                println!("usage: inference_rate [--rounds N] [--workers N] [--stages] PHOTO_OR_DIR...");
                 return Ok(());
             }
             _ => paths.push(PathBuf::from(a)),
@@ -55,12 +60,12 @@ fn main() -> Result<()> {
     }
     let files = collect(&paths)?;
     if files.is_empty() {
-        bail!("no photos given (usage: inference_rate [--rounds N] [--stages] PHOTO_OR_DIR...)");
+        bail!("no photos given (usage: inference_rate [--rounds N] [--workers N] [--stages] PHOTO_OR_DIR...)");
     }
 
     // The pipeline's thread budget (pipeline::workers and Engine::new).
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = cores.clamp(1, files.len());
+    let workers = jobs.unwrap_or(cores).clamp(1, files.len());
     let threads = (cores / workers).max(1);
 
     let dir = ModelDir::locate(None)?;
