@@ -5,17 +5,15 @@
 //! (finds the small faces at the back of a group photo that the scaled pass loses).
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use image::RgbImage;
 use ndarray::Array4;
 use ort::environment::Environment;
-use ort::session::Session;
 use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::models::{session, Device};
+use crate::models::{Device, SessionPool};
 
 /// Axis-aligned face box in image pixels, `x2`/`y2` exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -161,7 +159,7 @@ const INPUT: &str = "input.1";
 const OUTPUTS: [&str; 4] = ["537", "538", "539", "540"];
 
 pub struct Detector {
-    sessions: Vec<Mutex<Session>>,
+    sessions: SessionPool,
     options: DetectorOptions,
 }
 
@@ -170,9 +168,8 @@ impl Detector {
         if options.tiling.is_some_and(|t| t.size % 32 != 0 || t.overlap >= t.size) {
             return Err(Error::Usage("tile size must be a multiple of 32 and larger than the overlap".into()));
         }
-        let sessions = (0..options.sessions.max(1))
-            .map(|_| session(env, model, options.threads_per_session, options.device, &[]).map(Mutex::new))
-            .collect::<Result<Vec<_>>>()?;
+        let sessions =
+            SessionPool::new(env, model, options.sessions, options.threads_per_session, options.device, &[])?;
         Ok(Detector { sessions, options })
     }
 
@@ -235,9 +232,7 @@ impl Detector {
     fn run(&self, img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32, shapes: &mut Vec<(usize, usize)>) -> Result<Vec<Detection>> {
         let input = to_chw(img, x0, y0, w, h);
         shapes.push((input.shape()[2], input.shape()[3]));
-        let index = rayon::current_thread_index().unwrap_or(0) % self.sessions.len();
-        // A poisoned lock means another inference panicked; the session itself is still valid.
-        let mut session = self.sessions[index].lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = self.sessions.get();
         let outputs = session.run(ort::inputs![INPUT => TensorRef::from_array_view(input.view())?])?;
         let mut maps = Vec::with_capacity(4);
         for name in OUTPUTS {
@@ -257,8 +252,7 @@ impl Detector {
 /// benchmarks that separate it from the pipeline around it.
 pub fn infer_only(detector: &Detector, height: usize, width: usize) -> Result<()> {
     let input = Array4::<f32>::zeros((1, 3, height, width));
-    let index = rayon::current_thread_index().unwrap_or(0) % detector.sessions.len();
-    let mut session = detector.sessions[index].lock().unwrap_or_else(|p| p.into_inner());
+    let mut session = detector.sessions.get();
     session.run(ort::inputs![INPUT => TensorRef::from_array_view(input.view())?])?;
     Ok(())
 }

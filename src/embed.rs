@@ -3,17 +3,15 @@
 //! encrypted in a register.
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use image::RgbImage;
 use ndarray::Array4;
 use ort::environment::Environment;
-use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::detect::Landmarks;
 use crate::error::{Error, Result};
-use crate::models::{session, Device};
+use crate::models::{Device, SessionPool};
 
 type StdResult<T, E> = std::result::Result<T, E>;
 
@@ -144,16 +142,15 @@ impl Default for EmbedderOptions {
 }
 
 pub struct Embedder {
-    sessions: Vec<Mutex<Session>>,
+    sessions: SessionPool,
 }
 
 impl Embedder {
     pub fn try_new(env: &Environment, model: &Path, options: EmbedderOptions) -> Result<Self> {
         // Block-quantised weights run 2-3× faster dequantised once at load.
         let config = [("session.disable_quant_qdq", "1")];
-        let sessions = (0..options.sessions.max(1))
-            .map(|_| session(env, model, options.threads_per_session, options.device, &config).map(Mutex::new))
-            .collect::<Result<Vec<_>>>()?;
+        let sessions =
+            SessionPool::new(env, model, options.sessions, options.threads_per_session, options.device, &config)?;
         Ok(Embedder { sessions })
     }
 
@@ -171,8 +168,7 @@ impl Embedder {
                 }
             }
         }
-        let index = rayon::current_thread_index().unwrap_or(0) % self.sessions.len();
-        let mut session = self.sessions[index].lock().unwrap_or_else(|p| p.into_inner());
+        let mut session = self.sessions.get();
         let outputs = session.run(ort::inputs![INPUT => TensorRef::from_array_view(input.view())?])?;
         let (shape, data) = outputs[OUTPUT].try_extract_tensor::<f32>()?;
         let dim = *shape.last().unwrap_or(&0) as usize;

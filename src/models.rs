@@ -170,6 +170,33 @@ pub fn session(env: &Environment, model: &Path, threads: usize, device: Device, 
     Ok(builder.commit_from_file(model)?)
 }
 
+/// One session per pipeline worker: worker `i` of a rayon pool always uses session `i`, so
+/// workers never wait for each other (`Session::run` needs exclusive access).
+pub struct SessionPool(Vec<std::sync::Mutex<Session>>);
+
+impl SessionPool {
+    pub fn new(
+        env: &Environment,
+        model: &Path,
+        sessions: usize,
+        threads: usize,
+        device: Device,
+        config: &[(&str, &str)],
+    ) -> Result<Self> {
+        let pool = (0..sessions.max(1))
+            .map(|_| session(env, model, threads, device, config).map(std::sync::Mutex::new))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SessionPool(pool))
+    }
+
+    /// The calling worker's session. A poisoned lock means an earlier inference panicked; the
+    /// session itself is still valid.
+    pub fn get(&self) -> std::sync::MutexGuard<'_, Session> {
+        let index = rayon::current_thread_index().unwrap_or(0) % self.0.len();
+        self.0[index].lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 fn warn_cpu_fallback(reason: &str) {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| tracing::warn!("--device cuda: {reason}; running on the CPU"));
