@@ -59,7 +59,7 @@ impl FaceBox {
             y2: self.y2.clamp(0.0, h),
         }
     }
-    fn mapped(&self, sx: f32, sy: f32, dx: f32, dy: f32) -> FaceBox {
+    pub(crate) fn mapped(&self, sx: f32, sy: f32, dx: f32, dy: f32) -> FaceBox {
         FaceBox { x1: self.x1 * sx + dx, y1: self.y1 * sy + dy, x2: self.x2 * sx + dx, y2: self.y2 * sy + dy }
     }
 }
@@ -89,6 +89,15 @@ impl Detection {
             landmarks: self.landmarks.mapped(sx, sy, dx, dy),
         }
     }
+}
+
+/// What the first pass over a preview found.
+#[derive(Debug, Clone)]
+pub enum FirstPass {
+    /// Every face: the tiled pass is not needed.
+    Done(Vec<Detection>),
+    /// The faces found so far; the photo also needs the tiled pass at full resolution.
+    NeedsTiles(Vec<Detection>),
 }
 
 /// The tiled native-resolution pass.
@@ -186,17 +195,67 @@ impl Detector {
     /// so benchmarks can time the inference alone on the same shapes.
     pub fn detect_traced(&self, img: &RgbImage, shapes: &mut Vec<(usize, usize)>) -> Result<Vec<Detection>> {
         let (w, h) = img.dimensions();
-        let long = w.max(h);
-        let scaled = long > self.options.max_side;
-        let mut found = if scaled {
-            let s = self.options.max_side as f32 / long as f32;
-            let (sw, sh) = (((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1));
-            let small = downscale(img, sw, sh);
-            let (sx, sy) = (w as f32 / sw as f32, h as f32 / sh as f32);
-            self.run(&small, 0, 0, sw, sh, shapes)?.into_iter().map(|d| d.mapped(sx, sy, 0.0, 0.0)).collect()
+        let found = self.first_pass(img, w, h, shapes)?;
+        match self.tiling_for(&found, w, h) {
+            Some(tiling) => self.tiled_pass(img, found, tiling, shapes),
+            None => Ok(clipped(found, w, h)),
+        }
+    }
+
+    /// The first pass on `preview`, a reduced copy of a `w`×`h` photo whose long side is at
+    /// least `max_side` (or the photo itself); detections in the photo's coordinates.
+    pub fn detect_preview(&self, preview: &RgbImage, w: u32, h: u32) -> Result<FirstPass> {
+        let found = self.first_pass(preview, w, h, &mut Vec::new())?;
+        Ok(match self.tiling_for(&found, w, h) {
+            Some(_) => FirstPass::NeedsTiles(found),
+            None => FirstPass::Done(clipped(found, w, h)),
+        })
+    }
+
+    /// Completes [`Detector::detect_preview`]'s `NeedsTiles` with the tiled pass over the photo
+    /// at full resolution.
+    pub fn detect_tiles(&self, img: &RgbImage, first: Vec<Detection>) -> Result<Vec<Detection>> {
+        let tiling = self.options.tiling.ok_or_else(|| Error::Usage("tiling is off".into()))?;
+        self.tiled_pass(img, first, tiling, &mut Vec::new())
+    }
+
+    fn tiled_pass(&self, img: &RgbImage, mut found: Vec<Detection>, tiling: Tiling, shapes: &mut Vec<(usize, usize)>) -> Result<Vec<Detection>> {
+        let (w, h) = img.dimensions();
+        for (tx, ty, tw, th) in tiles(w, h, tiling) {
+            let inner = |d: &Detection| {
+                // A box cut by an inner tile edge is a partial face; the overlap guarantees
+                // that a neighbouring tile holds it whole.
+                let b = &d.bbox;
+                (tx == 0 || b.x1 > 1.0)
+                    && (ty == 0 || b.y1 > 1.0)
+                    && (tx + tw == w || b.x2 < tw as f32 - 1.0)
+                    && (ty + th == h || b.y2 < th as f32 - 1.0)
+            };
+            let tile_dets = self.run(img, tx, ty, tw, th, shapes)?;
+            found.extend(tile_dets.iter().filter(|d| inner(d)).map(|d| d.mapped(1.0, 1.0, tx as f32, ty as f32)));
+        }
+        Ok(clipped(merge(found), w, h))
+    }
+
+    /// The whole-photo pass: `img` (the `w`×`h` photo, or a copy of it at another size) scaled
+    /// so its long side is at most `max_side`; detections in the photo's coordinates.
+    fn first_pass(&self, img: &RgbImage, w: u32, h: u32, shapes: &mut Vec<(usize, usize)>) -> Result<Vec<Detection>> {
+        let s = (self.options.max_side as f32 / w.max(h) as f32).min(1.0);
+        let (sw, sh) = (((w as f32 * s).round() as u32).max(1), ((h as f32 * s).round() as u32).max(1));
+        let small;
+        let input = if img.dimensions() == (sw, sh) {
+            img
         } else {
-            self.run(img, 0, 0, w, h, shapes)?
+            small = downscale(img, sw, sh);
+            &small
         };
+        let (sx, sy) = (w as f32 / sw as f32, h as f32 / sh as f32);
+        Ok(self.run(input, 0, 0, sw, sh, shapes)?.into_iter().map(|d| d.mapped(sx, sy, 0.0, 0.0)).collect())
+    }
+
+    /// The tiling to run after a first pass that `found` these faces, if any.
+    fn tiling_for(&self, found: &[Detection], w: u32, h: u32) -> Option<Tiling> {
+        let long = w.max(h);
         let first_pass_scale = self.options.max_side as f32 / long as f32;
         let needs_tiles = |t: &Tiling| match t.when {
             TileWhen::Always => true,
@@ -204,27 +263,7 @@ impl Detector {
                 found.is_empty() || found.iter().any(|d| d.bbox.height() * first_pass_scale < SMALL_FACE_AT_FIRST_PASS)
             }
         };
-        if let Some(tiling) = self.options.tiling.filter(|t| scaled && needs_tiles(t)) {
-            for (tx, ty, tw, th) in tiles(w, h, tiling) {
-                let inner = |d: &Detection| {
-                    // A box cut by an inner tile edge is a partial face; the overlap guarantees
-                    // that a neighbouring tile holds it whole.
-                    let b = &d.bbox;
-                    (tx == 0 || b.x1 > 1.0)
-                        && (ty == 0 || b.y1 > 1.0)
-                        && (tx + tw == w || b.x2 < tw as f32 - 1.0)
-                        && (ty + th == h || b.y2 < th as f32 - 1.0)
-                };
-                let tile_dets = self.run(img, tx, ty, tw, th, shapes)?;
-                found.extend(tile_dets.iter().filter(|d| inner(d)).map(|d| d.mapped(1.0, 1.0, tx as f32, ty as f32)));
-            }
-            found = merge(found);
-        }
-        for d in &mut found {
-            d.bbox = d.bbox.clipped(w, h);
-        }
-        found.retain(|d| d.bbox.area() > 0.0);
-        Ok(found)
+        self.options.tiling.filter(|t| long > self.options.max_side && needs_tiles(t))
     }
 
     /// One inference over a region of `img`, padded to multiples of 32; detections in region
@@ -246,6 +285,15 @@ impl Detector {
         let grid = Grid { w: gw, h: gh, heat: maps[0].1, scale: maps[1].1, offset: maps[2].1, landmarks: maps[3].1 };
         Ok(decode(&grid, self.options.threshold, w as f32, h as f32))
     }
+}
+
+/// Boxes clipped to the photo; boxes left with no area dropped.
+fn clipped(mut found: Vec<Detection>, w: u32, h: u32) -> Vec<Detection> {
+    for d in &mut found {
+        d.bbox = d.bbox.clipped(w, h);
+    }
+    found.retain(|d| d.bbox.area() > 0.0);
+    found
 }
 
 /// Runs the network once on a zero input of the given padded size: inference alone, for

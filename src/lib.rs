@@ -9,6 +9,7 @@ pub mod calibrate;
 pub mod detect;
 pub mod embed;
 pub mod error;
+pub mod jpeg;
 pub mod media_in;
 pub mod media_out;
 pub mod models;

@@ -402,10 +402,12 @@ struct RedactArgs {
     #[arg(long)]
     keep_metadata: bool,
 
-    /// JPEG quality of the redacted copies (1-100).
-    #[arg(long, default_value_t = EncodeOptions::default().jpeg_quality, value_name = "Q",
-          value_parser = clap::value_parser!(u8).range(1..=100))]
-    jpeg_quality: u8,
+    /// Encode every JPEG afresh at this quality (1-100). By default a JPEG keeps its own
+    /// quality: only the 8x8 blocks under a redaction are encoded again and the rest of its
+    /// image data is copied unchanged; JPEGs that cannot be rewritten that way (EXIF-rotated,
+    /// CMYK, 12-bit, or in a run with --register) are encoded at quality 92.
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    jpeg_quality: Option<u8>,
 
     /// Follow symbolic links that lead outside an input folder (by default they are skipped).
     #[arg(long)]

@@ -284,23 +284,27 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> std::result::Result<Photo, 
 /// Walks the JPEG's marker segments and entropy-coded scans and tells whether an end-of-image
 /// marker follows the last scan.
 pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
+    jpeg_end(bytes).is_some()
+}
+
+/// The offset just past the end-of-image marker that follows the last scan (what comes after
+/// it, such as a second image some cameras append, is not part of the photo).
+pub fn jpeg_end(bytes: &[u8]) -> Option<usize> {
     if !bytes.starts_with(&[0xFF, 0xD8]) {
-        return false;
+        return None;
     }
     let mut i = 2;
     while i + 1 < bytes.len() {
         if bytes[i] != 0xFF {
-            return false;
+            return None;
         }
         let marker = bytes[i + 1];
         match marker {
-            0xD9 => return true,
+            0xD9 => return Some(i + 2),
             0xFF => i += 1, // fill byte
             0x01 | 0xD0..=0xD7 => i += 2,
             _ => {
-                let Some(len) = bytes.get(i + 2..i + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize) else {
-                    return false;
-                };
+                let len = bytes.get(i + 2..i + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)?;
                 i += 2 + len;
                 if marker == 0xDA {
                     // Entropy-coded data runs to the next marker that is not a stuffed zero or
@@ -314,7 +318,94 @@ pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
             }
         }
     }
-    false
+    None
+}
+
+/// One marker segment of a JPEG header, marker and length included.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    pub marker: u8,
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Segment<'a> {
+    /// The segment's content after its length field.
+    pub fn payload(&self) -> &'a [u8] {
+        &self.bytes[4..]
+    }
+    pub fn is_metadata(&self) -> bool {
+        matches!(self.marker, 0xE0..=0xEF | 0xFE)
+    }
+}
+
+/// The segments between SOI and the first scan, and the offset of that scan's SOS marker.
+pub fn jpeg_header(bytes: &[u8]) -> Option<(Vec<Segment<'_>>, usize)> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let mut segments = Vec::new();
+    let mut i = 2;
+    loop {
+        while bytes.get(i..i + 2) == Some(&[0xFF, 0xFF]) {
+            i += 1;
+        }
+        if *bytes.get(i)? != 0xFF {
+            return None;
+        }
+        let marker = *bytes.get(i + 1)?;
+        if marker == 0xDA {
+            return Some((segments, i));
+        }
+        let len = bytes.get(i + 2..i + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)?;
+        segments.push(Segment { marker, bytes: bytes.get(i..i + 2 + len)? });
+        i += 2 + len;
+    }
+}
+
+/// The EXIF block (TIFF structure) of a JPEG header, if it has one.
+pub fn jpeg_exif<'a>(segments: &[Segment<'a>]) -> Option<&'a [u8]> {
+    segments.iter().find_map(|s| (s.marker == 0xE1).then(|| s.payload().strip_prefix(b"Exif\0\0")).flatten())
+}
+
+/// A JPEG decoded only as far as detection needs: a reduced copy straight from the DCT. The
+/// redacted copy is then written block by block ([`crate::media_out::rewrite_jpeg`]).
+pub struct JpegPreview {
+    pub header: crate::jpeg::Header,
+    /// The photo at a reduced size, its long side at least the detector's first-pass size.
+    pub rgb: RgbImage,
+    /// Memory libjpeg may use for this photo.
+    pub max_memory: u64,
+}
+
+/// The preview of a JPEG that can be redacted block by block: complete, 8-bit YCbCr or
+/// greyscale, upright (EXIF orientation 1 or none) and within `limits`. `None` for any other
+/// file: the caller decodes it in full, which also explains what is wrong with a bad one.
+pub fn jpeg_preview(bytes: &[u8], limits: DecodeLimits, min_side: u32) -> Option<JpegPreview> {
+    let end = jpeg_end(bytes)?;
+    let (segments, _) = jpeg_header(&bytes[..end])?;
+    if let Some(exif) = jpeg_exif(&segments) {
+        let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok()?;
+        let orientation = parsed.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0));
+        if orientation.is_some_and(|o| o != 1) {
+            return None;
+        }
+    }
+    let header = crate::jpeg::Header::read(bytes).ok()?;
+    let (w, h) = (header.width, header.height);
+    let pixels = w as u64 * h as u64 * 3;
+    if !header.supported || w == 0 || h == 0 || w.max(h) > limits.max_side || pixels > limits.max_alloc {
+        return None;
+    }
+    let long = w.max(h);
+    let scale = (1..=8).find(|k| (long * k).div_ceil(8) >= min_side.min(long)).unwrap_or(8);
+    let max_memory = limits.max_alloc.saturating_mul(2);
+    match crate::jpeg::decode_scaled(bytes, &header, scale, max_memory) {
+        Ok(rgb) => Some(JpegPreview { header, rgb, max_memory }),
+        Err(e) => {
+            tracing::debug!("libjpeg could not decode the preview ({e}); decoding in full");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

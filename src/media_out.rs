@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
 use image::{DynamicImage, ImageEncoder, ImageFormat, RgbaImage};
 
-use crate::media_in::Photo;
+use crate::detect::FaceBox;
+use crate::jpeg::{self, Rect};
+use crate::media_in::{self, JpegPreview, Photo, Segment};
+use crate::redact::{self, Mask, RedactOptions};
 
 /// What metadata the published copy carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -24,12 +27,16 @@ pub enum MetadataPolicy {
 #[derive(Debug, Clone, Copy)]
 pub struct EncodeOptions {
     pub metadata: MetadataPolicy,
-    pub jpeg_quality: u8,
+    /// `None`: JPEG sources keep their own quantisation and only redacted blocks are encoded
+    /// again ([`rewrite_jpeg`]); JPEGs encoded afresh get [`DEFAULT_JPEG_QUALITY`].
+    pub jpeg_quality: Option<u8>,
 }
+
+pub const DEFAULT_JPEG_QUALITY: u8 = 92;
 
 impl Default for EncodeOptions {
     fn default() -> Self {
-        EncodeOptions { metadata: MetadataPolicy::Strip, jpeg_quality: 92 }
+        EncodeOptions { metadata: MetadataPolicy::Strip, jpeg_quality: None }
     }
 }
 
@@ -43,7 +50,9 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
     let img = compose(photo.rgb, photo.alpha, photo.grey);
     let mut out = Cursor::new(Vec::new());
     let result = match photo.format {
-        ImageFormat::Jpeg => return encode_jpeg(&img, options.jpeg_quality, icc, exif),
+        ImageFormat::Jpeg => {
+            return encode_jpeg(&img, options.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY), icc, exif)
+        }
         ImageFormat::Png => with_metadata(PngEncoder::new(&mut out), &img, icc, exif),
         ImageFormat::WebP => with_metadata(WebPEncoder::new_lossless(&mut out), &img, icc, exif),
         ImageFormat::Tiff => with_metadata(TiffEncoder::new(&mut out), &img, icc, None),
@@ -55,6 +64,80 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
         other => Err(format!("writing {other:?} is not supported")),
     };
     result.map(|()| out.into_inner())
+}
+
+/// The redacted copy of a JPEG, written block by block: the blocks under the faces' masks are
+/// decoded at full size, redacted ([`redact::redact_from_preview`]) and encoded again with the
+/// photo's own quantisation tables; every other block keeps its coefficients, so the rest of the
+/// photo is exactly as it was. With no face, only the metadata changes.
+pub fn rewrite_jpeg(source: &[u8], preview: &JpegPreview, faces: &[FaceBox], redact_options: &RedactOptions, options: &EncodeOptions) -> Result<Vec<u8>, String> {
+    let header = &preview.header;
+    let (w, h) = (header.width, header.height);
+    let mut rects: Vec<Rect> = Vec::new();
+    for face in faces {
+        let (x0, y0, x1, y1) = Mask::for_face(face, redact_options, w, h).bounds();
+        let mut rect = header.aligned(x0, y0, x1, y1);
+        // Overlapping regions become one, so no block is replaced twice.
+        while let Some(i) = rects.iter().position(|r| r.intersects(&rect)) {
+            rect = rect.union(&rects.swap_remove(i));
+        }
+        rects.push(rect);
+    }
+    let body = match rects.iter().copied().reduce(|a, b| a.union(&b)) {
+        None => None,
+        Some(all) => {
+            let mut pixels = jpeg::decode_region(source, all, preview.max_memory)?;
+            let mut small = preview.rgb.clone();
+            redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), faces, redact_options);
+            let mut coefficients = jpeg::Coefficients::read(source, preview.max_memory)?;
+            for r in &rects {
+                let part = image::imageops::crop_imm(&pixels, r.x - all.x, r.y - all.y, r.w, r.h).to_image();
+                coefficients.replace(*r, &part)?;
+            }
+            Some(coefficients.write()?)
+        }
+    };
+    with_kept_metadata(source, body.as_deref().unwrap_or(source), options.metadata)
+}
+
+/// `body`'s image data under the metadata of `source` that the policy keeps: JFIF and Adobe
+/// segments (they say how to read the colours), the ICC profile, and the EXIF as
+/// [`encode`] keeps it. Every other APPn and comment segment is dropped, and so is anything
+/// after the end-of-image marker (some cameras append a second, unredacted picture there).
+fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>, String> {
+    let damaged = || "the JPEG's header is damaged".to_string();
+    let (kept, _) = media_in::jpeg_header(source).ok_or_else(damaged)?;
+    let end = media_in::jpeg_end(body).ok_or_else(damaged)?;
+    let (segments, sos) = media_in::jpeg_header(&body[..end]).ok_or_else(damaged)?;
+    let mut out = Vec::with_capacity(end + 1024);
+    out.extend_from_slice(&[0xFF, 0xD8]);
+    let is = |s: &Segment, marker: u8, prefix: &[u8]| s.marker == marker && s.payload().starts_with(prefix);
+    for s in kept.iter().filter(|s| is(s, 0xE0, b"JFIF\0")) {
+        out.extend_from_slice(s.bytes);
+    }
+    let exif = media_in::jpeg_exif(&kept).and_then(|e| match policy {
+        MetadataPolicy::Strip => kept_tags(e),
+        MetadataPolicy::Keep => Some(with_upright_orientation(e)),
+    });
+    if let Some(exif) = exif {
+        let len = exif.len() + 8;
+        if len <= usize::from(u16::MAX) {
+            out.extend_from_slice(&[0xFF, 0xE1]);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+            out.extend_from_slice(b"Exif\0\0");
+            out.extend_from_slice(&exif);
+        } else {
+            tracing::warn!("EXIF block of {} bytes does not fit one JPEG segment: not kept", exif.len());
+        }
+    }
+    for s in kept.iter().filter(|s| is(s, 0xE2, b"ICC_PROFILE\0") || is(s, 0xEE, b"Adobe")) {
+        out.extend_from_slice(s.bytes);
+    }
+    for s in segments.iter().filter(|s| !s.is_metadata()) {
+        out.extend_from_slice(s.bytes);
+    }
+    out.extend_from_slice(&body[sos..end]);
+    Ok(out)
 }
 
 /// JPEG through `jpeg-encoder` (SIMD; about twice the speed of `image`'s encoder on 12 MP).

@@ -76,8 +76,43 @@ impl Mask {
         }
     }
 
+    /// The pixels of row `y` that the mask covers (one run: masks are convex), exactly those
+    /// for which [`Mask::covers`] holds.
+    pub fn row_span(&self, y: u32, full: &FaceBox) -> std::ops::Range<u32> {
+        let (bx0, by0, bx1, by1) = self.bounds();
+        if y < by0 || y >= by1 {
+            return 0..0;
+        }
+        let a = &self.area;
+        let (lo, hi) = match self.shape {
+            Shape::Box => (a.x1, a.x2),
+            Shape::Ellipse => {
+                let (cx, cy) = ((full.x1 + full.x2) / 2.0, (full.y1 + full.y2) / 2.0);
+                let dy = (y as f32 + 0.5 - cy) / (full.height() / 2.0);
+                let half = full.width() / 2.0 * (1.0 - dy * dy).max(0.0).sqrt();
+                (cx - half, cx + half)
+            }
+        };
+        // The closed form gives the run to within rounding; `covers` settles its ends.
+        let mut x0 = ((lo - 0.5).ceil().max(bx0 as f32) as u32).min(bx1);
+        let mut x1 = (((hi - 0.5).floor() + 1.0).max(x0 as f32) as u32).min(bx1);
+        while x0 < x1 && !self.covers(x0, y, full) {
+            x0 += 1;
+        }
+        while x0 > bx0 && self.covers(x0 - 1, y, full) {
+            x0 -= 1;
+        }
+        while x1 > x0 && !self.covers(x1 - 1, y, full) {
+            x1 -= 1;
+        }
+        while x1 < bx1 && self.covers(x1, y, full) {
+            x1 += 1;
+        }
+        if x0 == x1 { 0..0 } else { x0..x1 }
+    }
+
     /// Pixel bounds (x0, y0, x1, y1), exclusive end.
-    fn bounds(&self) -> (u32, u32, u32, u32) {
+    pub fn bounds(&self) -> (u32, u32, u32, u32) {
         let a = &self.area;
         (a.x1.floor() as u32, a.y1.floor() as u32, a.x2.ceil() as u32, a.y2.ceil() as u32)
     }
@@ -86,15 +121,45 @@ impl Mask {
 /// Redacts every face in `faces` (detected boxes, before mask scaling) in place.
 pub fn redact(img: &mut RgbImage, faces: &[FaceBox], options: &RedactOptions) {
     for face in faces {
-        let full = face.scaled(options.mask_scale);
         let mask = Mask::for_face(face, options, img.width(), img.height());
-        let size = face.width().max(face.height());
-        let replacement = match options.style {
-            Style::Blur => blurred(img, &mask, (size * BLUR_SIGMA_PER_FACE).max(1.0)),
-            Style::Pixelate => pixelated(img, &mask, (size / PIXEL_BLOCKS_PER_FACE).max(2.0).round() as u32),
-            Style::Fill => Region::filled(&mask, [0, 0, 0]),
-        };
-        replacement.paste(img, &mask, &full);
+        replacement(img, face, &mask, options).paste(img, &mask, &face.scaled(options.mask_scale));
+    }
+}
+
+/// What covers one face's mask in `img`.
+fn replacement(img: &RgbImage, face: &FaceBox, mask: &Mask, options: &RedactOptions) -> Region {
+    let size = face.width().max(face.height());
+    match options.style {
+        Style::Blur => blurred(img, mask, (size * BLUR_SIGMA_PER_FACE).max(1.0)),
+        Style::Pixelate => pixelated(img, mask, (size / PIXEL_BLOCKS_PER_FACE).max(2.0).round() as u32),
+        Style::Fill => Region::filled(mask, [0, 0, 0]),
+    }
+}
+
+/// [`redact`] for a photo of `size` of which only `patch` (at `origin`) is held at full
+/// resolution, next to `preview`, the whole photo at a reduced size. The replacement is
+/// computed on the preview and scaled up into the patch, which must hold every face's mask:
+/// a blur or pixel blocks are far coarser than the preview's pixels (the detector's first pass
+/// finds no face smaller than about 10 of them), so the result is what [`redact`] gives. The
+/// preview is redacted too, so overlapping faces compose as they do there.
+pub fn redact_from_preview(
+    patch: &mut RgbImage,
+    origin: (u32, u32),
+    preview: &mut RgbImage,
+    size: (u32, u32),
+    faces: &[FaceBox],
+    options: &RedactOptions,
+) {
+    let (pw, ph) = preview.dimensions();
+    let (sx, sy) = (pw as f32 / size.0 as f32, ph as f32 / size.1 as f32);
+    for face in faces {
+        let small = face.mapped(sx, sy, 0.0, 0.0);
+        let small_mask = Mask::for_face(&small, options, pw, ph);
+        let region = replacement(preview, &small, &small_mask, options);
+        region.paste(preview, &small_mask, &small.scaled(options.mask_scale));
+        let mask = Mask::for_face(face, options, size.0, size.1);
+        let smooth = options.style == Style::Blur;
+        region.paste_scaled(patch, origin, &mask, &face.scaled(options.mask_scale), (sx, sy), smooth);
     }
 }
 
@@ -113,13 +178,70 @@ impl Region {
         Region { x0, y0, w: x1 - x0, rgb: colour.repeat(n) }
     }
 
+    fn height(&self) -> u32 {
+        (self.rgb.len() / 3) as u32 / self.w.max(1)
+    }
+
     fn paste(&self, img: &mut RgbImage, mask: &Mask, full: &FaceBox) {
-        let (x0, y0, x1, y1) = mask.bounds();
+        let (_, y0, _, y1) = mask.bounds();
+        let width = img.width() as usize;
+        let raw: &mut [u8] = img;
         for y in y0..y1 {
-            for x in x0..x1 {
-                if mask.covers(x, y, full) {
-                    let i = (((y - self.y0) * self.w + (x - self.x0)) * 3) as usize;
-                    img.put_pixel(x, y, image::Rgb([self.rgb[i], self.rgb[i + 1], self.rgb[i + 2]]));
+            let span = mask.row_span(y, full);
+            if span.is_empty() {
+                continue;
+            }
+            let from = (((y - self.y0) * self.w + (span.start - self.x0)) * 3) as usize;
+            let to = (y as usize * width + span.start as usize) * 3;
+            let n = span.len() * 3;
+            raw[to..to + n].copy_from_slice(&self.rgb[from..from + n]);
+        }
+    }
+
+    /// Pastes the region, which lies on an image `1/scale` times the size of `patch`'s, into
+    /// `patch` (at `origin` of that larger image) under `mask`, scaled up: full-size pixel x
+    /// takes the region's colour at (x + 0.5) * scale - 0.5, bilinear when `smooth`, else the
+    /// nearest (keeps pixel blocks sharp).
+    #[allow(clippy::too_many_arguments)]
+    fn paste_scaled(&self, patch: &mut RgbImage, origin: (u32, u32), mask: &Mask, full: &FaceBox, scale: (f32, f32), smooth: bool) {
+        let (w, h) = (self.w, self.height());
+        if w == 0 || h == 0 {
+            return;
+        }
+        let (bx0, by0, bx1, by1) = mask.bounds();
+        let (x0, x1) = (bx0.max(origin.0), bx1.min(origin.0 + patch.width()));
+        let (y0, y1) = (by0.max(origin.1), by1.min(origin.1 + patch.height()));
+        // Source position of a full-size pixel: (lower index, upper index, weight of upper).
+        let taps = |i: u32, s: f32, start: u32, len: u32| {
+            let f = ((i as f32 + 0.5) * s - 0.5 - start as f32).clamp(0.0, (len - 1) as f32);
+            if smooth {
+                let a = f.floor() as usize;
+                (a, (a + 1).min(len as usize - 1), f - a as f32)
+            } else {
+                let a = f.round() as usize;
+                (a, a, 0.0)
+            }
+        };
+        let columns: Vec<_> = (x0..x1).map(|x| taps(x, scale.0, self.x0, w)).collect();
+        let stride = w as usize * 3;
+        let mut row = vec![0f32; stride];
+        let pw = patch.width() as usize;
+        let raw: &mut [u8] = patch;
+        for y in y0..y1 {
+            let span = mask.row_span(y, full);
+            let (sx0, sx1) = (span.start.max(x0), span.end.min(x1));
+            if sx0 >= sx1 {
+                continue;
+            }
+            let (ya, yb, ty) = taps(y, scale.1, self.y0, h);
+            let (top, bottom) = (&self.rgb[ya * stride..][..stride], &self.rgb[yb * stride..][..stride]);
+            for ((r, &t), &b) in row.iter_mut().zip(top).zip(bottom) {
+                *r = f32::from(t) * (1.0 - ty) + f32::from(b) * ty;
+            }
+            let out = &mut raw[((y - origin.1) as usize * pw + (sx0 - origin.0) as usize) * 3..][..(sx1 - sx0) as usize * 3];
+            for (px, &(a, b, tx)) in out.chunks_exact_mut(3).zip(&columns[(sx0 - x0) as usize..]) {
+                for c in 0..3 {
+                    px[c] = (row[a * 3 + c] * (1.0 - tx) + row[b * 3 + c] * tx).round().clamp(0.0, 255.0) as u8;
                 }
             }
         }
@@ -293,6 +415,62 @@ mod tests {
         let total: f32 = spike.iter().step_by(3).sum();
         assert!((total - 1000.0).abs() < 1.0, "blur must preserve energy, got {total}");
         assert!(spike[(15 * w + 20) * 3] < 1000.0 / (2.0 * std::f32::consts::PI * 4.0) * 1.05);
+    }
+
+    #[test]
+    fn row_spans_are_exactly_the_covered_pixels() {
+        let mut state = 7u32;
+        let mut next = |m: f32| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12345);
+            (state >> 8) as f32 / (1u32 << 24) as f32 * m
+        };
+        for i in 0..300 {
+            let (x1, y1) = (next(150.0) - 20.0, next(150.0) - 20.0);
+            let face = FaceBox { x1, y1, x2: x1 + 1.0 + next(90.0), y2: y1 + 1.0 + next(90.0) };
+            let shape = if i % 2 == 0 { Shape::Ellipse } else { Shape::Box };
+            let options = RedactOptions { shape, mask_scale: 1.0 + next(0.6), ..Default::default() };
+            let mask = Mask::for_face(&face, &options, 160, 140);
+            let full = face.scaled(options.mask_scale);
+            for y in 0..140 {
+                let span = mask.row_span(y, &full);
+                for x in 0..160 {
+                    assert_eq!(span.contains(&x), mask.covers(x, y, &full), "{face:?} {shape:?} at ({x},{y}): {span:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn redacting_from_a_preview_matches_redacting_in_full() {
+        // A smooth photo: its half-size preview loses nothing a blur keeps.
+        let photo = RgbImage::from_fn(240, 200, |x, y| image::Rgb([(x / 2 + y / 2) as u8, x as u8, (255 - y) as u8]));
+        let faces = [FaceBox { x1: 60.0, y1: 40.0, x2: 130.0, y2: 130.0 }, FaceBox { x1: 150.0, y1: 90.0, x2: 200.0, y2: 150.0 }];
+        for style in [Style::Blur, Style::Pixelate, Style::Fill] {
+            let options = RedactOptions { style, ..Default::default() };
+            let mut expected = photo.clone();
+            redact(&mut expected, &faces, &options);
+            let mut preview = image::imageops::resize(&photo, 120, 100, image::imageops::FilterType::Triangle);
+            let (ox, oy) = (32, 16);
+            let mut patch = image::imageops::crop_imm(&photo, ox, oy, 208, 184).to_image();
+            redact_from_preview(&mut patch, (ox, oy), &mut preview, (240, 200), &faces, &options);
+            let (mut changed, mut worst) = (0, 0);
+            for (x, y, p) in patch.enumerate_pixels() {
+                let (e, o) = (expected.get_pixel(x + ox, y + oy), photo.get_pixel(x + ox, y + oy));
+                changed += usize::from(p != o);
+                let d = (0..3).map(|c| (p[c] as i32 - e[c] as i32).abs()).max().unwrap();
+                worst = worst.max(d);
+                let masked = faces.iter().any(|f| {
+                    Mask::for_face(f, &options, 240, 200).covers(x + ox, y + oy, &f.scaled(options.mask_scale))
+                });
+                if !masked {
+                    assert_eq!(p, o, "{style:?} changed ({x},{y}) outside the masks");
+                }
+            }
+            assert!(changed > 5000, "{style:?}: only {changed} pixels changed");
+            // Pixel blocks may start a pixel or two apart: a block's worth of gradient.
+            let limit = if style == Style::Pixelate { 30 } else { 4 };
+            assert!(worst <= limit, "{style:?}: differs from the full-size redaction by {worst}");
+        }
     }
 
     #[test]

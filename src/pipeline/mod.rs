@@ -15,10 +15,11 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use time::Date;
 
-use crate::detect::{Detection, Detector, DetectorOptions, Landmarks};
+use crate::detect::{Detection, Detector, DetectorOptions, FaceBox, FirstPass, Landmarks};
 use crate::embed::{Embedder, EmbedderOptions, Embedding};
 use crate::error::{Error, Result};
-use crate::media_in::{self, DecodeLimits, Photo, Planned};
+use crate::jpeg;
+use crate::media_in::{self, DecodeLimits, JpegPreview, Photo, Planned};
 use crate::media_out::{self, EncodeOptions};
 use crate::models::{hex, ModelDir};
 use crate::policy::{self, Decision, FaceDecision, Policy, Thresholds};
@@ -314,8 +315,52 @@ fn decode(bytes: &[u8], limits: DecodeLimits, report: &mut FileReport) -> Result
     Ok(photo)
 }
 
+/// A decoded input: in full, or a JPEG as a reduced preview, to be rewritten block by block.
+enum Source {
+    Full(Photo),
+    Jpeg(JpegPreview),
+}
+
+/// JPEGs that can be rewritten block by block are decoded only at the detector's size; a run
+/// that recognises people (embeddings need full resolution) or sets a JPEG quality decodes
+/// every file in full.
+fn open(bytes: &[u8], job: &RedactJob, report: &mut FileReport) -> Result<Source, String> {
+    if job.matching.is_none() && job.encode.jpeg_quality.is_none() {
+        if let Some(p) = media_in::jpeg_preview(bytes, job.limits, job.detector.max_side) {
+            (report.width, report.height) = (Some(p.header.width), Some(p.header.height));
+            return Ok(Source::Jpeg(p));
+        }
+    }
+    decode(bytes, job.limits, report).map(Source::Full)
+}
+
+/// The faces in the photo, with their match decisions. A preview that calls for the tiled
+/// pass gets it on a full-resolution decode.
+fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection, Option<FaceDecision>)>, String> {
+    let failed = |e: Error| format!("face detection or recognition failed: {e}");
+    match source {
+        Source::Full(photo) => run.engine.analyse(&photo.rgb, run.job.policy, run.job.matching.as_ref()).map_err(failed),
+        Source::Jpeg(p) => {
+            let detector = run.engine.detector();
+            let found = match detector.detect_preview(&p.rgb, p.header.width, p.header.height).map_err(failed)? {
+                FirstPass::Done(found) => found,
+                FirstPass::NeedsTiles(first) => {
+                    let full = jpeg::decode_scaled(bytes, &p.header, 8, p.max_memory).map_err(|e| format!("cannot decode: {e}"))?;
+                    detector.detect_tiles(&full, first).map_err(failed)?
+                }
+            };
+            Ok(found.into_iter().map(|d| (d, None)).collect())
+        }
+    }
+}
+
+fn render_full(mut photo: Photo, boxes: &[FaceBox], job: &RedactJob) -> Result<Vec<u8>, String> {
+    redact::redact(&mut photo.rgb, boxes, &job.redact);
+    media_out::encode(photo, &job.encode).map_err(|e| format!("cannot encode: {e}"))
+}
+
 fn redact_file(p: &Planned, run: &Run, report: &mut FileReport) -> Result<(), String> {
-    let (engine, job) = (run.engine, run.job);
+    let job = run.job;
     if let Some(reason) = &p.unsupported {
         return Err(reason.clone());
     }
@@ -325,12 +370,9 @@ fn redact_file(p: &Planned, run: &Run, report: &mut FileReport) -> Result<(), St
         *report = FileReport { resumed: true, ..done.report.clone() };
         return Ok(());
     }
-    let mut photo = decode(&bytes, job.limits, report)?;
-    drop(bytes);
-    let (w, h) = photo.rgb.dimensions();
-    let faces = engine
-        .analyse(&photo.rgb, job.policy, job.matching.as_ref())
-        .map_err(|e| format!("face detection or recognition failed: {e}"))?;
+    let source = open(&bytes, job, report)?;
+    let faces = find_faces(&source, &bytes, run)?;
+    let (w, h) = (report.width.unwrap_or(0), report.height.unwrap_or(0));
     let action = |d: &Option<FaceDecision>| d.as_ref().map_or(Action::Redacted, |fd| fd.action);
     let boxes: Vec<_> = faces.iter().filter(|(_, d)| action(d) == Action::Redacted).map(|(f, _)| f.bbox).collect();
     report.review = faces.iter().any(|(_, d)| d.as_ref().is_some_and(FaceDecision::needs_review));
@@ -350,9 +392,18 @@ fn redact_file(p: &Planned, run: &Run, report: &mut FileReport) -> Result<(), St
         report.status = FileStatus::Held;
         return Ok(());
     }
-    redact::redact(&mut photo.rgb, &boxes, &job.redact);
     report.status = if boxes.is_empty() { FileStatus::Unchanged } else { FileStatus::Redacted };
-    let encoded = media_out::encode(photo, &job.encode).map_err(|e| format!("cannot encode: {e}"))?;
+    let encoded = match source {
+        Source::Full(photo) => render_full(photo, &boxes, job)?,
+        Source::Jpeg(preview) => match media_out::rewrite_jpeg(&bytes, &preview, &boxes, &job.redact, &job.encode) {
+            Ok(encoded) => encoded,
+            Err(e) => {
+                tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", p.input.display());
+                render_full(decode(&bytes, job.limits, report)?, &boxes, job)?
+            }
+        },
+    };
+    drop(bytes);
     media_out::write_atomic(&p.output, &encoded).map_err(|e| format!("cannot write {}: {e}", p.output.display()))?;
     report.output = Some(p.output.display().to_string());
     let output_sha256 = hex(&Sha256::digest(&encoded));

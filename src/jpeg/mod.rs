@@ -1,0 +1,211 @@
+//! JPEG through the system's libjpeg-turbo, for what the pure-Rust codecs cannot do: decoding
+//! at a reduced size straight from the DCT (the detector needs no more), decoding one region,
+//! and rewriting a photo block by block so that only the redacted regions are re-encoded and
+//! every other block keeps its original coefficients (no generation loss, no full encode).
+
+use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use image::RgbImage;
+
+const ERR_LEN: usize = 200;
+
+#[repr(C)]
+#[derive(Default)]
+struct RawHeader {
+    width: c_uint,
+    height: c_uint,
+    components: c_int,
+    supported: c_int,
+    mcu_w: c_uint,
+    mcu_h: c_uint,
+}
+
+#[repr(C)]
+struct RawCoefs {
+    _opaque: [u8; 0],
+}
+
+extern "C" {
+    fn bgj_read_header(src: *const u8, len: c_ulong, h: *mut RawHeader, err: *mut c_char) -> c_int;
+    fn bgj_decode(
+        src: *const u8,
+        len: c_ulong,
+        max_memory: c_ulong,
+        scale_num: c_int,
+        x0: c_uint,
+        y0: c_uint,
+        w: c_uint,
+        h: c_uint,
+        out: *mut u8,
+        out_cap: c_ulong,
+        out_w: *mut c_uint,
+        out_h: *mut c_uint,
+        err: *mut c_char,
+    ) -> c_int;
+    fn bgj_coefs_open(src: *const u8, len: c_ulong, max_memory: c_ulong, err: *mut c_char) -> *mut RawCoefs;
+    fn bgj_coefs_close(c: *mut RawCoefs);
+    fn bgj_coefs_replace(c: *mut RawCoefs, x0: c_uint, y0: c_uint, w: c_uint, h: c_uint, rgb: *const u8, err: *mut c_char) -> c_int;
+    fn bgj_coefs_write(c: *mut RawCoefs, out: *mut *mut u8, out_len: *mut c_ulong, err: *mut c_char) -> c_int;
+    fn bgj_free(p: *mut c_void);
+}
+
+/// libjpeg's message for a failed call.
+fn failed(err: &[c_char; ERR_LEN]) -> String {
+    // SAFETY: the shim always writes a NUL-terminated message (snprintf) before failing.
+    let text = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+    if text.is_empty() { "libjpeg failed".into() } else { text }
+}
+
+/// A pixel rectangle; `x`, `y` on the iMCU grid, right and bottom edges too unless they are the
+/// image's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rect {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+impl Rect {
+    pub fn intersects(&self, o: &Rect) -> bool {
+        self.x < o.x + o.w && o.x < self.x + self.w && self.y < o.y + o.h && o.y < self.y + self.h
+    }
+    pub fn union(&self, o: &Rect) -> Rect {
+        let (x, y) = (self.x.min(o.x), self.y.min(o.y));
+        Rect { x, y, w: (self.x + self.w).max(o.x + o.w) - x, h: (self.y + self.h).max(o.y + o.h) - y }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Header {
+    pub width: u32,
+    pub height: u32,
+    /// 8-bit Huffman-coded YCbCr or greyscale: what [`Coefficients`] can rewrite.
+    pub supported: bool,
+    /// The iMCU (minimum coded unit) size in pixels.
+    pub mcu: (u32, u32),
+}
+
+impl Header {
+    pub fn read(bytes: &[u8]) -> Result<Header, String> {
+        let mut raw = RawHeader::default();
+        let mut err = [0 as c_char; ERR_LEN];
+        // SAFETY: `bytes` outlives the call; `raw` and `err` are valid for writes.
+        let rc = unsafe { bgj_read_header(bytes.as_ptr(), bytes.len() as c_ulong, &mut raw, err.as_mut_ptr()) };
+        if rc != 0 {
+            return Err(failed(&err));
+        }
+        Ok(Header {
+            width: raw.width,
+            height: raw.height,
+            supported: raw.supported != 0,
+            mcu: (raw.mcu_w.max(1), raw.mcu_h.max(1)),
+        })
+    }
+
+    /// The smallest rectangle on the iMCU grid that holds pixels `x0..x1`, `y0..y1`.
+    pub fn aligned(&self, x0: u32, y0: u32, x1: u32, y1: u32) -> Rect {
+        let (mw, mh) = self.mcu;
+        let (ax, ay) = (x0 / mw * mw, y0 / mh * mh);
+        let (bx, by) = (x1.div_ceil(mw).saturating_mul(mw).min(self.width), y1.div_ceil(mh).saturating_mul(mh).min(self.height));
+        Rect { x: ax, y: ay, w: bx.saturating_sub(ax), h: by.saturating_sub(ay) }
+    }
+}
+
+fn decode(bytes: &[u8], max_memory: u64, scale: u32, region: Option<Rect>, w: u32, h: u32) -> Result<RgbImage, String> {
+    let mut out = vec![0u8; w as usize * h as usize * 3];
+    let (mut ow, mut oh) = (0, 0);
+    let mut err = [0 as c_char; ERR_LEN];
+    let r = region.unwrap_or(Rect { x: 0, y: 0, w: 0, h: 0 });
+    // SAFETY: all buffers are valid for the lengths passed; the shim writes at most `out.len()`.
+    let rc = unsafe {
+        bgj_decode(
+            bytes.as_ptr(),
+            bytes.len() as c_ulong,
+            max_memory as c_ulong,
+            scale as c_int,
+            r.x,
+            r.y,
+            r.w,
+            r.h,
+            out.as_mut_ptr(),
+            out.len() as c_ulong,
+            &mut ow,
+            &mut oh,
+            err.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(failed(&err));
+    }
+    if (ow, oh) != (w, h) {
+        return Err(format!("libjpeg decoded {ow}x{oh} pixels, expected {w}x{h}"));
+    }
+    Ok(RgbImage::from_raw(w, h, out).expect("buffer sized for the image"))
+}
+
+/// The whole photo decoded at `scale`/8 of its size (1..=8): libjpeg's DCT scaling.
+pub fn decode_scaled(bytes: &[u8], header: &Header, scale: u32, max_memory: u64) -> Result<RgbImage, String> {
+    let scale = scale.clamp(1, 8);
+    let (w, h) = ((header.width * scale).div_ceil(8), (header.height * scale).div_ceil(8));
+    decode(bytes, max_memory, scale, None, w, h)
+}
+
+/// The pixels of one region at full size.
+pub fn decode_region(bytes: &[u8], region: Rect, max_memory: u64) -> Result<RgbImage, String> {
+    decode(bytes, max_memory, 8, Some(region), region.w, region.h)
+}
+
+/// A photo's quantised DCT coefficients in memory.
+pub struct Coefficients<'a> {
+    raw: NonNull<RawCoefs>,
+    /// libjpeg reads the source lazily: it must outlive the handle.
+    _source: PhantomData<&'a [u8]>,
+}
+
+impl<'a> Coefficients<'a> {
+    pub fn read(bytes: &'a [u8], max_memory: u64) -> Result<Self, String> {
+        let mut err = [0 as c_char; ERR_LEN];
+        // SAFETY: `bytes` is borrowed for the handle's lifetime.
+        let raw = unsafe { bgj_coefs_open(bytes.as_ptr(), bytes.len() as c_ulong, max_memory as c_ulong, err.as_mut_ptr()) };
+        NonNull::new(raw).map(|raw| Coefficients { raw, _source: PhantomData }).ok_or_else(|| failed(&err))
+    }
+
+    /// Replaces the blocks under `at` with `pixels` (its size), encoded with the photo's own
+    /// quantisation tables and sampling.
+    pub fn replace(&mut self, at: Rect, pixels: &RgbImage) -> Result<(), String> {
+        if pixels.dimensions() != (at.w, at.h) {
+            return Err("replacement pixels do not match the region".into());
+        }
+        let mut err = [0 as c_char; ERR_LEN];
+        // SAFETY: the handle is live; `pixels` holds w*h*3 bytes.
+        let rc = unsafe { bgj_coefs_replace(self.raw.as_ptr(), at.x, at.y, at.w, at.h, pixels.as_raw().as_ptr(), err.as_mut_ptr()) };
+        if rc != 0 { Err(failed(&err)) } else { Ok(()) }
+    }
+
+    /// The photo encoded again from its coefficients (baseline, standard Huffman tables), with no
+    /// APPn segments.
+    pub fn write(&mut self) -> Result<Vec<u8>, String> {
+        let mut out: *mut u8 = std::ptr::null_mut();
+        let mut len: c_ulong = 0;
+        let mut err = [0 as c_char; ERR_LEN];
+        // SAFETY: the handle is live; on success `out` is a malloc'd buffer of `len` bytes.
+        let rc = unsafe { bgj_coefs_write(self.raw.as_ptr(), &mut out, &mut len, err.as_mut_ptr()) };
+        if rc != 0 || out.is_null() {
+            return Err(failed(&err));
+        }
+        // SAFETY: as above; copied, then freed by the allocator that made it.
+        let bytes = unsafe { std::slice::from_raw_parts(out, len as usize) }.to_vec();
+        unsafe { bgj_free(out.cast()) };
+        Ok(bytes)
+    }
+}
+
+impl Drop for Coefficients<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the handle came from bgj_coefs_open and is closed once.
+        unsafe { bgj_coefs_close(self.raw.as_ptr()) };
+    }
+}

@@ -1,0 +1,288 @@
+/* The few libjpeg(-turbo) calls blurgate needs, behind plain C functions so that the Rust side
+ * never touches libjpeg's structs (their layout belongs to the installed library).
+ *
+ * Every function returns 0 on success and -1 on failure with a message in `err` (BGJ_ERR bytes).
+ * libjpeg reports errors by calling error_exit, which here longjmps back to the function that
+ * called into it. Warnings (corrupt data that libjpeg would paper over, such as a cut-off scan
+ * it fills with grey) count as errors: the caller then falls back to the general decoder, which
+ * refuses such files. */
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+#define BGJ_ERR 200
+
+struct bgj_err {
+    struct jpeg_error_mgr pub;
+    jmp_buf jump;
+    char *msg;
+};
+
+static void on_error(j_common_ptr c) {
+    struct bgj_err *e = (struct bgj_err *)c->err;
+    char text[JMSG_LENGTH_MAX];
+    (*c->err->format_message)(c, text);
+    snprintf(e->msg, BGJ_ERR, "%s", text);
+    longjmp(e->jump, 1);
+}
+
+static void on_message(j_common_ptr c, int level) {
+    if (level < 0) on_error(c);
+}
+
+static void init_err(struct bgj_err *e, char *msg) {
+    jpeg_std_error(&e->pub);
+    e->pub.error_exit = on_error;
+    e->pub.emit_message = on_message;
+    e->msg = msg;
+}
+
+static void open_src(j_decompress_ptr d, struct bgj_err *e, char *err, const unsigned char *src,
+                     unsigned long len, unsigned long max_memory) {
+    init_err(e, err);
+    d->err = &e->pub;
+    jpeg_create_decompress(d);
+    d->mem->max_memory_to_use = (long)max_memory;
+    jpeg_mem_src(d, src, len);
+}
+
+typedef struct {
+    unsigned width, height;
+    int components;
+    /* 8-bit Huffman-coded YCbCr or greyscale: what the block-level rewrite handles. */
+    int supported;
+    /* iMCU size in pixels: regions are read and replaced in whole iMCUs. */
+    unsigned mcu_w, mcu_h;
+} bgj_header;
+
+static void fill_header(j_decompress_ptr d, bgj_header *h) {
+    h->width = d->image_width;
+    h->height = d->image_height;
+    h->components = d->num_components;
+    h->supported = d->data_precision == 8 && !d->arith_code &&
+                   ((d->jpeg_color_space == JCS_YCbCr && d->num_components == 3) ||
+                    (d->jpeg_color_space == JCS_GRAYSCALE && d->num_components == 1));
+    h->mcu_w = DCTSIZE * d->max_h_samp_factor;
+    h->mcu_h = DCTSIZE * d->max_v_samp_factor;
+}
+
+int bgj_read_header(const unsigned char *src, unsigned long len, bgj_header *h, char *err) {
+    struct jpeg_decompress_struct d;
+    struct bgj_err e;
+    open_src(&d, &e, err, src, len, 64UL << 20);
+    if (setjmp(e.jump)) {
+        jpeg_destroy_decompress(&d);
+        return -1;
+    }
+    jpeg_read_header(&d, TRUE);
+    fill_header(&d, h);
+    jpeg_destroy_decompress(&d);
+    return 0;
+}
+
+/* RGB pixels of the whole photo scaled by scale_num/8 (DCT scaling: a reduced decode costs less
+ * than a full one), or, with w > 0, of the full-size region (x0, y0, w, h), whose left and right
+ * edges lie on iMCU boundaries or the image's edge. `out` receives out_w * out_h * 3 bytes. */
+int bgj_decode(const unsigned char *src, unsigned long len, unsigned long max_memory, int scale_num,
+               unsigned x0, unsigned y0, unsigned w, unsigned h, unsigned char *out, unsigned long out_cap,
+               unsigned *out_w, unsigned *out_h, char *err) {
+    struct jpeg_decompress_struct d;
+    struct bgj_err e;
+    open_src(&d, &e, err, src, len, max_memory);
+    if (setjmp(e.jump)) {
+        jpeg_destroy_decompress(&d);
+        return -1;
+    }
+    jpeg_read_header(&d, TRUE);
+    d.out_color_space = JCS_RGB;
+    d.scale_num = w > 0 ? 8 : (unsigned)scale_num;
+    d.scale_denom = 8;
+    jpeg_start_decompress(&d);
+    unsigned rows = d.output_height;
+    if (w > 0) {
+        JDIMENSION xoff = x0, cw = w;
+        if (x0 + w > d.output_width || y0 + h > d.output_height) {
+            snprintf(err, BGJ_ERR, "region outside the image");
+            jpeg_destroy_decompress(&d);
+            return -1;
+        }
+        jpeg_crop_scanline(&d, &xoff, &cw);
+        if (xoff != x0 || cw != w) {
+            snprintf(err, BGJ_ERR, "region not aligned to the image's blocks");
+            jpeg_destroy_decompress(&d);
+            return -1;
+        }
+        if (y0 > 0 && jpeg_skip_scanlines(&d, y0) != y0) {
+            snprintf(err, BGJ_ERR, "image data ends early");
+            jpeg_destroy_decompress(&d);
+            return -1;
+        }
+        rows = h;
+    }
+    unsigned long stride = (unsigned long)d.output_width * 3;
+    if (stride * rows > out_cap) {
+        snprintf(err, BGJ_ERR, "output buffer too small");
+        jpeg_destroy_decompress(&d);
+        return -1;
+    }
+    for (unsigned r = 0; r < rows; r++) {
+        JSAMPROW row = out + (unsigned long)r * stride;
+        if (jpeg_read_scanlines(&d, &row, 1) != 1) {
+            snprintf(err, BGJ_ERR, "image data ends early");
+            jpeg_destroy_decompress(&d);
+            return -1;
+        }
+    }
+    *out_w = d.output_width;
+    *out_h = rows;
+    jpeg_destroy_decompress(&d);
+    return 0;
+}
+
+/* A photo's quantised DCT coefficients, held in memory so that regions can be replaced and the
+ * whole written again without decoding or re-encoding anything else. */
+typedef struct {
+    struct jpeg_decompress_struct d;
+    struct bgj_err e;
+    jvirt_barray_ptr *arrays;
+} bgj_coefs;
+
+static int read_coefs(bgj_coefs *c, const unsigned char *src, unsigned long len, unsigned long max_memory,
+                      char *err) {
+    open_src(&c->d, &c->e, err, src, len, max_memory);
+    if (setjmp(c->e.jump)) {
+        jpeg_destroy_decompress(&c->d);
+        return -1;
+    }
+    jpeg_read_header(&c->d, TRUE);
+    c->arrays = jpeg_read_coefficients(&c->d);
+    return 0;
+}
+
+bgj_coefs *bgj_coefs_open(const unsigned char *src, unsigned long len, unsigned long max_memory, char *err) {
+    bgj_coefs *c = calloc(1, sizeof *c);
+    if (!c) {
+        snprintf(err, BGJ_ERR, "out of memory");
+        return NULL;
+    }
+    if (read_coefs(c, src, len, max_memory, err) != 0) {
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void bgj_coefs_close(bgj_coefs *c) {
+    if (!c) return;
+    jpeg_destroy_decompress(&c->d);
+    free(c);
+}
+
+/* Replaces the blocks of the region (x0, y0, w, h) with `rgb` (w * h * 3 bytes), encoded with
+ * the photo's own quantisation tables and sampling. The region starts on an iMCU boundary and
+ * ends on one or at the image's edge. */
+int bgj_coefs_replace(bgj_coefs *c, unsigned x0, unsigned y0, unsigned w, unsigned h, const unsigned char *rgb,
+                      char *err) {
+    struct jpeg_compress_struct p;
+    struct jpeg_decompress_struct q;
+    struct bgj_err pe, qe;
+    unsigned char *volatile buf = NULL;
+    unsigned long size = 0;
+    volatile int q_created = 0;
+    init_err(&pe, err);
+    p.err = &pe.pub;
+    jpeg_create_compress(&p);
+    c->e.msg = err;
+    if (setjmp(pe.jump)) goto fail;
+    if (setjmp(c->e.jump)) goto fail;
+    j_decompress_ptr d = &c->d;
+    unsigned mw = DCTSIZE * d->max_h_samp_factor, mh = DCTSIZE * d->max_v_samp_factor;
+    if (x0 % mw || y0 % mh || (w % mw && x0 + w != d->image_width) || (h % mh && y0 + h != d->image_height) ||
+        x0 + w > d->image_width || y0 + h > d->image_height || w == 0 || h == 0) {
+        snprintf(err, BGJ_ERR, "region not aligned to the image's blocks");
+        goto fail;
+    }
+    /* Encode the region alone with the photo's tables: its blocks then line up with the photo's. */
+    jpeg_mem_dest(&p, (unsigned char **)&buf, &size);
+    jpeg_copy_critical_parameters(d, &p);
+    p.image_width = w;
+    p.image_height = h;
+    p.in_color_space = JCS_RGB;
+    p.input_components = 3;
+    p.write_JFIF_header = FALSE;
+    p.write_Adobe_marker = FALSE;
+    p.optimize_coding = FALSE;
+    p.dct_method = JDCT_ISLOW;
+    jpeg_start_compress(&p, TRUE);
+    while (p.next_scanline < h) {
+        JSAMPROW row = (JSAMPROW)(rgb + (unsigned long)p.next_scanline * w * 3);
+        jpeg_write_scanlines(&p, &row, 1);
+    }
+    jpeg_finish_compress(&p);
+
+    init_err(&qe, err);
+    q.err = &qe.pub;
+    jpeg_create_decompress(&q);
+    q_created = 1;
+    if (setjmp(qe.jump)) goto fail;
+    jpeg_mem_src(&q, buf, size);
+    jpeg_read_header(&q, TRUE);
+    jvirt_barray_ptr *patch = jpeg_read_coefficients(&q);
+    for (int ci = 0; ci < d->num_components; ci++) {
+        jpeg_component_info *dc = &d->comp_info[ci], *qc = &q.comp_info[ci];
+        unsigned bx0 = x0 / mw * dc->h_samp_factor, by0 = y0 / mh * dc->v_samp_factor;
+        unsigned bw = qc->width_in_blocks, bh = qc->height_in_blocks;
+        if (bx0 + bw > dc->width_in_blocks) bw = dc->width_in_blocks - bx0;
+        if (by0 + bh > dc->height_in_blocks) bh = dc->height_in_blocks - by0;
+        for (unsigned r = 0; r < bh; r++) {
+            JBLOCKARRAY to = (*d->mem->access_virt_barray)((j_common_ptr)d, c->arrays[ci], by0 + r, 1, TRUE);
+            JBLOCKARRAY from = (*q.mem->access_virt_barray)((j_common_ptr)&q, patch[ci], r, 1, FALSE);
+            memcpy(to[0] + bx0, from[0], (size_t)bw * sizeof(JBLOCK));
+        }
+    }
+    jpeg_destroy_decompress(&q);
+    jpeg_destroy_compress(&p);
+    free(buf);
+    return 0;
+fail:
+    if (q_created) jpeg_destroy_decompress(&q);
+    jpeg_destroy_compress(&p);
+    free(buf);
+    return -1;
+}
+
+/* The photo written again from its coefficients: the same image data, entropy-coded afresh
+ * (baseline, standard Huffman tables), with no APPn markers (the caller adds the metadata it
+ * keeps). `*out` is malloc'd; free it with bgj_free. */
+int bgj_coefs_write(bgj_coefs *c, unsigned char **out, unsigned long *out_len, char *err) {
+    struct jpeg_compress_struct w;
+    struct bgj_err we;
+    unsigned char *volatile buf = NULL;
+    unsigned long size = 0;
+    init_err(&we, err);
+    w.err = &we.pub;
+    jpeg_create_compress(&w);
+    c->e.msg = err;
+    if (setjmp(we.jump)) goto fail;
+    if (setjmp(c->e.jump)) goto fail;
+    jpeg_mem_dest(&w, (unsigned char **)&buf, &size);
+    jpeg_copy_critical_parameters(&c->d, &w);
+    w.write_JFIF_header = FALSE;
+    w.write_Adobe_marker = FALSE;
+    w.optimize_coding = FALSE;
+    jpeg_write_coefficients(&w, c->arrays);
+    jpeg_finish_compress(&w);
+    jpeg_destroy_compress(&w);
+    *out = buf;
+    *out_len = size;
+    return 0;
+fail:
+    jpeg_destroy_compress(&w);
+    free(buf);
+    return -1;
+}
+
+void bgj_free(void *p) { free(p); }
