@@ -9,9 +9,12 @@
 #                      CRCs so mutated PNGs get past the CRC check)
 #   register_open      bytes -> register::store::open with a fixed key; or, first byte odd,
 #                      plaintext register JSON -> seal -> open round trip
+#   jpeg_rewrite       bytes -> media_in::jpeg_preview (libjpeg-turbo reduced decode) ->
+#                      media_out::rewrite_jpeg with a face over the middle -> decode again
+#                      (seeded from decode_preprocess's seeds)
 #
 # Environment:
-#   FUZZ_TARGETS   targets to run, space-separated (default: both)
+#   FUZZ_TARGETS   targets to run, space-separated (default: all three)
 #   FUZZ_PARALLEL  1: run the targets at the same time, one worker each (default: one after
 #                  the other)
 #   FUZZ_KEEP_GOING 1: do not stop at the first finding (libFuzzer -fork=1 with
@@ -32,7 +35,7 @@ secs="${1:-300}"
 case "$secs" in '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET]" >&2; exit 2 ;; esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-targets=(${FUZZ_TARGETS:-decode_preprocess register_open})
+targets=(${FUZZ_TARGETS:-decode_preprocess register_open jpeg_rewrite})
 extra=(${FUZZ_ARGS:-})
 keep_going=()
 if [ "${FUZZ_KEEP_GOING:-0}" = 1 ]; then
@@ -55,10 +58,12 @@ mkdir -p fuzz/logs
 run_one() {
     local t="$1"
     mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
+    local seeds="fuzz/seeds/$t"
+    [ -d "$seeds" ] || seeds=fuzz/seeds/decode_preprocess
     local start end
     start=$(date +%s)
     # -timeout: one input taking longer is a finding; -rss_limit_mb: so is a process over 2 GiB.
-    cargo fuzz run "$t" "fuzz/corpus/$t" "fuzz/seeds/$t" -- \
+    cargo fuzz run "$t" "fuzz/corpus/$t" "$seeds" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 \
         "${keep_going[@]}" "${extra[@]}" >"fuzz/logs/$t.log" 2>&1 || true
     end=$(date +%s)

@@ -305,6 +305,16 @@ if [[ ${BLURGATE_SKIP_BUILD:-0} == 1 ]]; then
 elif [[ ! -f Cargo.toml ]]; then
   say "no Cargo.toml: skipping cargo build --release"
 else
+  # The JPEG rewrite (src/jpeg/shim.c) builds against the system's libjpeg-turbo.
+  if [[ ! -f /usr/include/jpeglib.h ]]; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+      say "installing libjpeg62-turbo-dev (libjpeg-turbo headers) with apt-get"
+      { DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjpeg62-turbo-dev || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjpeg62-turbo-dev; }; } >/dev/null \
+        || die "apt-get install libjpeg62-turbo-dev failed"
+    else
+      die "libjpeg-turbo headers missing: install libjpeg62-turbo-dev (Debian) or libjpeg-turbo-devel"
+    fi
+  fi
   say "cargo build --release"
   cargo build --release
   say "built target/release/blurgate ($(elapsed) in all)"

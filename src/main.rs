@@ -326,7 +326,14 @@ file is held back and not written), below is unknown. opt-outs redacts matched p
 refused --purpose; consented-only redacts everyone except matched people who consented.
 
 What is kept: the colour profile and the Artist and Copyright tags. GPS, camera serials, maker
-notes and XMP (which can name the people in a photo) are removed unless --keep-metadata.
+notes and XMP (which can name the people in a photo) are removed unless --keep-metadata. The
+EXIF thumbnail, comments and anything after a JPEG's end (a second picture some cameras append)
+are always removed.
+
+JPEG quality: a JPEG keeps its own quality. Only the 8x8 blocks under a mask are encoded again,
+with the photo's own tables; the rest of its image data is copied unchanged, so a photo with no
+face loses nothing. EXIF-rotated, CMYK and 12-bit JPEGs, runs with --register, and
+--jpeg-quality Q encode the whole photo afresh (at Q, default 92).
 
 Fail closed: a file that cannot be decoded (truncated, corrupt, unsupported such as HEIC) or
 written is listed as failed on stderr and in the report, nothing of it is written (an older copy

@@ -215,8 +215,9 @@ fn kept_tags(exif: &[u8]) -> Option<Vec<u8>> {
     Some(out.into_inner())
 }
 
-/// The source EXIF with IFD0's Orientation set to 1 (top-left), patched in place so maker
-/// notes and their internal offsets survive.
+/// The source EXIF with IFD0's Orientation set to 1 (top-left) and no thumbnail, patched in
+/// place so maker notes and their internal offsets survive. The thumbnail (IFD1) is a small
+/// copy of the unredacted photo: it is unlinked and its bytes are zeroed.
 fn with_upright_orientation(exif: &[u8]) -> Vec<u8> {
     let mut out = exif.to_vec();
     let le = match out.get(..2) {
@@ -231,17 +232,39 @@ fn with_upright_orientation(exif: &[u8]) -> Vec<u8> {
             if le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }
         })
     };
-    let Some(ifd) = u32_at(&out, 4).map(|o| o as usize) else { return out };
-    let Some(count) = u16_at(&out, ifd) else { return out };
-    for k in 0..count as usize {
-        let entry = ifd + 2 + 12 * k;
-        if u16_at(&out, entry) == Some(0x0112) && u16_at(&out, entry + 2) == Some(3) {
+    // An IFD's entries as (entry offset, tag, type, value as a SHORT or LONG).
+    let entries = |b: &[u8], ifd: usize| -> Vec<(usize, u16, u16, u32)> {
+        let count = u16_at(b, ifd).unwrap_or(0) as usize;
+        (0..count)
+            .filter_map(|k| {
+                let e = ifd + 2 + 12 * k;
+                let (tag, ty) = (u16_at(b, e)?, u16_at(b, e + 2)?);
+                let value = if ty == 3 { u32::from(u16_at(b, e + 8)?) } else { u32_at(b, e + 8)? };
+                Some((e, tag, ty, value))
+            })
+            .collect()
+    };
+    let Some(ifd0) = u32_at(&out, 4).map(|o| o as usize) else { return out };
+    for (e, tag, ty, _) in entries(&out, ifd0) {
+        if tag == 0x0112 && ty == 3 {
             let one = if le { 1u16.to_le_bytes() } else { 1u16.to_be_bytes() };
-            if let Some(v) = out.get_mut(entry + 8..entry + 10) {
-                v.copy_from_slice(&one);
+            out[e + 8..e + 10].copy_from_slice(&one);
+        }
+    }
+    let next_at = ifd0 + 2 + 12 * u16_at(&out, ifd0).unwrap_or(0) as usize;
+    let Some(ifd1) = u32_at(&out, next_at).filter(|&o| o != 0).map(|o| o as usize) else { return out };
+    let ifd1_entries = entries(&out, ifd1);
+    let value = |tag: u16| ifd1_entries.iter().find(|e| e.1 == tag).map(|e| e.3 as usize);
+    // A JPEG thumbnail, or a single-strip uncompressed one.
+    for (start, len) in [(0x0201, 0x0202), (0x0111, 0x0117)] {
+        if let (Some(at), Some(n)) = (value(start), value(len)) {
+            let end = at.saturating_add(n).min(out.len());
+            if at < end {
+                out[at..end].fill(0);
             }
         }
     }
+    out[next_at..next_at + 4].fill(0);
     out
 }
 
@@ -300,6 +323,37 @@ mod tests {
             assert_eq!(o.value.get_uint(0), Some(1));
             assert!(parsed.get_field(exif::Tag::Make, exif::In::PRIMARY).is_some());
         }
+    }
+
+    #[test]
+    fn the_thumbnail_is_unlinked_and_erased() {
+        // IFD0 (orientation 6) → IFD1 pointing at a JPEG thumbnail.
+        let mut b = b"II*\0".to_vec();
+        b.extend(8u32.to_le_bytes());
+        b.extend(1u16.to_le_bytes());
+        b.extend([0x12, 0x01, 3, 0, 1, 0, 0, 0, 6, 0, 0, 0]);
+        let ifd1 = b.len() + 4;
+        b.extend((ifd1 as u32).to_le_bytes());
+        let thumb = ifd1 + 2 + 2 * 12 + 4;
+        let picture = b"\xFF\xD8 a small copy of the unredacted photo \xFF\xD9";
+        b.extend(2u16.to_le_bytes());
+        for (tag, value) in [(0x0201u16, thumb as u32), (0x0202, picture.len() as u32)] {
+            b.extend(tag.to_le_bytes());
+            b.extend(4u16.to_le_bytes());
+            b.extend(1u32.to_le_bytes());
+            b.extend(value.to_le_bytes());
+        }
+        b.extend(0u32.to_le_bytes());
+        b.extend_from_slice(picture);
+        let before = exif::Reader::new().read_raw(b.clone()).unwrap();
+        assert!(before.fields().any(|f| f.ifd_num == exif::In::THUMBNAIL));
+
+        let out = with_upright_orientation(&b);
+        assert_eq!(out.len(), b.len());
+        assert!(!out.windows(8).any(|w| w == b"unredact"), "thumbnail bytes survived");
+        let parsed = exif::Reader::new().read_raw(out).unwrap();
+        assert!(parsed.fields().all(|f| f.ifd_num == exif::In::PRIMARY));
+        assert_eq!(parsed.get_field(exif::Tag::Orientation, exif::In::PRIMARY).unwrap().value.get_uint(0), Some(1));
     }
 
     #[test]

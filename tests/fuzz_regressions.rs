@@ -9,7 +9,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use blurgate::media_in::{decode, jpeg_is_complete, DecodeLimits};
+use blurgate::detect::FaceBox;
+use blurgate::media_in::{decode, jpeg_is_complete, jpeg_preview, DecodeLimits};
+use blurgate::media_out::{rewrite_jpeg, EncodeOptions};
+use blurgate::redact::RedactOptions;
 use blurgate::register::{store, Register, RegisterKey};
 
 const LIMITS: DecodeLimits = DecodeLimits { max_side: 4096, max_alloc: 64 << 20 };
@@ -77,6 +80,27 @@ fn decode_preprocess(data: &[u8]) -> Result<bool, String> {
     }
 }
 
+/// The jpeg_rewrite target's body: a JPEG that gets a preview is rewritten block by block with
+/// a face over its middle; a rewrite that succeeds is a complete JPEG of the same size.
+/// Ok(true) when it was rewritten.
+fn jpeg_rewrite(data: &[u8]) -> Result<bool, String> {
+    let Some(preview) = jpeg_preview(data, LIMITS, 64) else { return Ok(false) };
+    let (w, h) = (preview.header.width, preview.header.height);
+    let (fw, fh) = (w as f32, h as f32);
+    let face = FaceBox { x1: fw * 0.3, y1: fh * 0.2, x2: fw * 0.7, y2: fh * 0.8 };
+    match rewrite_jpeg(data, &preview, &[face], &RedactOptions::default(), &EncodeOptions::default()) {
+        Ok(out) => {
+            let photo = decode(&out, LIMITS).map_err(|e| format!("the rewritten JPEG does not decode: {e}"))?;
+            if photo.rgb.dimensions() != (w, h) {
+                return Err(format!("rewritten as {:?}, was {w}x{h}", photo.rgb.dimensions()));
+            }
+            Ok(true)
+        }
+        Err(e) if e.trim().is_empty() => Err("rewrite failed with an empty message".into()),
+        Err(_) => Ok(false),
+    }
+}
+
 fn key() -> RegisterKey {
     RegisterKey::from_hex(&"11".repeat(32)).unwrap()
 }
@@ -130,6 +154,18 @@ fn replay<T>(target: &str, mut check: impl FnMut(&[u8]) -> Result<T, String>) ->
     }
     assert!(failures.is_empty(), "{} of {cases} {target} cases failed:\n{}", failures.len(), failures.join("\n"));
     cases
+}
+
+#[test]
+fn jpeg_rewrite_of_decode_inputs_never_panics_and_stays_decodable() {
+    let mut rewritten = 0;
+    let cases = replay("decode_preprocess", |data| {
+        let done = jpeg_rewrite(data)?;
+        rewritten += usize::from(done);
+        Ok(done)
+    });
+    assert!(cases > 100);
+    assert!(rewritten >= 5, "only {rewritten} inputs reached the rewrite");
 }
 
 #[test]

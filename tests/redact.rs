@@ -229,6 +229,95 @@ fn exif_orientations_give_upright_outputs() {
     }
 }
 
+/// Pixels outside every mask's rectangle grown by `margin` pixels that differ between the two.
+fn changed_outside(before: &RgbImage, after: &RgbImage, report: &Report, margin: f32) -> (usize, usize) {
+    let rects: Vec<[f32; 4]> =
+        report.files[0].faces.iter().filter_map(|f| f.mask).map(|m| [m[0] - margin, m[1] - margin, m[2] + margin, m[3] + margin]).collect();
+    let (mut changed, mut outside) = (0, 0);
+    for (x, y, p) in after.enumerate_pixels() {
+        let (fx, fy) = (x as f32, y as f32);
+        if rects.iter().all(|r| fx < r[0] || fx >= r[2] || fy < r[1] || fy >= r[3]) {
+            outside += 1;
+            changed += usize::from(p != before.get_pixel(x, y));
+        }
+    }
+    (changed, outside)
+}
+
+#[test]
+fn jpeg_keeps_its_image_data_outside_the_faces_unless_a_quality_is_given() {
+    let input = fixture("photos/t1.jpg");
+    let before = rgb(&input);
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, report_path) = (tmp.path().join("out"), tmp.path().join("r.json"));
+    run_ok(&["redact", s(&input), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    let report = read_report(&report_path);
+    assert_eq!(report.files[0].faces.len(), 6);
+    let after = rgb(&out.join("t1.jpg"));
+    // Only the 16x16 blocks under a mask are encoded again; colour sampling can reach a few
+    // pixels past them, never further.
+    let (changed, outside) = changed_outside(&before, &after, &report, 24.0);
+    assert!(outside > 500_000, "most of the photo lies outside the faces ({outside} pixels)");
+    assert_eq!(changed, 0, "{changed} of {outside} pixels away from the faces changed");
+    let stats = pixel_stats(&before, &after, &masks(&report, 0, &RedactOptions::default()), 1.0);
+    assert!(stats.inside.iter().all(|m| *m > 20.0), "faces not redacted: {:?}", stats.inside);
+
+    // --jpeg-quality encodes the whole photo afresh.
+    let (out_q, report_q) = (tmp.path().join("q"), tmp.path().join("q.json"));
+    run_ok(&["redact", s(&input), "--out", s(&out_q), "--report", s(&report_q), "-q", "--jpeg-quality", "40"]);
+    let report_q = read_report(&report_q);
+    let after_q = rgb(&out_q.join("t1.jpg"));
+    let (changed_q, _) = changed_outside(&before, &after_q, &report_q, 24.0);
+    assert!(changed_q > outside / 2, "quality 40 left {changed_q} of {outside} pixels as they were");
+    let stats = pixel_stats(&before, &after_q, &masks(&report_q, 0, &RedactOptions::default()), 1.15);
+    assert!(stats.inside.iter().all(|m| *m > 20.0));
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert!(size(&out_q.join("t1.jpg")) < size(&out.join("t1.jpg")) * 3 / 4);
+}
+
+#[test]
+fn jpeg_comments_private_segments_and_appended_pictures_are_not_published() {
+    let source = std::fs::read(fixture("photos/t1.jpg")).unwrap();
+    let segment = |marker: u8, body: &[u8]| {
+        let mut s = vec![0xFF, marker];
+        s.extend(((body.len() + 2) as u16).to_be_bytes());
+        s.extend_from_slice(body);
+        s
+    };
+    let mut doctored = source[..2].to_vec();
+    doctored.extend(segment(0xFE, b"comment: Jane Doe, table 4"));
+    doctored.extend(segment(0xED, b"Photoshop 3.0\0IPTC caption: Jane Doe"));
+    doctored.extend(segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>Jane Doe</x:xmpmeta>"));
+    doctored.extend_from_slice(&source[2..]);
+    // A second, unredacted picture after the end of the image, as some cameras append.
+    doctored.extend_from_slice(&source);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("doctored.jpg");
+    std::fs::write(&input, &doctored).unwrap();
+    let (out, report_path) = (tmp.path().join("out"), tmp.path().join("r.json"));
+    run_ok(&["redact", s(&input), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    assert_eq!(read_report(&report_path).files[0].faces.len(), 6);
+    let written = std::fs::read(out.join("doctored.jpg")).unwrap();
+    assert!(!written.windows(8).any(|w| w == b"Jane Doe"), "a name from the metadata was published");
+    assert!(written.ends_with(&[0xFF, 0xD9]), "anything after the image's end must be dropped");
+    assert_eq!(written.windows(2).filter(|w| w == &[0xFF, 0xD8]).count(), 1, "one picture only");
+    assert_eq!(rgb(&out.join("doctored.jpg")).dimensions(), (1280, 886));
+}
+
+#[test]
+fn jpeg_without_faces_is_published_with_its_image_data_unchanged() {
+    let input = fixture("metadata/usa_railroad.jpg");
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, report_path) = (tmp.path().join("out"), tmp.path().join("r.json"));
+    run_ok(&["redact", s(&input), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    let report = read_report(&report_path);
+    assert_eq!(report.files[0].status, FileStatus::Unchanged);
+    let output = out.join("usa_railroad.jpg");
+    assert_eq!(rgb(&input), rgb(&output), "a photo with no face must not lose quality");
+    let (source, written) = (std::fs::read(&input).unwrap(), std::fs::read(&output).unwrap());
+    assert!(written.len() < source.len(), "the metadata was not removed");
+}
+
 fn sha256(path: &Path) -> String {
     format!("{:x}", Sha256::digest(std::fs::read(path).unwrap()))
 }

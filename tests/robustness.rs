@@ -159,18 +159,30 @@ fn exif_orientation_corpus_comes_out_upright() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    let o = blurgate(&["redact", s(&dir), "--out", s(&out), "--tiles", "never", "--style", "fill", "-q"]);
+    let report_path = tmp.path().join("r.json");
+    let o = blurgate(&["redact", s(&dir), "--out", s(&out), "--tiles", "never", "--style", "fill", "-q", "--report", s(&report_path)]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // Filled masks may sit a pixel apart: compare what lies outside all of them.
+    let masks: Vec<[f32; 4]> = read_report(&report_path).files.iter().flat_map(|f| f.faces.iter().filter_map(|x| x.mask)).collect();
+    assert_eq!(masks.len(), 8, "one face in each of the eight photos");
+    let outside = |x: u32, y: u32| {
+        let (fx, fy) = (x as f32, y as f32);
+        masks.iter().all(|m| fx < m[0] - 2.0 || fx >= m[2] + 2.0 || fy < m[1] - 2.0 || fy >= m[3] + 2.0)
+    };
     let reference = rgb(&out.join("hopper.jpg"));
     for entry in std::fs::read_dir(&out).unwrap().flatten() {
         let img = rgb(&entry.path());
         assert_eq!(img.dimensions(), reference.dimensions(), "{}", entry.path().display());
-        let total: u64 = (0..img.height())
+        let diffs: Vec<u64> = (0..img.height())
             .flat_map(|y| (0..img.width()).map(move |x| (x, y)))
+            .filter(|&(x, y)| outside(x, y))
             .map(|(x, y)| diff(&img, &reference, x, y) as u64)
-            .sum();
-        let mean = total as f64 / (img.width() * img.height()) as f64;
-        assert!(mean < 12.0, "{}: differs from the upright reference (mean {mean:.1})", entry.path().display());
+            .collect();
+        assert!(diffs.len() > 5000, "too little of the photo lies outside the faces");
+        let mean = diffs.iter().sum::<u64>() as f64 / diffs.len() as f64;
+        // The rotated copies were each encoded on their own: before blurgate touches them they
+        // differ from hopper.jpg by about 14; a mirrored or turned copy differs by over 180.
+        assert!(mean < 30.0, "{}: differs from the upright reference (mean {mean:.1})", entry.path().display());
     }
 }
 
@@ -226,14 +238,14 @@ fn killed_runs_never_leave_partial_files_and_resume_to_completion() {
     let mut seed = 0x2545_F491_4F6C_DD1Du64;
     let mut kills = 0;
     // Twenty kills at random moments; runs that reach the end restart the job from scratch.
-    for _ in 0..60 {
+    for _ in 0..100 {
         if kills == 20 {
             break;
         }
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
-        let delay = Duration::from_millis(100 + seed % full_run.as_millis() as u64);
+        let delay = Duration::from_millis(seed % full_run.as_millis() as u64);
         let mut child = spawn();
         std::thread::sleep(delay);
         let killed = child.try_wait().unwrap().is_none();
