@@ -14,17 +14,20 @@
 //! `--workers N` overrides the worker count (as `blurgate redact --jobs N` does), for
 //! comparing thread budgets.
 //!
-//! `--stages` adds a single-worker breakdown per photo size class: decode, detection (of which
-//! inference), redaction and encoding, in milliseconds per photo.
+//! `--stages` adds a single-worker breakdown per photo size class, in milliseconds per photo,
+//! of the stages as `blurgate redact` runs them at default settings: decode (for a JPEG that is
+//! rewritten block by block, the reduced preview), detection (of which inference), and
+//! redaction with encoding (for such a JPEG, the region decode, redaction, coefficient
+//! replacement and re-write).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use blurgate::detect::{infer_only, Detector, DetectorOptions};
-use blurgate::media_in::{decode, Photo};
-use blurgate::media_out::{encode, EncodeOptions};
+use blurgate::detect::{infer_only, Detector, DetectorOptions, FirstPass};
+use blurgate::media_in::{decode, jpeg_preview, DecodeLimits};
+use blurgate::media_out::{encode, rewrite_jpeg, EncodeOptions};
 use blurgate::models::ModelDir;
 use blurgate::redact::{redact, RedactOptions};
 use rayon::prelude::*;
@@ -133,19 +136,36 @@ fn stage_breakdown(env: &ort::environment::Environment, model: &Path, threads: u
         classes[usize::from(i.width as u64 * i.height as u64 > 8_000_000)].1.push(i);
     }
     println!("stages on one worker ({threads} intra-op threads), ms per photo:");
-    println!("  {:<11} {:>6} {:>8} {:>8} {:>10} {:>8} {:>8} {:>8}", "class", "photos", "decode", "detect", "(infer)", "redact", "encode", "total");
+    println!(
+        "  {:<11} {:>6} {:>10} {:>8} {:>8} {:>10} {:>15} {:>8}",
+        "class", "photos", "rewritten", "decode", "detect", "(infer)", "redact+encode", "total"
+    );
+    let (limits, redact_options, encode_options) = (DecodeLimits::default(), RedactOptions::default(), EncodeOptions::default());
     for (label, set) in classes.iter().filter(|(_, s)| !s.is_empty()) {
-        let mut sums = [0f64; 5];
+        let (mut sums, mut rewritten) = ([0f64; 4], 0);
         for i in set {
             // Warm this photo's shapes, then measure each stage once.
             for &(h, w) in &i.shapes {
                 infer_only(&detector, h, w)?;
             }
+            let failed = |e: String| anyhow::anyhow!("{}: {e}", i.path.display());
             let t = Instant::now();
-            let mut photo: Photo = decode(&i.bytes, Default::default()).map_err(|e| anyhow::anyhow!(e))?;
+            let source = match jpeg_preview(&i.bytes, limits, detector.options().max_side) {
+                Some(p) => Ok(p),
+                None => Err(decode(&i.bytes, limits).map_err(failed)?),
+            };
             sums[0] += ms(t);
             let t = Instant::now();
-            let faces = detector.detect(&photo.rgb)?;
+            let faces = match &source {
+                Ok(p) => match detector.detect_preview(&p.rgb, i.width, i.height)? {
+                    FirstPass::Done(found) => found,
+                    FirstPass::NeedsTiles(first) => {
+                        let full = blurgate::jpeg::decode_scaled(&i.bytes, &p.header, 8, p.max_memory).map_err(failed)?;
+                        detector.detect_tiles(&full, first)?
+                    }
+                },
+                Err(photo) => detector.detect(&photo.rgb)?,
+            };
             sums[1] += ms(t);
             let t = Instant::now();
             for &(h, w) in &i.shapes {
@@ -154,19 +174,26 @@ fn stage_breakdown(env: &ort::environment::Environment, model: &Path, threads: u
             sums[2] += ms(t);
             let boxes: Vec<_> = faces.iter().map(|f| f.bbox).collect();
             let t = Instant::now();
-            redact(&mut photo.rgb, &boxes, &RedactOptions::default());
+            // Ok: a JPEG rewritten block by block; Err: any other photo, decoded in full.
+            match source {
+                Ok(p) => {
+                    rewrite_jpeg(&i.bytes, &p, &boxes, &redact_options, &encode_options).map_err(failed)?;
+                    rewritten += 1;
+                }
+                Err(mut photo) => {
+                    redact(&mut photo.rgb, &boxes, &redact_options);
+                    encode(photo, &encode_options).map_err(failed)?;
+                }
+            }
             sums[3] += ms(t);
-            let t = Instant::now();
-            encode(photo, &EncodeOptions::default()).map_err(|e| anyhow::anyhow!(e))?;
-            sums[4] += ms(t);
         }
         let n = set.len() as f64;
-        let [dec, det, inf, red, enc] = sums.map(|s| s / n);
+        let [dec, det, inf, out] = sums.map(|s| s / n);
         println!(
-            "  {label:<11} {:>6} {dec:>8.1} {det:>8.1} {:>10} {red:>8.1} {enc:>8.1} {:>8.1}",
+            "  {label:<11} {:>6} {rewritten:>10} {dec:>8.1} {det:>8.1} {:>10} {out:>15.1} {:>8.1}",
             set.len(),
             format!("({inf:.1})"),
-            dec + det + red + enc
+            dec + det + out
         );
     }
     Ok(())

@@ -332,8 +332,8 @@ are always removed.
 
 JPEG quality: a JPEG keeps its own quality. Only the 8x8 blocks under a mask are encoded again,
 with the photo's own tables; the rest of its image data is copied unchanged, so a photo with no
-face loses nothing. EXIF-rotated, CMYK and 12-bit JPEGs, runs with --register, and
---jpeg-quality Q encode the whole photo afresh (at Q, default 92).
+face loses nothing. EXIF-rotated, CMYK and 12-bit JPEGs, and --jpeg-quality Q, encode the
+whole photo afresh (at Q, default 92).
 
 Fail closed: a file that cannot be decoded (truncated, corrupt, unsupported such as HEIC) or
 written is listed as failed on stderr and in the report, nothing of it is written (an older copy
@@ -412,7 +412,7 @@ struct RedactArgs {
     /// Encode every JPEG afresh at this quality (1-100). By default a JPEG keeps its own
     /// quality: only the 8x8 blocks under a redaction are encoded again and the rest of its
     /// image data is copied unchanged; JPEGs that cannot be rewritten that way (EXIF-rotated,
-    /// CMYK, 12-bit, or in a run with --register) are encoded at quality 92.
+    /// CMYK, 12-bit) are encoded at quality 92.
     #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
     jpeg_quality: Option<u8>,
 

@@ -93,6 +93,23 @@ fn opt_out_is_redacted_and_the_other_face_is_untouched() {
 }
 
 #[test]
+fn opt_out_in_a_jpeg_leaves_the_other_face_exactly_as_it_was() {
+    // Recognition decodes a JPEG in full, but the output is still rewritten block by block.
+    let f = enrolled(&[]);
+    let photo = f.dir.join("two_people.jpg");
+    rgb(&f.photo).save(&photo).unwrap();
+    let (out, report_path) = (f.dir.join("jpeg-out"), f.dir.join("jpeg.json"));
+    let o = blurgate(&["redact", s(&photo), "--out", s(&out), "--report", s(&report_path), "--register", s(&f.register), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let faces = faces_left_to_right(&read_report(&report_path));
+    assert_eq!((faces[0].decision, faces[0].action), (Some(Decision::Matched), Action::Redacted));
+    assert_eq!(faces[1].action, Action::Kept);
+    let (before, after) = (rgb(&photo), rgb(&out.join("two_people.jpg")));
+    assert!(!identical_in(&before, &after, faces[0].bbox), "the enrolled face must change");
+    assert!(identical_in(&before, &after, faces[1].bbox), "the other face must decode exactly as before");
+}
+
+#[test]
 fn consented_only_redacts_everyone_else() {
     let f = enrolled(&["--consents"]);
     let (o, report, out) = redact(&f, "out", &["--policy", "consented-only"]);

@@ -95,6 +95,18 @@ impl Engine {
         matching: Option<&Matching>,
     ) -> Result<Vec<(Detection, Option<FaceDecision>)>> {
         let faces = self.detector.detect(rgb)?;
+        self.decide(rgb, faces, policy, matching)
+    }
+
+    /// The match decision of every face found in `rgb` (the photo at full resolution), or
+    /// none without a register (then `rgb` is not looked at).
+    pub fn decide(
+        &self,
+        rgb: &RgbImage,
+        faces: Vec<Detection>,
+        policy: Policy,
+        matching: Option<&Matching>,
+    ) -> Result<Vec<(Detection, Option<FaceDecision>)>> {
         let Some(m) = matching else {
             return Ok(faces.into_iter().map(|d| (d, None)).collect());
         };
@@ -321,11 +333,11 @@ enum Source {
     Jpeg(JpegPreview),
 }
 
-/// JPEGs that can be rewritten block by block are decoded only at the detector's size; a run
-/// that recognises people (embeddings need full resolution) or sets a JPEG quality decodes
+/// JPEGs that can be rewritten block by block are decoded at the detector's size (and in full
+/// only when recognition or the tiled pass needs it); a run that sets a JPEG quality decodes
 /// every file in full.
 fn open(bytes: &[u8], job: &RedactJob, report: &mut FileReport) -> Result<Source, String> {
-    if job.matching.is_none() && job.encode.jpeg_quality.is_none() {
+    if job.encode.jpeg_quality.is_none() {
         if let Some(p) = media_in::jpeg_preview(bytes, job.limits, job.detector.max_side) {
             (report.width, report.height) = (Some(p.header.width), Some(p.header.height));
             return Ok(Source::Jpeg(p));
@@ -334,24 +346,28 @@ fn open(bytes: &[u8], job: &RedactJob, report: &mut FileReport) -> Result<Source
     decode(bytes, job.limits, report).map(Source::Full)
 }
 
-/// The faces in the photo, with their match decisions. A preview that calls for the tiled
-/// pass gets it on a full-resolution decode.
+/// The faces in the photo, with their match decisions. For a JPEG preview, the tiled pass and
+/// recognition run on a full-resolution decode.
 fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection, Option<FaceDecision>)>, String> {
+    let (engine, job) = (run.engine, run.job);
     let failed = |e: Error| format!("face detection or recognition failed: {e}");
-    match source {
-        Source::Full(photo) => run.engine.analyse(&photo.rgb, run.job.policy, run.job.matching.as_ref()).map_err(failed),
-        Source::Jpeg(p) => {
-            let detector = run.engine.detector();
-            let found = match detector.detect_preview(&p.rgb, p.header.width, p.header.height).map_err(failed)? {
-                FirstPass::Done(found) => found,
-                FirstPass::NeedsTiles(first) => {
-                    let full = jpeg::decode_scaled(bytes, &p.header, 8, p.max_memory).map_err(|e| format!("cannot decode: {e}"))?;
-                    detector.detect_tiles(&full, first).map_err(failed)?
-                }
-            };
-            Ok(found.into_iter().map(|d| (d, None)).collect())
+    let p = match source {
+        Source::Full(photo) => return engine.analyse(&photo.rgb, job.policy, job.matching.as_ref()).map_err(failed),
+        Source::Jpeg(p) => p,
+    };
+    let decode_full = || jpeg::decode_scaled(bytes, &p.header, 8, p.max_memory).map_err(|e| format!("cannot decode: {e}"));
+    let (found, full) = match engine.detector().detect_preview(&p.rgb, p.header.width, p.header.height).map_err(failed)? {
+        FirstPass::Done(found) => (found, None),
+        FirstPass::NeedsTiles(first) => {
+            let full = decode_full()?;
+            (engine.detector().detect_tiles(&full, first).map_err(failed)?, Some(full))
         }
-    }
+    };
+    let full = match (full, &job.matching) {
+        (None, Some(_)) => Some(decode_full()?),
+        (full, _) => full,
+    };
+    engine.decide(full.as_ref().unwrap_or(&p.rgb), found, job.policy, job.matching.as_ref()).map_err(failed)
 }
 
 fn render_full(mut photo: Photo, boxes: &[FaceBox], job: &RedactJob) -> Result<Vec<u8>, String> {
