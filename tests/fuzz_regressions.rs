@@ -159,11 +159,12 @@ fn replay<T>(target: &str, mut check: impl FnMut(&[u8]) -> Result<T, String>) ->
 #[test]
 fn jpeg_rewrite_of_decode_inputs_never_panics_and_stays_decodable() {
     let mut rewritten = 0;
-    let cases = replay("decode_preprocess", |data| {
+    let mut check = |data: &[u8]| {
         let done = jpeg_rewrite(data)?;
         rewritten += usize::from(done);
         Ok(done)
-    });
+    };
+    let cases = replay("decode_preprocess", &mut check) + replay("jpeg_rewrite", &mut check);
     assert!(cases > 100);
     assert!(rewritten >= 5, "only {rewritten} inputs reached the rewrite");
 }

@@ -58,11 +58,24 @@ typedef struct {
     unsigned mcu_w, mcu_h;
 } bgj_header;
 
+/* Does every component have a quantisation table with no zero entry? Decoders accept zeros,
+ * but libjpeg's encoder divides by them (SIGFPE), so such a photo is never re-encoded here. */
+static int usable_quant_tables(JQUANT_TBL *const *tables, const jpeg_component_info *comps, int n) {
+    for (int ci = 0; ci < n; ci++) {
+        int no = comps[ci].quant_tbl_no;
+        if (no < 0 || no >= NUM_QUANT_TBLS || !tables[no]) return 0;
+        for (int k = 0; k < DCTSIZE2; k++)
+            if (tables[no]->quantval[k] == 0) return 0;
+    }
+    return 1;
+}
+
 static void fill_header(j_decompress_ptr d, bgj_header *h) {
     h->width = d->image_width;
     h->height = d->image_height;
     h->components = d->num_components;
     h->supported = d->data_precision == 8 && !d->arith_code &&
+                   usable_quant_tables(d->quant_tbl_ptrs, d->comp_info, d->num_components) &&
                    ((d->jpeg_color_space == JCS_YCbCr && d->num_components == 3) ||
                     (d->jpeg_color_space == JCS_GRAYSCALE && d->num_components == 1));
     h->mcu_w = DCTSIZE * d->max_h_samp_factor;
@@ -216,6 +229,10 @@ int bgj_coefs_replace(bgj_coefs *c, unsigned x0, unsigned y0, unsigned w, unsign
     p.write_Adobe_marker = FALSE;
     p.optimize_coding = FALSE;
     p.dct_method = JDCT_ISLOW;
+    if (!usable_quant_tables(p.quant_tbl_ptrs, p.comp_info, p.num_components)) {
+        snprintf(err, BGJ_ERR, "a quantisation table has a zero entry");
+        goto fail;
+    }
     jpeg_start_compress(&p, TRUE);
     while (p.next_scanline < h) {
         JSAMPROW row = (JSAMPROW)(rgb + (unsigned long)p.next_scanline * w * 3);
