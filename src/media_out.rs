@@ -102,7 +102,7 @@ pub fn rewrite_jpeg(source: &[u8], preview: &JpegPreview, faces: &[FaceBox], red
 
 /// `body`'s image data under the metadata of `source` that the policy keeps: JFIF and Adobe
 /// segments (they say how to read the colours), the ICC profile, and the EXIF as
-/// [`encode`] keeps it. Every other APPn and comment segment is dropped, and so is anything
+/// [`encode`] keeps it (no thumbnail in either). Every other APPn and comment segment is dropped, and so is anything
 /// after the end-of-image marker (some cameras append a second, unredacted picture there).
 fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>, String> {
     let damaged = || "the JPEG's header is damaged".to_string();
@@ -112,8 +112,12 @@ fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Res
     let mut out = Vec::with_capacity(end + 1024);
     out.extend_from_slice(&[0xFF, 0xD8]);
     let is = |s: &Segment, marker: u8, prefix: &[u8]| s.marker == marker && s.payload().starts_with(prefix);
-    for s in kept.iter().filter(|s| is(s, 0xE0, b"JFIF\0")) {
-        out.extend_from_slice(s.bytes);
+    // JFIF's version, units and densities; never its optional thumbnail (a small copy of the
+    // unredacted photo).
+    if let Some(jfif) = kept.iter().find(|s| is(s, 0xE0, b"JFIF\0")).and_then(|s| s.payload().get(..12)) {
+        out.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x10]);
+        out.extend_from_slice(jfif);
+        out.extend_from_slice(&[0, 0]);
     }
     let exif = media_in::jpeg_exif(&kept).and_then(|e| match policy {
         MetadataPolicy::Strip => kept_tags(e),

@@ -285,6 +285,10 @@ fn jpeg_comments_private_segments_and_appended_pictures_are_not_published() {
         s
     };
     let mut doctored = source[..2].to_vec();
+    // A JFIF header whose thumbnail (8x1 RGB pixels) holds a name, as bytes.
+    let mut jfif = b"JFIF\0\x01\x02\x00\x00\x01\x00\x01\x08\x01".to_vec();
+    jfif.extend(b"Jane Doe, in a thumbnail".iter());
+    doctored.extend(segment(0xE0, &jfif));
     doctored.extend(segment(0xFE, b"comment: Jane Doe, table 4"));
     doctored.extend(segment(0xED, b"Photoshop 3.0\0IPTC caption: Jane Doe"));
     doctored.extend(segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>Jane Doe</x:xmpmeta>"));
