@@ -82,7 +82,8 @@ impl Rect {
 pub struct Header {
     pub width: u32,
     pub height: u32,
-    /// 8-bit Huffman-coded YCbCr or greyscale: what [`Coefficients`] can rewrite.
+    /// 8-bit Huffman-coded YCbCr or greyscale, with common chroma sampling and no zero in its
+    /// quantisation tables: what [`Coefficients`] can rewrite.
     pub supported: bool,
     /// The iMCU (minimum coded unit) size in pixels.
     pub mcu: (u32, u32),

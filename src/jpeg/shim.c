@@ -52,7 +52,8 @@ static void open_src(j_decompress_ptr d, struct bgj_err *e, char *err, const uns
 typedef struct {
     unsigned width, height;
     int components;
-    /* 8-bit Huffman-coded YCbCr or greyscale: what the block-level rewrite handles. */
+    /* 8-bit Huffman-coded YCbCr or greyscale with common sampling and usable quantisation
+     * tables: what the block-level rewrite handles. */
     int supported;
     /* iMCU size in pixels: regions are read and replaced in whole iMCUs. */
     unsigned mcu_w, mcu_h;
@@ -70,12 +71,23 @@ static int usable_quant_tables(JQUANT_TBL *const *tables, const jpeg_component_i
     return 1;
 }
 
+/* Luma sampled 1 or 2, chroma 1: 4:4:4, 4:2:2, 4:4:0 and 4:2:0, what cameras write and every
+ * decoder reads. Other factors are legal but rare, and some decoders refuse them. */
+static int common_sampling(const jpeg_component_info *comps, int n) {
+    for (int ci = 0; ci < n; ci++) {
+        int h = comps[ci].h_samp_factor, v = comps[ci].v_samp_factor;
+        if (ci == 0 ? (h < 1 || h > 2 || v < 1 || v > 2) : (h != 1 || v != 1)) return 0;
+    }
+    return 1;
+}
+
 static void fill_header(j_decompress_ptr d, bgj_header *h) {
     h->width = d->image_width;
     h->height = d->image_height;
     h->components = d->num_components;
     h->supported = d->data_precision == 8 && !d->arith_code &&
                    usable_quant_tables(d->quant_tbl_ptrs, d->comp_info, d->num_components) &&
+                   common_sampling(d->comp_info, d->num_components) &&
                    ((d->jpeg_color_space == JCS_YCbCr && d->num_components == 3) ||
                     (d->jpeg_color_space == JCS_GRAYSCALE && d->num_components == 1));
     h->mcu_w = DCTSIZE * d->max_h_samp_factor;
