@@ -284,44 +284,11 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> std::result::Result<Photo, 
 /// Walks the JPEG's marker segments and entropy-coded scans and tells whether an end-of-image
 /// marker follows the last scan.
 pub fn jpeg_is_complete(bytes: &[u8]) -> bool {
-    jpeg_end(bytes).is_some()
+    jpeg_segments(bytes).is_some()
 }
 
-/// The offset just past the end-of-image marker that follows the last scan (what comes after
-/// it, such as a second image some cameras append, is not part of the photo).
-pub fn jpeg_end(bytes: &[u8]) -> Option<usize> {
-    if !bytes.starts_with(&[0xFF, 0xD8]) {
-        return None;
-    }
-    let mut i = 2;
-    while i + 1 < bytes.len() {
-        if bytes[i] != 0xFF {
-            return None;
-        }
-        let marker = bytes[i + 1];
-        match marker {
-            0xD9 => return Some(i + 2),
-            0xFF => i += 1, // fill byte
-            0x01 | 0xD0..=0xD7 => i += 2,
-            _ => {
-                let len = bytes.get(i + 2..i + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)?;
-                i += 2 + len;
-                if marker == 0xDA {
-                    // Entropy-coded data runs to the next marker that is not a stuffed zero or
-                    // a restart marker.
-                    while i + 1 < bytes.len()
-                        && !(bytes[i] == 0xFF && bytes[i + 1] != 0x00 && !(0xD0..=0xD7).contains(&bytes[i + 1]))
-                    {
-                        i += 1;
-                    }
-                }
-            }
-        }
-    }
-    None
-}
-
-/// One marker segment of a JPEG header, marker and length included.
+/// One piece of a JPEG: a marker segment (marker and length included), an SOS segment with the
+/// entropy-coded data of its scan, or the end-of-image marker.
 #[derive(Debug, Clone, Copy)]
 pub struct Segment<'a> {
     pub marker: u8,
@@ -331,15 +298,18 @@ pub struct Segment<'a> {
 impl<'a> Segment<'a> {
     /// The segment's content after its length field.
     pub fn payload(&self) -> &'a [u8] {
-        &self.bytes[4..]
+        self.bytes.get(4..).unwrap_or_default()
     }
+    /// APPn and comment segments: metadata, not image data.
     pub fn is_metadata(&self) -> bool {
         matches!(self.marker, 0xE0..=0xEF | 0xFE)
     }
 }
 
-/// The segments between SOI and the first scan, and the offset of that scan's SOS marker.
-pub fn jpeg_header(bytes: &[u8]) -> Option<(Vec<Segment<'_>>, usize)> {
+/// Every segment after SOI, through the end-of-image marker that follows the last scan (what
+/// comes after it, such as a second picture some cameras append, is not part of the photo).
+/// `None` for a file that is not a JPEG or is cut short.
+pub fn jpeg_segments(bytes: &[u8]) -> Option<Vec<Segment<'_>>> {
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return None;
     }
@@ -347,22 +317,41 @@ pub fn jpeg_header(bytes: &[u8]) -> Option<(Vec<Segment<'_>>, usize)> {
     let mut i = 2;
     loop {
         while bytes.get(i..i + 2) == Some(&[0xFF, 0xFF]) {
-            i += 1;
+            i += 1; // fill byte
         }
         if *bytes.get(i)? != 0xFF {
             return None;
         }
         let marker = *bytes.get(i + 1)?;
-        if marker == 0xDA {
-            return Some((segments, i));
-        }
-        let len = bytes.get(i + 2..i + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)?;
-        segments.push(Segment { marker, bytes: bytes.get(i..i + 2 + len)? });
-        i += 2 + len;
+        let end = match marker {
+            0xD9 => {
+                segments.push(Segment { marker, bytes: &bytes[i..i + 2] });
+                return Some(segments);
+            }
+            0x01 | 0xD0..=0xD7 => i + 2,
+            _ => {
+                let len = bytes.get(i + 2..i + 4).map(|l| u16::from_be_bytes([l[0], l[1]]) as usize)?;
+                let mut end = i + 2 + len;
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next marker that is not a stuffed zero or
+                    // a restart marker.
+                    loop {
+                        end += bytes.get(end..)?.iter().position(|&b| b == 0xFF)?;
+                        match *bytes.get(end + 1)? {
+                            0x00 | 0xD0..=0xD7 | 0xFF => end += 1,
+                            _ => break,
+                        }
+                    }
+                }
+                end
+            }
+        };
+        segments.push(Segment { marker, bytes: bytes.get(i..end)? });
+        i = end;
     }
 }
 
-/// The EXIF block (TIFF structure) of a JPEG header, if it has one.
+/// The EXIF block (TIFF structure) among a JPEG's segments, if it has one.
 pub fn jpeg_exif<'a>(segments: &[Segment<'a>]) -> Option<&'a [u8]> {
     segments.iter().find_map(|s| (s.marker == 0xE1).then(|| s.payload().strip_prefix(b"Exif\0\0")).flatten())
 }
@@ -381,8 +370,7 @@ pub struct JpegPreview {
 /// greyscale, upright (EXIF orientation 1 or none) and within `limits`. `None` for any other
 /// file: the caller decodes it in full, which also explains what is wrong with a bad one.
 pub fn jpeg_preview(bytes: &[u8], limits: DecodeLimits, min_side: u32) -> Option<JpegPreview> {
-    let end = jpeg_end(bytes)?;
-    let (segments, _) = jpeg_header(&bytes[..end])?;
+    let segments = jpeg_segments(bytes)?;
     if let Some(exif) = jpeg_exif(&segments) {
         let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok()?;
         let orientation = parsed.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0));

@@ -102,14 +102,14 @@ pub fn rewrite_jpeg(source: &[u8], preview: &JpegPreview, faces: &[FaceBox], red
 
 /// `body`'s image data under the metadata of `source` that the policy keeps: JFIF and Adobe
 /// segments (they say how to read the colours), the ICC profile, and the EXIF as
-/// [`encode`] keeps it (no thumbnail in either). Every other APPn and comment segment is dropped, and so is anything
-/// after the end-of-image marker (some cameras append a second, unredacted picture there).
+/// [`encode`] keeps it (no thumbnail in either). Every other APPn and comment segment is
+/// dropped, wherever it stands, and so is anything after the end-of-image marker (some cameras
+/// append a second, unredacted picture there).
 fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>, String> {
-    let damaged = || "the JPEG's header is damaged".to_string();
-    let (kept, _) = media_in::jpeg_header(source).ok_or_else(damaged)?;
-    let end = media_in::jpeg_end(body).ok_or_else(damaged)?;
-    let (segments, sos) = media_in::jpeg_header(&body[..end]).ok_or_else(damaged)?;
-    let mut out = Vec::with_capacity(end + 1024);
+    let damaged = || "the JPEG's structure is damaged".to_string();
+    let kept = media_in::jpeg_segments(source).ok_or_else(damaged)?;
+    let image = media_in::jpeg_segments(body).ok_or_else(damaged)?;
+    let mut out = Vec::with_capacity(body.len() + 1024);
     out.extend_from_slice(&[0xFF, 0xD8]);
     let is = |s: &Segment, marker: u8, prefix: &[u8]| s.marker == marker && s.payload().starts_with(prefix);
     // JFIF's version, units and densities; never its optional thumbnail (a small copy of the
@@ -137,10 +137,10 @@ fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Res
     for s in kept.iter().filter(|s| is(s, 0xE2, b"ICC_PROFILE\0") || is(s, 0xEE, b"Adobe")) {
         out.extend_from_slice(s.bytes);
     }
-    for s in segments.iter().filter(|s| !s.is_metadata()) {
+    // The image data, with any metadata segment between its scans left out.
+    for s in image.iter().filter(|s| !s.is_metadata()) {
         out.extend_from_slice(s.bytes);
     }
-    out.extend_from_slice(&body[sos..end]);
     Ok(out)
 }
 

@@ -292,7 +292,11 @@ fn jpeg_comments_private_segments_and_appended_pictures_are_not_published() {
     doctored.extend(segment(0xFE, b"comment: Jane Doe, table 4"));
     doctored.extend(segment(0xED, b"Photoshop 3.0\0IPTC caption: Jane Doe"));
     doctored.extend(segment(0xE1, b"http://ns.adobe.com/xap/1.0/\0<x:xmpmeta>Jane Doe</x:xmpmeta>"));
-    doctored.extend_from_slice(&source[2..]);
+    // A comment after the scan, before the end-of-image marker.
+    assert!(source.ends_with(&[0xFF, 0xD9]));
+    doctored.extend_from_slice(&source[2..source.len() - 2]);
+    doctored.extend(segment(0xFE, b"after the scan: Jane Doe"));
+    doctored.extend_from_slice(&[0xFF, 0xD9]);
     // A second, unredacted picture after the end of the image, as some cameras append.
     doctored.extend_from_slice(&source);
     let tmp = tempfile::tempdir().unwrap();
@@ -310,16 +314,24 @@ fn jpeg_comments_private_segments_and_appended_pictures_are_not_published() {
 
 #[test]
 fn jpeg_without_faces_is_published_with_its_image_data_unchanged() {
-    let input = fixture("metadata/usa_railroad.jpg");
     let tmp = tempfile::tempdir().unwrap();
+    // With a comment between its last scan and its end, which must not survive either.
+    let mut source = std::fs::read(fixture("metadata/usa_railroad.jpg")).unwrap();
+    assert!(source.ends_with(&[0xFF, 0xD9]));
+    source.truncate(source.len() - 2);
+    source.extend_from_slice(&[0xFF, 0xFE, 0x00, 0x0A]);
+    source.extend_from_slice(b"Jane Doe\xFF\xD9");
+    let input = tmp.path().join("usa_railroad.jpg");
+    std::fs::write(&input, &source).unwrap();
     let (out, report_path) = (tmp.path().join("out"), tmp.path().join("r.json"));
     run_ok(&["redact", s(&input), "--out", s(&out), "--report", s(&report_path), "-q"]);
     let report = read_report(&report_path);
     assert_eq!(report.files[0].status, FileStatus::Unchanged);
     let output = out.join("usa_railroad.jpg");
     assert_eq!(rgb(&input), rgb(&output), "a photo with no face must not lose quality");
-    let (source, written) = (std::fs::read(&input).unwrap(), std::fs::read(&output).unwrap());
+    let written = std::fs::read(&output).unwrap();
     assert!(written.len() < source.len(), "the metadata was not removed");
+    assert!(!written.windows(8).any(|w| w == b"Jane Doe"), "the comment was published");
 }
 
 fn sha256(path: &Path) -> String {
