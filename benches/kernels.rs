@@ -4,7 +4,11 @@
 //! - decode_output: `detect::decode` (heatmap → boxes + NMS) on a 320×222 grid, the output of
 //!   a 1280×888 input, with six faces' worth of hot cells and scattered weak ones;
 //! - redact_blur: `redact::redact`, style blur, six faces of 60–220 px on 1280×886;
-//! - align: `embed::align` (similarity warp to SFace's 112×112 template).
+//! - align: `embed::align` (similarity warp to SFace's 112×112 template);
+//! - on a 12-megapixel JPEG (the photo scaled ×3.2, quality 90) with the six faces scaled too:
+//!   jpeg_preview (`media_in::jpeg_preview`, libjpeg's reduced decode for the detector),
+//!   jpeg_rewrite (`media_out::rewrite_jpeg`: region decode, blur, block replacement, re-write),
+//!   and for comparison the general path's full decode and full re-encode at quality 92.
 //!
 //! The photo is fixtures/photos/t1.jpg (1280×886) when `scripts/setup.sh` has fetched it, else a
 //! generated image of the same size.
@@ -16,6 +20,8 @@ use std::time::Duration;
 
 use blurgate::detect::{decode, to_chw, FaceBox, Grid, Landmarks};
 use blurgate::embed::align;
+use blurgate::media_in::{self, DecodeLimits};
+use blurgate::media_out::{self, EncodeOptions};
 use blurgate::redact::{redact, RedactOptions, Style};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use image::RgbImage;
@@ -119,6 +125,26 @@ fn benches(c: &mut Criterion) {
         [x + 0.63 * fw, y + 0.76 * fh],
     ]);
     c.bench_function("align 112x112", |b| b.iter(|| align(black_box(&img), black_box(&lm))));
+
+    let k = 3.2f32;
+    let big = image::imageops::resize(&img, (W as f32 * k) as u32, (H as f32 * k) as u32, image::imageops::FilterType::Triangle);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&big).unwrap();
+    let big_boxes: Vec<FaceBox> = boxes.iter().map(|f| FaceBox { x1: f.x1 * k, y1: f.y1 * k, x2: f.x2 * k, y2: f.y2 * k }).collect();
+    let limits = DecodeLimits::default();
+    let preview = media_in::jpeg_preview(&jpeg, limits, 1280).expect("a plain JPEG gets a preview");
+    c.bench_function("jpeg_preview 12MP", |b| b.iter(|| media_in::jpeg_preview(black_box(&jpeg), limits, 1280)));
+    c.bench_function("jpeg_rewrite 12MP 6 faces", |b| {
+        b.iter(|| media_out::rewrite_jpeg(black_box(&jpeg), &preview, &big_boxes, &options, &EncodeOptions::default()).unwrap())
+    });
+    let full = EncodeOptions { jpeg_quality: Some(92), ..Default::default() };
+    c.bench_function("full path 12MP: decode + blur + encode", |b| {
+        b.iter(|| {
+            let mut photo = media_in::decode(black_box(&jpeg), limits).unwrap();
+            redact(&mut photo.rgb, &big_boxes, &options);
+            media_out::encode(photo, &full).unwrap()
+        })
+    });
 }
 
 criterion_group! {

@@ -100,9 +100,8 @@ pub fn rewrite_jpeg(source: &[u8], preview: &JpegPreview, faces: &[FaceBox], red
     with_kept_metadata(source, body.as_deref().unwrap_or(source), options.metadata)
 }
 
-/// `body`'s image data under the metadata of `source` that the policy keeps: JFIF and Adobe
-/// segments (they say how to read the colours), the ICC profile, and the EXIF as
-/// [`encode`] keeps it (no thumbnail in either). Every other APPn and comment segment is
+/// `body`'s image data (YCbCr or greyscale) under a JFIF header and the metadata of `source`
+/// that the policy keeps: the ICC profile, and the EXIF as [`encode`] keeps it. Every other APPn and comment segment is
 /// dropped, wherever it stands, and so is anything after the end-of-image marker (some cameras
 /// append a second, unredacted picture there).
 fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>, String> {
@@ -112,13 +111,7 @@ fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Res
     let mut out = Vec::with_capacity(body.len() + 1024);
     out.extend_from_slice(&[0xFF, 0xD8]);
     let is = |s: &Segment, marker: u8, prefix: &[u8]| s.marker == marker && s.payload().starts_with(prefix);
-    // JFIF's version, units and densities; never its optional thumbnail (a small copy of the
-    // unredacted photo).
-    if let Some(jfif) = kept.iter().find(|s| is(s, 0xE0, b"JFIF\0")).and_then(|s| s.payload().get(..12)) {
-        out.extend_from_slice(&[0xFF, 0xE0, 0x00, 0x10]);
-        out.extend_from_slice(jfif);
-        out.extend_from_slice(&[0, 0]);
-    }
+    out.extend_from_slice(&jfif_segment(&kept));
     let exif = media_in::jpeg_exif(&kept).and_then(|e| match policy {
         MetadataPolicy::Strip => kept_tags(e),
         MetadataPolicy::Keep => Some(with_upright_orientation(e)),
@@ -134,7 +127,7 @@ fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Res
             tracing::warn!("EXIF block of {} bytes does not fit one JPEG segment: not kept", exif.len());
         }
     }
-    for s in kept.iter().filter(|s| is(s, 0xE2, b"ICC_PROFILE\0") || is(s, 0xEE, b"Adobe")) {
+    for s in kept.iter().filter(|s| is(s, 0xE2, b"ICC_PROFILE\0")) {
         out.extend_from_slice(s.bytes);
     }
     // The image data, with any metadata segment between its scans left out.
@@ -142,6 +135,20 @@ fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Res
         out.extend_from_slice(s.bytes);
     }
     Ok(out)
+}
+
+/// A JFIF APP0 segment (it says the colours are YCbCr) with the source's pixel density when it
+/// has a sound one. Written afresh: a source's JFIF can carry a thumbnail (a small copy of the
+/// unredacted photo), and its Adobe segment, left out, could claim other colours.
+fn jfif_segment(source: &[Segment]) -> [u8; 18] {
+    let (mut units, mut x, mut y) = (0u8, [0, 1], [0, 1]);
+    let found = source.iter().find(|s| s.marker == 0xE0 && s.payload().starts_with(b"JFIF\0"));
+    if let Some(&[u, x1, x2, y1, y2]) = found.and_then(|s| s.payload().get(7..12)) {
+        if u <= 2 && [x1, x2] != [0, 0] && [y1, y2] != [0, 0] {
+            (units, x, y) = (u, [x1, x2], [y1, y2]);
+        }
+    }
+    [0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0, 1, 1, units, x[0], x[1], y[0], y[1], 0, 0]
 }
 
 /// JPEG through `jpeg-encoder` (SIMD; about twice the speed of `image`'s encoder on 12 MP).
