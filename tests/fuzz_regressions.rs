@@ -69,7 +69,7 @@ fn decode_preprocess(data: &[u8]) -> Result<bool, String> {
             }
             let t = blurgate::detect::to_chw(&photo.rgb, 0, 0, w, h);
             let s = t.shape();
-            let padded = |n: usize, side: u32| n >= side as usize && n % 32 == 0 && n < side as usize + 32;
+            let padded = |n: usize, side: u32| n >= side as usize && n.is_multiple_of(32) && n < side as usize + 32;
             if s[..2] != [1, 3] || !padded(s[2], h) || !padded(s[3], w) {
                 return Err(format!("tensor of shape {s:?} for a {w}x{h} photo"));
             }
