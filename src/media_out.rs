@@ -42,10 +42,7 @@ impl Default for EncodeOptions {
 
 /// The photo, encoded in its source format with the metadata the policy allows.
 pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> {
-    let exif = photo.exif.as_deref().and_then(|e| match options.metadata {
-        MetadataPolicy::Strip => kept_tags(e),
-        MetadataPolicy::Keep => Some(with_upright_orientation(e)),
-    });
+    let exif = photo.exif.as_deref().and_then(|e| kept_exif(e, options.metadata));
     let icc = photo.icc;
     let img = compose(photo.rgb, photo.alpha, photo.grey);
     let mut out = Cursor::new(Vec::new());
@@ -83,7 +80,9 @@ pub fn rewrite_jpeg(source: &[u8], preview: &JpegPreview, faces: &[FaceBox], red
         }
         rects.push(rect);
     }
-    let body = match rects.iter().copied().reduce(|a, b| a.union(&b)) {
+    let damaged = || "the JPEG's structure is damaged".to_string();
+    let kept = media_in::jpeg_segments(source).ok_or_else(damaged)?;
+    let written = match rects.iter().copied().reduce(|a, b| a.union(&b)) {
         None => None,
         Some(all) => {
             let mut pixels = jpeg::decode_region(source, all, preview.max_memory)?;
@@ -97,25 +96,23 @@ pub fn rewrite_jpeg(source: &[u8], preview: &JpegPreview, faces: &[FaceBox], red
             Some(coefficients.write()?)
         }
     };
-    with_kept_metadata(source, body.as_deref().unwrap_or(source), options.metadata)
+    let image = match &written {
+        Some(bytes) => media_in::jpeg_segments(bytes).ok_or_else(damaged)?,
+        None => kept.clone(),
+    };
+    Ok(with_kept_metadata(&kept, &image, options.metadata))
 }
 
-/// `body`'s image data (YCbCr or greyscale) under a JFIF header and the metadata of `source`
-/// that the policy keeps: the ICC profile, and the EXIF as [`encode`] keeps it. Every other APPn and comment segment is
-/// dropped, wherever it stands, and so is anything after the end-of-image marker (some cameras
-/// append a second, unredacted picture there).
-fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Result<Vec<u8>, String> {
-    let damaged = || "the JPEG's structure is damaged".to_string();
-    let kept = media_in::jpeg_segments(source).ok_or_else(damaged)?;
-    let image = media_in::jpeg_segments(body).ok_or_else(damaged)?;
-    let mut out = Vec::with_capacity(body.len() + 1024);
+/// The image data of `image` (the segments of a YCbCr or greyscale JPEG) under a JFIF header
+/// and the metadata of `kept` (the source's segments) that the policy keeps: the ICC profile,
+/// and the EXIF as [`encode`] keeps it. Every other APPn and comment segment is dropped,
+/// wherever it stands, and so is anything after the end-of-image marker (some cameras append a
+/// second, unredacted picture there).
+fn with_kept_metadata(kept: &[Segment], image: &[Segment], policy: MetadataPolicy) -> Vec<u8> {
+    let mut out = Vec::with_capacity(image.iter().map(|s| s.bytes.len()).sum::<usize>() + 1024);
     out.extend_from_slice(&[0xFF, 0xD8]);
-    let is = |s: &Segment, marker: u8, prefix: &[u8]| s.marker == marker && s.payload().starts_with(prefix);
-    out.extend_from_slice(&jfif_segment(&kept));
-    let exif = media_in::jpeg_exif(&kept).and_then(|e| match policy {
-        MetadataPolicy::Strip => kept_tags(e),
-        MetadataPolicy::Keep => Some(with_upright_orientation(e)),
-    });
+    out.extend_from_slice(&jfif_segment(kept));
+    let exif = media_in::jpeg_exif(kept).and_then(|e| kept_exif(e, policy));
     if let Some(exif) = exif {
         let len = exif.len() + 8;
         if len <= usize::from(u16::MAX) {
@@ -127,14 +124,14 @@ fn with_kept_metadata(source: &[u8], body: &[u8], policy: MetadataPolicy) -> Res
             tracing::warn!("EXIF block of {} bytes does not fit one JPEG segment: not kept", exif.len());
         }
     }
-    for s in kept.iter().filter(|s| is(s, 0xE2, b"ICC_PROFILE\0")) {
+    for s in kept.iter().filter(|s| s.marker == 0xE2 && s.payload().starts_with(b"ICC_PROFILE\0")) {
         out.extend_from_slice(s.bytes);
     }
     // The image data, with any metadata segment between its scans left out.
     for s in image.iter().filter(|s| !s.is_metadata()) {
         out.extend_from_slice(s.bytes);
     }
-    Ok(out)
+    out
 }
 
 /// A JFIF APP0 segment (it says the colours are YCbCr) with the source's pixel density when it
@@ -203,6 +200,14 @@ fn compose(rgb: image::RgbImage, alpha: Option<image::GrayImage>, grey: bool) ->
         (true, true) => DynamicImage::ImageLumaA8(img.to_luma_alpha8()),
         (true, false) => DynamicImage::ImageLuma8(img.to_luma8()),
         _ => img,
+    }
+}
+
+/// The part of a source EXIF block the policy lets through, if any.
+fn kept_exif(exif: &[u8], policy: MetadataPolicy) -> Option<Vec<u8>> {
+    match policy {
+        MetadataPolicy::Strip => kept_tags(exif),
+        MetadataPolicy::Keep => Some(with_upright_orientation(exif)),
     }
 }
 

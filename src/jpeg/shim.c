@@ -49,6 +49,22 @@ static void open_src(j_decompress_ptr d, struct bgj_err *e, char *err, const uns
     jpeg_mem_src(d, src, len);
 }
 
+static void open_dst(j_compress_ptr c, struct bgj_err *e, char *err) {
+    init_err(e, err);
+    c->err = &e->pub;
+    jpeg_create_compress(c);
+}
+
+/* Sets `dst` to write into memory with `src`'s quantisation tables, sampling and colour space,
+ * no APPn markers and standard Huffman tables. Call after setting dst's setjmp: it can fail. */
+static void with_params_of(j_decompress_ptr src, j_compress_ptr dst, unsigned char **buf, unsigned long *size) {
+    jpeg_mem_dest(dst, buf, size);
+    jpeg_copy_critical_parameters(src, dst);
+    dst->write_JFIF_header = FALSE;
+    dst->write_Adobe_marker = FALSE;
+    dst->optimize_coding = FALSE;
+}
+
 typedef struct {
     unsigned width, height;
     int components;
@@ -217,9 +233,7 @@ int bgj_coefs_replace(bgj_coefs *c, unsigned x0, unsigned y0, unsigned w, unsign
     unsigned char *volatile buf = NULL;
     unsigned long size = 0;
     volatile int q_created = 0;
-    init_err(&pe, err);
-    p.err = &pe.pub;
-    jpeg_create_compress(&p);
+    open_dst(&p, &pe, err);
     c->e.msg = err;
     if (setjmp(pe.jump)) goto fail;
     if (setjmp(c->e.jump)) goto fail;
@@ -231,15 +245,11 @@ int bgj_coefs_replace(bgj_coefs *c, unsigned x0, unsigned y0, unsigned w, unsign
         goto fail;
     }
     /* Encode the region alone with the photo's tables: its blocks then line up with the photo's. */
-    jpeg_mem_dest(&p, (unsigned char **)&buf, &size);
-    jpeg_copy_critical_parameters(d, &p);
+    with_params_of(d, &p, (unsigned char **)&buf, &size);
     p.image_width = w;
     p.image_height = h;
     p.in_color_space = JCS_RGB;
     p.input_components = 3;
-    p.write_JFIF_header = FALSE;
-    p.write_Adobe_marker = FALSE;
-    p.optimize_coding = FALSE;
     p.dct_method = JDCT_ISLOW;
     if (!usable_quant_tables(p.quant_tbl_ptrs, p.comp_info, p.num_components)) {
         snprintf(err, BGJ_ERR, "a quantisation table has a zero entry");
@@ -291,17 +301,11 @@ int bgj_coefs_write(bgj_coefs *c, unsigned char **out, unsigned long *out_len, c
     struct bgj_err we;
     unsigned char *volatile buf = NULL;
     unsigned long size = 0;
-    init_err(&we, err);
-    w.err = &we.pub;
-    jpeg_create_compress(&w);
+    open_dst(&w, &we, err);
     c->e.msg = err;
     if (setjmp(we.jump)) goto fail;
     if (setjmp(c->e.jump)) goto fail;
-    jpeg_mem_dest(&w, (unsigned char **)&buf, &size);
-    jpeg_copy_critical_parameters(&c->d, &w);
-    w.write_JFIF_header = FALSE;
-    w.write_Adobe_marker = FALSE;
-    w.optimize_coding = FALSE;
+    with_params_of(&c->d, &w, (unsigned char **)&buf, &size);
     jpeg_write_coefficients(&w, c->arrays);
     jpeg_finish_compress(&w);
     jpeg_destroy_compress(&w);
