@@ -211,18 +211,7 @@ impl Region {
         let (bx0, by0, bx1, by1) = mask.bounds();
         let (x0, x1) = (bx0.max(origin.0), bx1.min(origin.0 + patch.width()));
         let (y0, y1) = (by0.max(origin.1), by1.min(origin.1 + patch.height()));
-        // Source position of a full-size pixel: (lower index, upper index, weight of upper).
-        let taps = |i: u32, s: f32, start: u32, len: u32| {
-            let f = ((i as f32 + 0.5) * s - 0.5 - start as f32).clamp(0.0, (len - 1) as f32);
-            if smooth {
-                let a = f.floor() as usize;
-                (a, (a + 1).min(len as usize - 1), f - a as f32)
-            } else {
-                let a = f.round() as usize;
-                (a, a, 0.0)
-            }
-        };
-        let columns: Vec<_> = (x0..x1).map(|x| taps(x, scale.0, self.x0, w)).collect();
+        let columns: Vec<Tap> = (x0..x1).map(|x| Tap::at(x, scale.0, self.x0 as f32, w, smooth)).collect();
         let stride = w as usize * 3;
         let mut row = vec![0f32; stride];
         let pw = patch.width() as usize;
@@ -233,19 +222,52 @@ impl Region {
             if sx0 >= sx1 {
                 continue;
             }
-            let (ya, yb, ty) = taps(y, scale.1, self.y0, h);
-            let (top, bottom) = (&self.rgb[ya * stride..][..stride], &self.rgb[yb * stride..][..stride]);
-            for ((r, &t), &b) in row.iter_mut().zip(top).zip(bottom) {
-                *r = f32::from(t) * (1.0 - ty) + f32::from(b) * ty;
+            let taps = &columns[(sx0 - x0) as usize..(sx1 - x0) as usize];
+            // Only the region's columns this row's run reads.
+            let (first, last) = (taps[0].a * 3, taps[taps.len() - 1].b * 3 + 3);
+            let v = Tap::at(y, scale.1, self.y0 as f32, h, smooth);
+            let (top, bottom) = (&self.rgb[v.a * stride..][first..last], &self.rgb[v.b * stride..][first..last]);
+            for ((r, &t), &b) in row[first..last].iter_mut().zip(top).zip(bottom) {
+                *r = f32::from(t) + (f32::from(b) - f32::from(t)) * v.t;
             }
             let out = &mut raw[((y - origin.1) as usize * pw + (sx0 - origin.0) as usize) * 3..][..(sx1 - sx0) as usize * 3];
-            for (px, &(a, b, tx)) in out.chunks_exact_mut(3).zip(&columns[(sx0 - x0) as usize..]) {
+            for (px, tap) in out.chunks_exact_mut(3).zip(taps) {
+                let (left, right) = (&row[tap.a * 3..][..3], &row[tap.b * 3..][..3]);
                 for c in 0..3 {
-                    px[c] = (row[a * 3 + c] * (1.0 - tx) + row[b * 3 + c] * tx).round().clamp(0.0, 255.0) as u8;
+                    px[c] = to_u8(left[c] + (right[c] - left[c]) * tap.t);
                 }
             }
         }
     }
+}
+
+/// Where one output pixel samples a line of `len` source samples: the lower and upper sample
+/// and the upper one's weight. Output pixel i sits at source position (i + 0.5) * scale - 0.5
+/// - start (pixel centres); `smooth` interpolates, otherwise the nearest sample is taken.
+#[derive(Clone, Copy)]
+struct Tap {
+    a: usize,
+    b: usize,
+    t: f32,
+}
+
+impl Tap {
+    fn at(i: u32, scale: f32, start: f32, len: u32, smooth: bool) -> Tap {
+        let f = ((i as f32 + 0.5) * scale - 0.5 - start).clamp(0.0, (len - 1) as f32);
+        // Casts, not floor() and round(): those are library calls on baseline x86-64.
+        if smooth {
+            let a = f as usize;
+            Tap { a, b: (a + 1).min(len as usize - 1), t: f - a as f32 }
+        } else {
+            let a = (f + 0.5) as usize;
+            Tap { a, b: a, t: 0.0 }
+        }
+    }
+}
+
+/// Nearest 8-bit value of a colour in [0, 255] (the cast saturates rounding error).
+fn to_u8(v: f32) -> u8 {
+    (v + 0.5) as u8
 }
 
 /// Gaussian blur of the mask's rectangle, reading context up to 3σ around it. Large sigmas run
@@ -263,14 +285,19 @@ fn blurred(img: &RgbImage, mask: &Mask, sigma: f32) -> Region {
     // Area-average the context into a small float buffer.
     let mut small = vec![0f32; (sw * sh * 3) as usize];
     let mut counts = vec![0f32; (sw * sh) as usize];
+    let width = img.width() as usize;
+    let raw: &[u8] = img;
     for y in 0..ch {
-        for x in 0..cw {
-            let p = img.get_pixel(cx0 + x, cy0 + y).0;
-            let j = ((y / factor) * sw + x / factor) as usize;
-            counts[j] += 1.0;
-            for c in 0..3 {
-                small[j * 3 + c] += p[c] as f32;
+        let row = &raw[((cy0 + y) as usize * width + cx0 as usize) * 3..][..cw as usize * 3];
+        let cells = (y / factor * sw) as usize;
+        for (i, cell) in row.chunks(factor as usize * 3).enumerate() {
+            let j = cells + i;
+            counts[j] += (cell.len() / 3) as f32;
+            let mut sum = [0u32; 3];
+            for p in cell.chunks_exact(3) {
+                (0..3).for_each(|c| sum[c] += u32::from(p[c]));
             }
+            (0..3).for_each(|c| small[j * 3 + c] += sum[c] as f32);
         }
     }
     for (j, n) in counts.iter().enumerate() {
@@ -283,21 +310,19 @@ fn blurred(img: &RgbImage, mask: &Mask, sigma: f32) -> Region {
     // Back to full resolution over the mask's rectangle (bilinear, pixel centres).
     let w = x1 - x0;
     let mut rgb = Vec::with_capacity((w * (y1 - y0) * 3) as usize);
-    let f = factor as f32;
+    let inv = 1.0 / factor as f32;
+    let columns: Vec<Tap> = (x0..x1).map(|x| Tap::at(x - cx0, inv, 0.0, sw, true)).collect();
+    let stride = sw as usize * 3;
+    let mut row = vec![0f32; stride];
     for y in y0..y1 {
-        let sy = (((y - cy0) as f32 + 0.5) / f - 0.5).clamp(0.0, (sh - 1) as f32);
-        let (ya, fy) = (sy.floor() as u32, sy.fract());
-        let yb = (ya + 1).min(sh - 1);
-        for x in x0..x1 {
-            let sx = (((x - cx0) as f32 + 0.5) / f - 0.5).clamp(0.0, (sw - 1) as f32);
-            let (xa, fx) = (sx.floor() as u32, sx.fract());
-            let xb = (xa + 1).min(sw - 1);
-            for c in 0..3usize {
-                let at = |xx: u32, yy: u32| small[((yy * sw + xx) * 3) as usize + c];
-                let top = at(xa, ya) * (1.0 - fx) + at(xb, ya) * fx;
-                let bottom = at(xa, yb) * (1.0 - fx) + at(xb, yb) * fx;
-                rgb.push((top * (1.0 - fy) + bottom * fy).round().clamp(0.0, 255.0) as u8);
-            }
+        let v = Tap::at(y - cy0, inv, 0.0, sh, true);
+        let (top, bottom) = (&small[v.a * stride..][..stride], &small[v.b * stride..][..stride]);
+        for ((r, &t), &b) in row.iter_mut().zip(top).zip(bottom) {
+            *r = t + (b - t) * v.t;
+        }
+        for tap in &columns {
+            let (left, right) = (&row[tap.a * 3..][..3], &row[tap.b * 3..][..3]);
+            (0..3).for_each(|c| rgb.push(to_u8(left[c] + (right[c] - left[c]) * tap.t)));
         }
     }
     Region { x0, y0, w, rgb }
