@@ -177,7 +177,7 @@ fn stage_breakdown(env: &ort::environment::Environment, model: &Path, threads: u
             // Ok: a JPEG rewritten block by block; Err: any other photo, decoded in full.
             match source {
                 Ok(p) => {
-                    rewrite_jpeg(&i.bytes, &p, &boxes, &redact_options, &encode_options).map_err(failed)?;
+                    rewrite_jpeg(&i.bytes, p, &boxes, &redact_options, &encode_options).map_err(failed)?;
                     rewritten += 1;
                 }
                 Err(mut photo) => {

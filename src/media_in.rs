@@ -356,12 +356,14 @@ pub fn jpeg_exif<'a>(segments: &[Segment<'a>]) -> Option<&'a [u8]> {
     segments.iter().find_map(|s| (s.marker == 0xE1).then(|| s.payload().strip_prefix(b"Exif\0\0")).flatten())
 }
 
-/// A JPEG decoded only as far as detection needs: a reduced copy straight from the DCT. The
-/// redacted copy is then written block by block ([`crate::media_out::rewrite_jpeg`]).
-pub struct JpegPreview {
+/// A JPEG read only as far as detection needs: its coefficients (one pass over the compressed
+/// data) and a reduced copy made from them. The redacted copy is then written block by block ([`crate::media_out::rewrite_jpeg`]).
+pub struct JpegPreview<'a> {
     pub header: crate::jpeg::Header,
     /// The photo at a reduced size, its long side at least the detector's first-pass size.
     pub rgb: RgbImage,
+    /// The coefficients the preview was made from, kept for the rewrite.
+    pub coefficients: crate::jpeg::Coefficients<'a>,
     /// Memory libjpeg may use for this photo.
     pub max_memory: u64,
 }
@@ -369,7 +371,7 @@ pub struct JpegPreview {
 /// The preview of a JPEG that can be redacted block by block: complete, 8-bit YCbCr or
 /// greyscale, upright (EXIF orientation 1 or none) and within `limits`. `None` for any other
 /// file: the caller decodes it in full, which also explains what is wrong with a bad one.
-pub fn jpeg_preview(bytes: &[u8], limits: DecodeLimits, min_side: u32) -> Option<JpegPreview> {
+pub fn jpeg_preview(bytes: &[u8], limits: DecodeLimits, min_side: u32) -> Option<JpegPreview<'_>> {
     let segments = jpeg_segments(bytes)?;
     if let Some(exif) = jpeg_exif(&segments) {
         let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok()?;
@@ -387,8 +389,10 @@ pub fn jpeg_preview(bytes: &[u8], limits: DecodeLimits, min_side: u32) -> Option
     let long = w.max(h);
     let scale = (1..=8).find(|k| (long * k).div_ceil(8) >= min_side.min(long)).unwrap_or(8);
     let max_memory = limits.max_alloc.saturating_mul(2);
-    match crate::jpeg::decode_scaled(bytes, &header, scale, max_memory) {
-        Ok(rgb) => Some(JpegPreview { header, rgb, max_memory }),
+    let read = crate::jpeg::Coefficients::read(bytes, max_memory)
+        .and_then(|mut coefficients| Ok((coefficients.preview(&header, scale)?, coefficients)));
+    match read {
+        Ok((rgb, coefficients)) => Some(JpegPreview { header, rgb, coefficients, max_memory }),
         Err(e) => {
             tracing::debug!("libjpeg could not decode the preview ({e}); decoding in full");
             None

@@ -67,7 +67,7 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
 /// decoded at full size, redacted ([`redact::redact_from_preview`]) and encoded again with the
 /// photo's own quantisation tables; every other block keeps its coefficients, so the rest of the
 /// photo is exactly as it was. With no face, only the metadata changes.
-pub fn rewrite_jpeg(source: &[u8], preview: &JpegPreview, faces: &[FaceBox], redact_options: &RedactOptions, options: &EncodeOptions) -> Result<Vec<u8>, String> {
+pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], redact_options: &RedactOptions, options: &EncodeOptions) -> Result<Vec<u8>, String> {
     let header = &preview.header;
     let (w, h) = (header.width, header.height);
     let mut rects: Vec<Rect> = Vec::new();
@@ -86,9 +86,8 @@ pub fn rewrite_jpeg(source: &[u8], preview: &JpegPreview, faces: &[FaceBox], red
         None => None,
         Some(all) => {
             let mut pixels = jpeg::decode_region(source, all, preview.max_memory)?;
-            let mut small = preview.rgb.clone();
+            let JpegPreview { rgb: mut small, mut coefficients, .. } = preview;
             redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), faces, redact_options);
-            let mut coefficients = jpeg::Coefficients::read(source, preview.max_memory)?;
             for r in &rects {
                 let part = image::imageops::crop_imm(&pixels, r.x - all.x, r.y - all.y, r.w, r.h).to_image();
                 coefficients.replace(*r, &part)?;

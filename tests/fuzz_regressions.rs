@@ -88,7 +88,7 @@ fn jpeg_rewrite(data: &[u8]) -> Result<bool, String> {
     let (w, h) = (preview.header.width, preview.header.height);
     let (fw, fh) = (w as f32, h as f32);
     let face = FaceBox { x1: fw * 0.3, y1: fh * 0.2, x2: fw * 0.7, y2: fh * 0.8 };
-    match rewrite_jpeg(data, &preview, &[face], &RedactOptions::default(), &EncodeOptions::default()) {
+    match rewrite_jpeg(data, preview, &[face], &RedactOptions::default(), &EncodeOptions::default()) {
         Ok(out) => {
             let photo = decode(&out, LIMITS).map_err(|e| format!("the rewritten JPEG does not decode: {e}"))?;
             if photo.rgb.dimensions() != (w, h) {

@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     let (w, h) = (preview.header.width, preview.header.height);
     let (fw, fh) = (w as f32, h as f32);
     let face = FaceBox { x1: fw * 0.3, y1: fh * 0.2, x2: fw * 0.7, y2: fh * 0.8 };
-    match rewrite_jpeg(data, &preview, &[face], &RedactOptions::default(), &EncodeOptions::default()) {
+    match rewrite_jpeg(data, preview, &[face], &RedactOptions::default(), &EncodeOptions::default()) {
         Ok(out) => {
             let photo = decode(&out, LIMITS).expect("the rewritten JPEG decodes");
             assert_eq!(photo.rgb.dimensions(), (w, h), "the rewrite changed the size");

@@ -222,6 +222,41 @@ void bgj_coefs_close(bgj_coefs *c) {
     free(c);
 }
 
+/* What reading a component's coefficients needs: its sampling, size in blocks and the
+ * quantisation table its blocks were coded with (natural order, as the blocks are). */
+typedef struct {
+    int h_samp, v_samp;
+    unsigned width_in_blocks, height_in_blocks;
+    unsigned short quant[DCTSIZE2];
+} bgj_component;
+
+int bgj_coefs_component(bgj_coefs *c, int ci, bgj_component *out, char *err) {
+    if (ci < 0 || ci >= c->d.num_components || !c->d.comp_info[ci].quant_table) {
+        snprintf(err, BGJ_ERR, "no component %d with a quantisation table", ci);
+        return -1;
+    }
+    const jpeg_component_info *comp = &c->d.comp_info[ci];
+    out->h_samp = comp->h_samp_factor;
+    out->v_samp = comp->v_samp_factor;
+    out->width_in_blocks = comp->width_in_blocks;
+    out->height_in_blocks = comp->height_in_blocks;
+    for (int k = 0; k < DCTSIZE2; k++) out->quant[k] = comp->quant_table->quantval[k];
+    return 0;
+}
+
+/* The blocks of one block row of a component (width_in_blocks * 64 coefficients, natural
+ * order), valid until the next call on the handle; NULL with a message in `err` on failure. */
+const JCOEF *bgj_coefs_row(bgj_coefs *c, int ci, unsigned row, int writable, char *err) {
+    c->e.msg = err;
+    if (setjmp(c->e.jump)) return NULL;
+    if (ci < 0 || ci >= c->d.num_components || row >= c->d.comp_info[ci].height_in_blocks) {
+        snprintf(err, BGJ_ERR, "no block row %u in component %d", row, ci);
+        return NULL;
+    }
+    JBLOCKARRAY r = (*c->d.mem->access_virt_barray)((j_common_ptr)&c->d, c->arrays[ci], row, 1, writable ? TRUE : FALSE);
+    return r[0][0];
+}
+
 /* Replaces the blocks of the region (x0, y0, w, h) with `rgb` (w * h * 3 bytes), encoded with
  * the photo's own quantisation tables and sampling. The region starts on an iMCU boundary and
  * ends on one or at the image's edge. */

@@ -328,15 +328,15 @@ fn decode(bytes: &[u8], limits: DecodeLimits, report: &mut FileReport) -> Result
 }
 
 /// A decoded input: in full, or a JPEG as a reduced preview, to be rewritten block by block.
-enum Source {
+enum Source<'a> {
     Full(Photo),
-    Jpeg(JpegPreview),
+    Jpeg(JpegPreview<'a>),
 }
 
 /// JPEGs that can be rewritten block by block are decoded at the detector's size (and in full
 /// only when recognition or the tiled pass needs it); a run that sets a JPEG quality decodes
 /// every file in full.
-fn open(bytes: &[u8], job: &RedactJob, report: &mut FileReport) -> Result<Source, String> {
+fn open<'a>(bytes: &'a [u8], job: &RedactJob, report: &mut FileReport) -> Result<Source<'a>, String> {
     if job.encode.jpeg_quality.is_none() {
         if let Some(p) = media_in::jpeg_preview(bytes, job.limits, job.detector.max_side) {
             (report.width, report.height) = (Some(p.header.width), Some(p.header.height));
@@ -375,6 +375,20 @@ fn render_full(mut photo: Photo, boxes: &[FaceBox], job: &RedactJob) -> Result<V
     media_out::encode(photo, &job.encode).map_err(|e| format!("cannot encode: {e}"))
 }
 
+/// The redacted copy of the file.
+fn render(source: Source, bytes: &[u8], boxes: &[FaceBox], p: &Planned, job: &RedactJob, report: &mut FileReport) -> Result<Vec<u8>, String> {
+    match source {
+        Source::Full(photo) => render_full(photo, boxes, job),
+        Source::Jpeg(preview) => match media_out::rewrite_jpeg(bytes, preview, boxes, &job.redact, &job.encode) {
+            Ok(encoded) => Ok(encoded),
+            Err(e) => {
+                tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", p.input.display());
+                render_full(decode(bytes, job.limits, report)?, boxes, job)
+            }
+        },
+    }
+}
+
 fn redact_file(p: &Planned, run: &Run, report: &mut FileReport) -> Result<(), String> {
     let job = run.job;
     if let Some(reason) = &p.unsupported {
@@ -409,16 +423,7 @@ fn redact_file(p: &Planned, run: &Run, report: &mut FileReport) -> Result<(), St
         return Ok(());
     }
     report.status = if boxes.is_empty() { FileStatus::Unchanged } else { FileStatus::Redacted };
-    let encoded = match source {
-        Source::Full(photo) => render_full(photo, &boxes, job)?,
-        Source::Jpeg(preview) => match media_out::rewrite_jpeg(&bytes, &preview, &boxes, &job.redact, &job.encode) {
-            Ok(encoded) => encoded,
-            Err(e) => {
-                tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", p.input.display());
-                render_full(decode(&bytes, job.limits, report)?, &boxes, job)?
-            }
-        },
-    };
+    let encoded = render(source, &bytes, &boxes, p, job, report)?;
     drop(bytes);
     media_out::write_atomic(&p.output, &encoded).map_err(|e| format!("cannot write {}: {e}", p.output.display()))?;
     report.output = Some(p.output.display().to_string());
