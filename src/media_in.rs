@@ -356,8 +356,8 @@ pub fn jpeg_exif<'a>(segments: &[Segment<'a>]) -> Option<&'a [u8]> {
     segments.iter().find_map(|s| (s.marker == 0xE1).then(|| s.payload().strip_prefix(b"Exif\0\0")).flatten())
 }
 
-/// A JPEG read only as far as detection needs: its coefficients (one pass over the compressed
-/// data) and a reduced copy made from them. The redacted copy is then written block by block ([`crate::media_out::rewrite_jpeg`]).
+/// A JPEG read only as far as detection needs: its coefficients and a reduced copy made from
+/// them by libjpeg's DCT scaling (one pass over the compressed data for both). The redacted copy is then written block by block ([`crate::media_out::rewrite_jpeg`]).
 pub struct JpegPreview<'a> {
     pub header: crate::jpeg::Header,
     /// The photo at a reduced size, its long side at least the detector's first-pass size.
@@ -389,10 +389,8 @@ pub fn jpeg_preview(bytes: &[u8], limits: DecodeLimits, min_side: u32) -> Option
     let long = w.max(h);
     let scale = (1..=8).find(|k| (long * k).div_ceil(8) >= min_side.min(long)).unwrap_or(8);
     let max_memory = limits.max_alloc.saturating_mul(2);
-    let read = crate::jpeg::Coefficients::read(bytes, max_memory)
-        .and_then(|mut coefficients| Ok((coefficients.preview(&header, scale)?, coefficients)));
-    match read {
-        Ok((rgb, coefficients)) => Some(JpegPreview { header, rgb, coefficients, max_memory }),
+    match crate::jpeg::Coefficients::read(bytes, &header, scale, max_memory) {
+        Ok((coefficients, rgb)) => Some(JpegPreview { header, rgb, coefficients, max_memory }),
         Err(e) => {
             tracing::debug!("libjpeg could not decode the preview ({e}); decoding in full");
             None

@@ -9,8 +9,6 @@ use std::ptr::NonNull;
 
 use image::RgbImage;
 
-mod dct;
-
 const ERR_LEN: usize = 200;
 
 #[repr(C)]
@@ -22,15 +20,6 @@ struct RawHeader {
     supported: c_int,
     mcu_w: c_uint,
     mcu_h: c_uint,
-}
-
-#[repr(C)]
-struct RawComponent {
-    h_samp: c_int,
-    v_samp: c_int,
-    width_in_blocks: c_uint,
-    height_in_blocks: c_uint,
-    quant: [u16; 64],
 }
 
 #[repr(C)]
@@ -55,10 +44,18 @@ extern "C" {
         out_h: *mut c_uint,
         err: *mut c_char,
     ) -> c_int;
-    fn bgj_coefs_open(src: *const u8, len: c_ulong, max_memory: c_ulong, err: *mut c_char) -> *mut RawCoefs;
+    fn bgj_coefs_open(
+        src: *const u8,
+        len: c_ulong,
+        max_memory: c_ulong,
+        scale_num: c_int,
+        out: *mut u8,
+        out_cap: c_ulong,
+        out_w: *mut c_uint,
+        out_h: *mut c_uint,
+        err: *mut c_char,
+    ) -> *mut RawCoefs;
     fn bgj_coefs_close(c: *mut RawCoefs);
-    fn bgj_coefs_component(c: *mut RawCoefs, ci: c_int, out: *mut RawComponent, err: *mut c_char) -> c_int;
-    fn bgj_coefs_row(c: *mut RawCoefs, ci: c_int, row: c_uint, writable: c_int, err: *mut c_char) -> *mut i16;
     fn bgj_coefs_replace(c: *mut RawCoefs, x0: c_uint, y0: c_uint, w: c_uint, h: c_uint, rgb: *const u8, err: *mut c_char) -> c_int;
     fn bgj_coefs_write(c: *mut RawCoefs, out: *mut *mut u8, out_len: *mut c_ulong, err: *mut c_char) -> c_int;
     fn bgj_free(p: *mut c_void);
@@ -98,8 +95,6 @@ pub struct Header {
     /// 8-bit Huffman-coded YCbCr or greyscale, with common chroma sampling and no zero in its
     /// quantisation tables: what [`Coefficients`] can rewrite.
     pub supported: bool,
-    /// Colour components: 3 (YCbCr) or 1 (greyscale) when `supported`.
-    pub components: u32,
     /// The iMCU (minimum coded unit) size in pixels.
     pub mcu: (u32, u32),
 }
@@ -117,7 +112,6 @@ impl Header {
             width: raw.width,
             height: raw.height,
             supported: raw.supported != 0,
-            components: raw.components.max(0) as u32,
             mcu: (raw.mcu_w.max(1), raw.mcu_h.max(1)),
         })
     }
@@ -166,8 +160,13 @@ fn decode(bytes: &[u8], max_memory: u64, scale: u32, region: Option<Rect>, w: u3
 /// The whole photo decoded at `scale`/8 of its size (1..=8): libjpeg's DCT scaling.
 pub fn decode_scaled(bytes: &[u8], header: &Header, scale: u32, max_memory: u64) -> Result<RgbImage, String> {
     let scale = scale.clamp(1, 8);
-    let (w, h) = ((header.width * scale).div_ceil(8), (header.height * scale).div_ceil(8));
+    let (w, h) = scaled_size(header, scale);
     decode(bytes, max_memory, scale, None, w, h)
+}
+
+/// The size libjpeg decodes a photo to at `scale`/8.
+fn scaled_size(header: &Header, scale: u32) -> (u32, u32) {
+    ((header.width * scale).div_ceil(8), (header.height * scale).div_ceil(8))
 }
 
 /// The pixels of one region at full size.
@@ -183,96 +182,34 @@ pub struct Coefficients<'a> {
 }
 
 impl<'a> Coefficients<'a> {
-    pub fn read(bytes: &'a [u8], max_memory: u64) -> Result<Self, String> {
+    /// Reads the photo's coefficients and, in the same pass over the compressed data, its pixels
+    /// at `scale`/8 of its size (1..=8, sides rounded up): libjpeg's DCT scaling.
+    pub fn read(bytes: &'a [u8], header: &Header, scale: u32, max_memory: u64) -> Result<(Self, RgbImage), String> {
+        let scale = scale.clamp(1, 8);
+        let (w, h) = scaled_size(header, scale);
+        let mut out = vec![0u8; w as usize * h as usize * 3];
+        let (mut ow, mut oh) = (0, 0);
         let mut err = [0 as c_char; ERR_LEN];
-        // SAFETY: `bytes` is borrowed for the handle's lifetime.
-        let raw = unsafe { bgj_coefs_open(bytes.as_ptr(), bytes.len() as c_ulong, max_memory as c_ulong, err.as_mut_ptr()) };
-        NonNull::new(raw).map(|raw| Coefficients { raw, _source: PhantomData }).ok_or_else(|| failed(&err))
-    }
-
-    /// The whole photo at `scale`/8 of its size (1..=8, sides rounded up, as libjpeg's scaled
-    /// decode gives them), reconstructed from the coefficients: no second pass over the
-    /// compressed data. Chroma stored at lower resolution is repeated, not interpolated; the
-    /// preview feeds the detector and blurs, which do not see the difference.
-    pub fn preview(&mut self, header: &Header, scale: u32) -> Result<RgbImage, String> {
-        match scale.clamp(1, 8) {
-            1 => self.preview_at::<1>(header),
-            2 => self.preview_at::<2>(header),
-            3 => self.preview_at::<3>(header),
-            4 => self.preview_at::<4>(header),
-            5 => self.preview_at::<5>(header),
-            6 => self.preview_at::<6>(header),
-            7 => self.preview_at::<7>(header),
-            _ => self.preview_at::<8>(header),
+        // SAFETY: `bytes` is borrowed for the handle's lifetime; the shim writes at most
+        // `out.len()` bytes into `out`.
+        let raw = unsafe {
+            bgj_coefs_open(
+                bytes.as_ptr(),
+                bytes.len() as c_ulong,
+                max_memory as c_ulong,
+                scale as c_int,
+                out.as_mut_ptr(),
+                out.len() as c_ulong,
+                &mut ow,
+                &mut oh,
+                err.as_mut_ptr(),
+            )
+        };
+        let coefficients = NonNull::new(raw).map(|raw| Coefficients { raw, _source: PhantomData }).ok_or_else(|| failed(&err))?;
+        if (ow, oh) != (w, h) {
+            return Err(format!("libjpeg decoded {ow}x{oh} pixels, expected {w}x{h}"));
         }
-    }
-
-    fn preview_at<const K: usize>(&mut self, header: &Header) -> Result<RgbImage, String> {
-        let (w, h) = ((header.width as usize * K).div_ceil(8), (header.height as usize * K).div_ceil(8));
-        let (max_h, max_v) = (header.mcu.0 as usize / 8, header.mcu.1 as usize / 8);
-        let idct = dct::Inverse::<K>::new();
-        let mut planes = Vec::new();
-        for ci in 0..header.components {
-            let c = self.component(ci)?;
-            let (hs, vs) = (c.h_samp as usize, c.v_samp as usize);
-            if hs == 0 || vs == 0 || max_h % hs != 0 || max_v % vs != 0 {
-                return Err(format!("component {ci} sampled {hs}x{vs} within {max_h}x{max_v}"));
-            }
-            let quant: [f32; 64] = std::array::from_fn(|i| f32::from(c.quant[i]));
-            let (bw, bh) = (c.width_in_blocks as usize, c.height_in_blocks as usize);
-            let stride = bw * K;
-            let mut plane = vec![0u8; stride * bh * K];
-            for (by, band) in plane.chunks_exact_mut(K * stride).enumerate() {
-                self.with_row(ci, by as u32, bw, |blocks| {
-                    for (bx, block) in blocks.chunks_exact(64).enumerate() {
-                        idct.block(block, &quant, &mut band[bx * K..], stride);
-                    }
-                })?;
-            }
-            planes.push((plane, stride, max_h / hs, max_v / vs));
-        }
-        let mut rgb = vec![0u8; w * h * 3];
-        match planes.as_slice() {
-            [(luma, stride, ..)] => {
-                for (y, row) in rgb.chunks_exact_mut(w * 3).enumerate() {
-                    for (px, &l) in row.chunks_exact_mut(3).zip(&luma[y * stride..][..w]) {
-                        px.fill(l);
-                    }
-                }
-            }
-            [(luma, ys, ..), (cb, bs, rx, ry), (cr, rs, ..)] => {
-                for (y, row) in rgb.chunks_exact_mut(w * 3).enumerate() {
-                    let (l, b, r) = (&luma[y * ys..][..w], &cb[y / ry * bs..], &cr[y / ry * rs..]);
-                    for (x, px) in row.chunks_exact_mut(3).enumerate() {
-                        px.copy_from_slice(&ycbcr_to_rgb(l[x], b[x / rx], r[x / rx]));
-                    }
-                }
-            }
-            _ => return Err(format!("{} colour components", planes.len())),
-        }
-        Ok(RgbImage::from_raw(w as u32, h as u32, rgb).expect("buffer sized for the image"))
-    }
-
-    fn component(&mut self, ci: u32) -> Result<RawComponent, String> {
-        let mut c = RawComponent { h_samp: 0, v_samp: 0, width_in_blocks: 0, height_in_blocks: 0, quant: [0; 64] };
-        let mut err = [0 as c_char; ERR_LEN];
-        // SAFETY: the handle is live; `c` and `err` are valid for writes.
-        let rc = unsafe { bgj_coefs_component(self.raw.as_ptr(), ci as c_int, &mut c, err.as_mut_ptr()) };
-        if rc != 0 { Err(failed(&err)) } else { Ok(c) }
-    }
-
-    /// Calls `f` with block row `row` of component `ci` (its blocks' coefficients, 64 each).
-    fn with_row<R>(&mut self, ci: u32, row: u32, blocks: usize, f: impl FnOnce(&[i16]) -> R) -> Result<R, String> {
-        let mut err = [0 as c_char; ERR_LEN];
-        // SAFETY: the handle is live; the shim checks `ci` and `row`.
-        let p = unsafe { bgj_coefs_row(self.raw.as_ptr(), ci as c_int, row, 0, err.as_mut_ptr()) };
-        if p.is_null() {
-            return Err(failed(&err));
-        }
-        // SAFETY: the row holds at least width_in_blocks blocks of 64 coefficients (callers pass
-        // no more) and stays valid until the next call on the handle, which `&mut self` rules
-        // out while `f` runs.
-        Ok(f(unsafe { std::slice::from_raw_parts(p, blocks * 64) }))
+        Ok((coefficients, RgbImage::from_raw(w, h, out).expect("buffer sized for the image")))
     }
 
     /// Replaces the blocks under `at` with `pixels` (its size), encoded with the photo's own
@@ -303,13 +240,6 @@ impl<'a> Coefficients<'a> {
         unsafe { bgj_free(out.cast()) };
         Ok(bytes)
     }
-}
-
-/// JFIF's YCbCr to RGB (full range).
-fn ycbcr_to_rgb(y: u8, cb: u8, cr: u8) -> [u8; 3] {
-    let (y, cb, cr) = (f32::from(y) + 0.5, f32::from(cb) - 128.0, f32::from(cr) - 128.0);
-    // The casts saturate: clamping to 0..=255 included.
-    [(y + 1.402 * cr) as u8, (y - 0.344_136 * cb - 0.714_136 * cr) as u8, (y + 1.772 * cb) as u8]
 }
 
 impl Drop for Coefficients<'_> {

@@ -124,6 +124,23 @@ int bgj_read_header(const unsigned char *src, unsigned long len, bgj_header *h, 
     return 0;
 }
 
+/* Reads the next `rows` output rows (RGB) into `out`. */
+static int read_rows(j_decompress_ptr d, unsigned rows, unsigned char *out, unsigned long out_cap, char *err) {
+    unsigned long stride = (unsigned long)d->output_width * 3;
+    if (stride * rows > out_cap) {
+        snprintf(err, BGJ_ERR, "output buffer too small");
+        return -1;
+    }
+    for (unsigned r = 0; r < rows; r++) {
+        JSAMPROW row = out + (unsigned long)r * stride;
+        if (jpeg_read_scanlines(d, &row, 1) != 1) {
+            snprintf(err, BGJ_ERR, "image data ends early");
+            return -1;
+        }
+    }
+    return 0;
+}
+
 /* RGB pixels of the whole photo scaled by scale_num/8 (DCT scaling: a reduced decode costs less
  * than a full one), or, with w > 0, of the full-size region (x0, y0, w, h), whose left and right
  * edges lie on iMCU boundaries or the image's edge. `out` receives out_w * out_h * 3 bytes. */
@@ -163,19 +180,9 @@ int bgj_decode(const unsigned char *src, unsigned long len, unsigned long max_me
         }
         rows = h;
     }
-    unsigned long stride = (unsigned long)d.output_width * 3;
-    if (stride * rows > out_cap) {
-        snprintf(err, BGJ_ERR, "output buffer too small");
+    if (read_rows(&d, rows, out, out_cap, err) != 0) {
         jpeg_destroy_decompress(&d);
         return -1;
-    }
-    for (unsigned r = 0; r < rows; r++) {
-        JSAMPROW row = out + (unsigned long)r * stride;
-        if (jpeg_read_scanlines(&d, &row, 1) != 1) {
-            snprintf(err, BGJ_ERR, "image data ends early");
-            jpeg_destroy_decompress(&d);
-            return -1;
-        }
     }
     *out_w = d.output_width;
     *out_h = rows;
@@ -191,25 +198,58 @@ typedef struct {
     jvirt_barray_ptr *arrays;
 } bgj_coefs;
 
+/* Reads the photo's coefficients and, from them, its RGB pixels scaled by scale_num/8 into
+ * `out` (out_w * out_h * 3 bytes): one pass over the compressed data for both. Buffered-image
+ * mode keeps every coefficient in memory and decodes the output from there; libjpeg then hands
+ * out those coefficients as jpeg_read_coefficients would. */
 static int read_coefs(bgj_coefs *c, const unsigned char *src, unsigned long len, unsigned long max_memory,
+                      int scale_num, unsigned char *out, unsigned long out_cap, unsigned *out_w, unsigned *out_h,
                       char *err) {
-    open_src(&c->d, &c->e, err, src, len, max_memory);
+    j_decompress_ptr d = &c->d;
+    open_src(d, &c->e, err, src, len, max_memory);
     if (setjmp(c->e.jump)) {
-        jpeg_destroy_decompress(&c->d);
+        jpeg_destroy_decompress(d);
         return -1;
     }
-    jpeg_read_header(&c->d, TRUE);
-    c->arrays = jpeg_read_coefficients(&c->d);
+    jpeg_read_header(d, TRUE);
+    d->buffered_image = TRUE;
+    d->out_color_space = JCS_RGB;
+    d->scale_num = (unsigned)scale_num;
+    d->scale_denom = 8;
+    jpeg_start_decompress(d);
+    int status;
+    while ((status = jpeg_consume_input(d)) != JPEG_REACHED_EOI) {
+        if (status == JPEG_SUSPENDED) {
+            snprintf(err, BGJ_ERR, "image data ends early");
+            jpeg_destroy_decompress(d);
+            return -1;
+        }
+    }
+    jpeg_start_output(d, d->input_scan_number);
+    if (read_rows(d, d->output_height, out, out_cap, err) != 0) {
+        jpeg_destroy_decompress(d);
+        return -1;
+    }
+    jpeg_finish_output(d);
+    *out_w = d->output_width;
+    *out_h = d->output_height;
+    c->arrays = jpeg_read_coefficients(d);
+    if (!c->arrays) {
+        snprintf(err, BGJ_ERR, "libjpeg kept no coefficients");
+        jpeg_destroy_decompress(d);
+        return -1;
+    }
     return 0;
 }
 
-bgj_coefs *bgj_coefs_open(const unsigned char *src, unsigned long len, unsigned long max_memory, char *err) {
+bgj_coefs *bgj_coefs_open(const unsigned char *src, unsigned long len, unsigned long max_memory, int scale_num,
+                          unsigned char *out, unsigned long out_cap, unsigned *out_w, unsigned *out_h, char *err) {
     bgj_coefs *c = calloc(1, sizeof *c);
     if (!c) {
         snprintf(err, BGJ_ERR, "out of memory");
         return NULL;
     }
-    if (read_coefs(c, src, len, max_memory, err) != 0) {
+    if (read_coefs(c, src, len, max_memory, scale_num, out, out_cap, out_w, out_h, err) != 0) {
         free(c);
         return NULL;
     }
@@ -220,41 +260,6 @@ void bgj_coefs_close(bgj_coefs *c) {
     if (!c) return;
     jpeg_destroy_decompress(&c->d);
     free(c);
-}
-
-/* What reading a component's coefficients needs: its sampling, size in blocks and the
- * quantisation table its blocks were coded with (natural order, as the blocks are). */
-typedef struct {
-    int h_samp, v_samp;
-    unsigned width_in_blocks, height_in_blocks;
-    unsigned short quant[DCTSIZE2];
-} bgj_component;
-
-int bgj_coefs_component(bgj_coefs *c, int ci, bgj_component *out, char *err) {
-    if (ci < 0 || ci >= c->d.num_components || !c->d.comp_info[ci].quant_table) {
-        snprintf(err, BGJ_ERR, "no component %d with a quantisation table", ci);
-        return -1;
-    }
-    const jpeg_component_info *comp = &c->d.comp_info[ci];
-    out->h_samp = comp->h_samp_factor;
-    out->v_samp = comp->v_samp_factor;
-    out->width_in_blocks = comp->width_in_blocks;
-    out->height_in_blocks = comp->height_in_blocks;
-    for (int k = 0; k < DCTSIZE2; k++) out->quant[k] = comp->quant_table->quantval[k];
-    return 0;
-}
-
-/* The blocks of one block row of a component (width_in_blocks * 64 coefficients, natural
- * order), valid until the next call on the handle; NULL with a message in `err` on failure. */
-const JCOEF *bgj_coefs_row(bgj_coefs *c, int ci, unsigned row, int writable, char *err) {
-    c->e.msg = err;
-    if (setjmp(c->e.jump)) return NULL;
-    if (ci < 0 || ci >= c->d.num_components || row >= c->d.comp_info[ci].height_in_blocks) {
-        snprintf(err, BGJ_ERR, "no block row %u in component %d", row, ci);
-        return NULL;
-    }
-    JBLOCKARRAY r = (*c->d.mem->access_virt_barray)((j_common_ptr)&c->d, c->arrays[ci], row, 1, writable ? TRUE : FALSE);
-    return r[0][0];
 }
 
 /* Replaces the blocks of the region (x0, y0, w, h) with `rgb` (w * h * 3 bytes), encoded with
