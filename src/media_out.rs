@@ -89,8 +89,12 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
             let JpegPreview { rgb: mut small, mut coefficients, .. } = preview;
             redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), faces, redact_options);
             for r in &rects {
-                let part = image::imageops::crop_imm(&pixels, r.x - all.x, r.y - all.y, r.w, r.h).to_image();
-                coefficients.replace(*r, &part)?;
+                if *r == all {
+                    coefficients.replace(all, &pixels)?;
+                } else {
+                    let part = image::imageops::crop_imm(&pixels, r.x - all.x, r.y - all.y, r.w, r.h).to_image();
+                    coefficients.replace(*r, &part)?;
+                }
             }
             Some(coefficients.write()?)
         }
