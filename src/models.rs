@@ -187,9 +187,16 @@ impl SessionPool {
         device: Device,
         config: &[(&str, &str)],
     ) -> Result<Self> {
-        let pool = (0..sessions.max(1))
-            .map(|_| session(env, model, threads, device, config).map(std::sync::Mutex::new))
-            .collect::<Result<Vec<_>>>()?;
+        // Created side by side: each takes tens of milliseconds (loading and optimising the
+        // graph), paid before the first photo.
+        let pool = std::thread::scope(|s| {
+            let started: Vec<_> =
+                (0..sessions.max(1)).map(|_| s.spawn(|| session(env, model, threads, device, config))).collect();
+            started
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)).map(std::sync::Mutex::new))
+                .collect::<Result<Vec<_>>>()
+        })?;
         Ok(SessionPool(pool))
     }
 
