@@ -359,8 +359,12 @@ pub fn jpeg_exif<'a>(segments: &[Segment<'a>]) -> Option<&'a [u8]> {
 /// A JPEG read only as far as detection needs: its coefficients and a reduced copy made from
 /// them by libjpeg's DCT scaling (one pass over the compressed data for both). The redacted copy is then written block by block ([`crate::media_out::rewrite_jpeg`]).
 pub struct JpegPreview<'a> {
+    /// The photo as stored.
     pub header: crate::jpeg::Header,
-    /// The photo at a reduced size, its long side at least the detector's first-pass size.
+    /// How it turns upright (EXIF orientation): the rewrite turns its blocks.
+    pub turn: crate::jpeg::Turn,
+    /// The photo upright at a reduced size, its long side at least the detector's first-pass
+    /// size.
     pub rgb: RgbImage,
     /// The coefficients the preview was made from, kept for the rewrite.
     pub coefficients: crate::jpeg::Coefficients<'a>,
@@ -368,29 +372,37 @@ pub struct JpegPreview<'a> {
     pub max_memory: u64,
 }
 
+impl JpegPreview<'_> {
+    /// The photo's upright size.
+    pub fn size(&self) -> (u32, u32) {
+        self.turn.upright(self.header.width, self.header.height)
+    }
+}
+
 /// The preview of a JPEG that can be redacted block by block: complete, 8-bit YCbCr or
-/// greyscale, upright (EXIF orientation 1 or none) and within `limits`. `None` for any other
+/// greyscale, upright or with blocks that turn upright whole (a mirrored side a whole number of
+/// iMCUs, as the sides of phone and camera photos are) and within `limits`. `None` for any other
 /// file: the caller decodes it in full, which also explains what is wrong with a bad one.
 pub fn jpeg_preview(bytes: &[u8], limits: DecodeLimits, min_side: u32) -> Option<JpegPreview<'_>> {
     let segments = jpeg_segments(bytes)?;
+    let mut orientation = 1;
     if let Some(exif) = jpeg_exif(&segments) {
         let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok()?;
-        let orientation = parsed.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0));
-        if orientation.is_some_and(|o| o != 1) {
-            return None;
-        }
+        let field = parsed.get_field(exif::Tag::Orientation, exif::In::PRIMARY);
+        orientation = field.map_or(Some(1), |f| f.value.get_uint(0))?;
     }
+    let turn = crate::jpeg::Turn::from_exif(orientation)?;
     let header = crate::jpeg::Header::read(bytes).ok()?;
     let (w, h) = (header.width, header.height);
     let pixels = w as u64 * h as u64 * 3;
-    if !header.supported || w == 0 || h == 0 || w.max(h) > limits.max_side || pixels > limits.max_alloc {
+    if !header.supported || !turn.fits(&header) || w == 0 || h == 0 || w.max(h) > limits.max_side || pixels > limits.max_alloc {
         return None;
     }
     let long = w.max(h);
     let scale = (1..=8).find(|k| (long * k).div_ceil(8) >= min_side.min(long)).unwrap_or(8);
     let max_memory = limits.max_alloc.saturating_mul(2);
     match crate::jpeg::Coefficients::read(bytes, &header, scale, max_memory) {
-        Ok((coefficients, rgb)) => Some(JpegPreview { header, rgb, coefficients, max_memory }),
+        Ok((coefficients, stored)) => Some(JpegPreview { header, turn, rgb: turn.apply(stored), coefficients, max_memory }),
         Err(e) => {
             tracing::debug!("libjpeg could not decode the preview ({e}); decoding in full");
             None

@@ -8,7 +8,7 @@ use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::Tif
 use image::{DynamicImage, ImageEncoder, ImageFormat, RgbaImage};
 
 use crate::detect::FaceBox;
-use crate::jpeg::{self, Rect};
+use crate::jpeg::{self, Rect, Turn};
 use crate::media_in::{self, JpegPreview, Photo, Segment};
 use crate::redact::{self, Mask, RedactOptions};
 
@@ -68,10 +68,19 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
 /// photo's own quantisation tables; every other block keeps its coefficients, so the rest of the
 /// photo is exactly as it was. With no face, only the metadata changes.
 pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], redact_options: &RedactOptions, options: &EncodeOptions) -> Result<Vec<u8>, String> {
-    let header = &preview.header;
+    let (header, turn) = (preview.header, preview.turn);
+    // Redaction runs on the photo as stored; its blocks turn upright as they are written.
     let (w, h) = (header.width, header.height);
+    let stored: Vec<FaceBox> = faces
+        .iter()
+        .map(|f| {
+            let (ax, ay) = turn.to_stored(f.x1, f.y1, w, h);
+            let (bx, by) = turn.to_stored(f.x2, f.y2, w, h);
+            FaceBox { x1: ax.min(bx), y1: ay.min(by), x2: ax.max(bx), y2: ay.max(by) }
+        })
+        .collect();
     let mut rects: Vec<Rect> = Vec::new();
-    for face in faces {
+    for face in &stored {
         let (x0, y0, x1, y1) = Mask::for_face(face, redact_options, w, h).bounds();
         let mut rect = header.aligned(x0, y0, x1, y1);
         // Overlapping regions become one, so no block is replaced twice.
@@ -82,12 +91,14 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
     }
     let damaged = || "the JPEG's structure is damaged".to_string();
     let kept = media_in::jpeg_segments(source).ok_or_else(damaged)?;
+    let JpegPreview { rgb: upright, mut coefficients, max_memory, .. } = preview;
     let written = match rects.iter().copied().reduce(|a, b| a.union(&b)) {
-        None => None,
+        None if turn == Turn::default() => None,
+        None => Some(coefficients.write(turn)?),
         Some(all) => {
-            let mut pixels = jpeg::decode_region(source, all, preview.max_memory)?;
-            let JpegPreview { rgb: mut small, mut coefficients, .. } = preview;
-            redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), faces, redact_options);
+            let mut pixels = jpeg::decode_region(source, all, max_memory)?;
+            let mut small = turn.inverse().apply(upright);
+            redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), &stored, redact_options);
             for r in &rects {
                 if *r == all {
                     coefficients.replace(all, &pixels)?;
@@ -96,14 +107,14 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
                     coefficients.replace(*r, &part)?;
                 }
             }
-            Some(coefficients.write()?)
+            Some(coefficients.write(turn)?)
         }
     };
     let image = match &written {
         Some(bytes) => media_in::jpeg_segments(bytes).ok_or_else(damaged)?,
         None => kept.clone(),
     };
-    Ok(with_kept_metadata(&kept, &image, options.metadata))
+    Ok(with_kept_metadata(&kept, &image, options.metadata, turn.transpose))
 }
 
 /// The image data of `image` (the segments of a YCbCr or greyscale JPEG) under a JFIF header
@@ -111,10 +122,10 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
 /// and the EXIF as [`encode`] keeps it. Every other APPn and comment segment is dropped,
 /// wherever it stands, and so is anything after the end-of-image marker (some cameras append a
 /// second, unredacted picture there).
-fn with_kept_metadata(kept: &[Segment], image: &[Segment], policy: MetadataPolicy) -> Vec<u8> {
+fn with_kept_metadata(kept: &[Segment], image: &[Segment], policy: MetadataPolicy, transposed: bool) -> Vec<u8> {
     let mut out = Vec::with_capacity(image.iter().map(|s| s.bytes.len()).sum::<usize>() + 1024);
     out.extend_from_slice(&[0xFF, 0xD8]);
-    out.extend_from_slice(&jfif_segment(kept));
+    out.extend_from_slice(&jfif_segment(kept, transposed));
     let exif = media_in::jpeg_exif(kept).and_then(|e| kept_exif(e, policy));
     if let Some(exif) = exif {
         let len = exif.len() + 8;
@@ -138,15 +149,18 @@ fn with_kept_metadata(kept: &[Segment], image: &[Segment], policy: MetadataPolic
 }
 
 /// A JFIF APP0 segment (it says the colours are YCbCr) with the source's pixel density when it
-/// has a sound one. Written afresh: a source's JFIF can carry a thumbnail (a small copy of the
+/// has a sound one (its axes swapped for a `transposed` image). Written afresh: a source's JFIF can carry a thumbnail (a small copy of the
 /// unredacted photo), and its Adobe segment, left out, could claim other colours.
-fn jfif_segment(source: &[Segment]) -> [u8; 18] {
+fn jfif_segment(source: &[Segment], transposed: bool) -> [u8; 18] {
     let (mut units, mut x, mut y) = (0u8, [0, 1], [0, 1]);
     let found = source.iter().find(|s| s.marker == 0xE0 && s.payload().starts_with(b"JFIF\0"));
     if let Some(&[u, x1, x2, y1, y2]) = found.and_then(|s| s.payload().get(7..12)) {
         if u <= 2 && [x1, x2] != [0, 0] && [y1, y2] != [0, 0] {
             (units, x, y) = (u, [x1, x2], [y1, y2]);
         }
+    }
+    if transposed {
+        (x, y) = (y, x);
     }
     [0xFF, 0xE0, 0x00, 0x10, b'J', b'F', b'I', b'F', 0, 1, 1, units, x[0], x[1], y[0], y[1], 0, 0]
 }

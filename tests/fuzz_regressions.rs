@@ -85,7 +85,7 @@ fn decode_preprocess(data: &[u8]) -> Result<bool, String> {
 /// Ok(true) when it was rewritten.
 fn jpeg_rewrite(data: &[u8]) -> Result<bool, String> {
     let Some(preview) = jpeg_preview(data, LIMITS, 64) else { return Ok(false) };
-    let (w, h) = (preview.header.width, preview.header.height);
+    let (w, h) = preview.size();
     let (fw, fh) = (w as f32, h as f32);
     let face = FaceBox { x1: fw * 0.3, y1: fh * 0.2, x2: fw * 0.7, y2: fh * 0.8 };
     match rewrite_jpeg(data, preview, &[face], &RedactOptions::default(), &EncodeOptions::default()) {

@@ -229,19 +229,73 @@ fn exif_orientations_give_upright_outputs() {
     }
 }
 
-/// Pixels outside every mask's rectangle grown by `margin` pixels that differ between the two.
-fn changed_outside(before: &RgbImage, after: &RgbImage, report: &Report, margin: f32) -> (usize, usize) {
+#[test]
+fn turned_jpegs_turn_block_by_block_and_lose_nothing_outside_the_faces() {
+    // t1 cut to whole 16-pixel blocks, stored so that each EXIF orientation 2-8 turns it upright:
+    // the rewrite turns its blocks in the DCT domain instead of decoding and encoding it again.
+    let upright = image::open(fixture("photos/t1.jpg")).unwrap().crop_imm(0, 0, 1280, 880);
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
+    std::fs::create_dir(&dir).unwrap();
+    for o in 2..=8u8 {
+        let inverse = match o {
+            6 => 8,
+            8 => 6,
+            other => other,
+        };
+        let mut stored = upright.clone();
+        stored.apply_orientation(image::metadata::Orientation::from_exif(inverse).unwrap());
+        write_jpeg(&stored, Some(exif_orientation(o as u16)), &dir.join(format!("o{o}.jpg")));
+    }
+    run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    let report = read_report(&report_path);
+    assert_eq!(report.files.len(), 7);
+    // The same photos encoded afresh, for comparison.
+    let (out_q, report_q) = (tmp.path().join("out_q"), tmp.path().join("q.json"));
+    run_ok(&["redact", s(&dir), "--out", s(&out_q), "--report", s(&report_q), "--jpeg-quality", "92", "-q"]);
+    let report_q = read_report(&report_q);
+    for (i, f) in report.files.iter().enumerate() {
+        // What the source shows once its tag is applied.
+        let source = std::fs::read(&f.input).unwrap();
+        let shown = blurgate::media_in::decode(&source, Default::default()).unwrap().rgb;
+        let after = rgb(Path::new(f.output.as_ref().unwrap()));
+        assert_eq!(after.dimensions(), (1280, 880), "{}: not upright", f.input);
+        assert_eq!(f.faces.len(), 6, "{}", f.input);
+        let (changed, outside, largest) = changed_outside(&shown, &after, &report, i, 24.0);
+        assert!(outside > 500_000, "{}: most of the photo lies outside the faces", f.input);
+        // Turned blocks decode to the turned pixels up to the IDCT's rounding, which runs rows
+        // then columns; encoding afresh (at quality 92) changes many more pixels, by more.
+        assert!(largest <= 4 && changed * 10 < outside, "{}: {changed} of {outside} pixels changed, by up to {largest}", f.input);
+        let fresh = rgb(Path::new(report_q.files[i].output.as_ref().unwrap()));
+        let (changed_q, _, largest_q) = changed_outside(&shown, &fresh, &report_q, i, 24.0);
+        assert!(changed_q > 4 * changed && largest_q > largest, "{}: encoded afresh, {changed_q} pixels changed by up to {largest_q}", f.input);
+        let masked = masks(&report, i, &RedactOptions::default());
+        let stats = pixel_stats(&shown, &after, &masked, 1.0);
+        assert!(stats.inside.iter().all(|&d| d > 10.0), "{}: a face is not redacted: {:?}", f.input, stats.inside);
+        let exif = exif::Reader::new().read_from_container(&mut std::io::BufReader::new(std::fs::File::open(f.output.as_ref().unwrap()).unwrap()));
+        if let Ok(exif) = exif {
+            let tag = exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY);
+            assert!(tag.is_none_or(|t| t.value.get_uint(0) == Some(1)), "{}: orientation tag kept", f.input);
+        }
+    }
+}
+
+/// Pixels outside every mask's rectangle (of file `i` in the report) grown by `margin` pixels:
+/// how many differ between the two, how many there are, and the largest channel difference.
+fn changed_outside(before: &RgbImage, after: &RgbImage, report: &Report, i: usize, margin: f32) -> (usize, usize, u8) {
     let rects: Vec<[f32; 4]> =
-        report.files[0].faces.iter().filter_map(|f| f.mask).map(|m| [m[0] - margin, m[1] - margin, m[2] + margin, m[3] + margin]).collect();
-    let (mut changed, mut outside) = (0, 0);
+        report.files[i].faces.iter().filter_map(|f| f.mask).map(|m| [m[0] - margin, m[1] - margin, m[2] + margin, m[3] + margin]).collect();
+    let (mut changed, mut outside, mut largest) = (0, 0, 0);
     for (x, y, p) in after.enumerate_pixels() {
         let (fx, fy) = (x as f32, y as f32);
         if rects.iter().all(|r| fx < r[0] || fx >= r[2] || fy < r[1] || fy >= r[3]) {
+            let q = before.get_pixel(x, y);
             outside += 1;
-            changed += usize::from(p != before.get_pixel(x, y));
+            changed += usize::from(p != q);
+            largest = largest.max((0..3).map(|c| p[c].abs_diff(q[c])).max().unwrap());
         }
     }
-    (changed, outside)
+    (changed, outside, largest)
 }
 
 #[test]
@@ -256,7 +310,7 @@ fn jpeg_keeps_its_image_data_outside_the_faces_unless_a_quality_is_given() {
     let after = rgb(&out.join("t1.jpg"));
     // Only the 16x16 blocks under a mask are encoded again; colour sampling can reach a few
     // pixels past them, never further.
-    let (changed, outside) = changed_outside(&before, &after, &report, 24.0);
+    let (changed, outside, _) = changed_outside(&before, &after, &report, 0, 24.0);
     assert!(outside > 500_000, "most of the photo lies outside the faces ({outside} pixels)");
     assert_eq!(changed, 0, "{changed} of {outside} pixels away from the faces changed");
     let stats = pixel_stats(&before, &after, &masks(&report, 0, &RedactOptions::default()), 1.0);
@@ -267,7 +321,7 @@ fn jpeg_keeps_its_image_data_outside_the_faces_unless_a_quality_is_given() {
     run_ok(&["redact", s(&input), "--out", s(&out_q), "--report", s(&report_q), "-q", "--jpeg-quality", "40"]);
     let report_q = read_report(&report_q);
     let after_q = rgb(&out_q.join("t1.jpg"));
-    let (changed_q, _) = changed_outside(&before, &after_q, &report_q, 24.0);
+    let (changed_q, ..) = changed_outside(&before, &after_q, &report_q, 0, 24.0);
     assert!(changed_q > outside / 2, "quality 40 left {changed_q} of {outside} pixels as they were");
     let stats = pixel_stats(&before, &after_q, &masks(&report_q, 0, &RedactOptions::default()), 1.15);
     assert!(stats.inside.iter().all(|m| *m > 20.0));

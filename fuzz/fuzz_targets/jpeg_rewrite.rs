@@ -14,7 +14,7 @@ const LIMITS: DecodeLimits = DecodeLimits { max_side: 4096, max_alloc: 64 << 20 
 
 fuzz_target!(|data: &[u8]| {
     let Some(preview) = jpeg_preview(data, LIMITS, 64) else { return };
-    let (w, h) = (preview.header.width, preview.header.height);
+    let (w, h) = preview.size();
     let (fw, fh) = (w as f32, h as f32);
     let face = FaceBox { x1: fw * 0.3, y1: fh * 0.2, x2: fw * 0.7, y2: fh * 0.8 };
     match rewrite_jpeg(data, preview, &[face], &RedactOptions::default(), &EncodeOptions::default()) {

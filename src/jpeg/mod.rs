@@ -57,7 +57,15 @@ extern "C" {
     ) -> *mut RawCoefs;
     fn bgj_coefs_close(c: *mut RawCoefs);
     fn bgj_coefs_replace(c: *mut RawCoefs, x0: c_uint, y0: c_uint, w: c_uint, h: c_uint, rgb: *const u8, err: *mut c_char) -> c_int;
-    fn bgj_coefs_write(c: *mut RawCoefs, out: *mut *mut u8, out_len: *mut c_ulong, err: *mut c_char) -> c_int;
+    fn bgj_coefs_write(
+        c: *mut RawCoefs,
+        transpose: c_int,
+        flip_x: c_int,
+        flip_y: c_int,
+        out: *mut *mut u8,
+        out_len: *mut c_ulong,
+        err: *mut c_char,
+    ) -> c_int;
     fn bgj_free(p: *mut c_void);
 }
 
@@ -85,6 +93,79 @@ impl Rect {
     pub fn union(&self, o: &Rect) -> Rect {
         let (x, y) = (self.x.min(o.x), self.y.min(o.y));
         Rect { x, y, w: (self.x + self.w).max(o.x + o.w) - x, h: (self.y + self.h).max(o.y + o.h) - y }
+    }
+}
+
+/// How a stored photo turns upright (its EXIF orientation): transposed, then mirrored along
+/// the stored x and y axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Turn {
+    pub transpose: bool,
+    pub flip_x: bool,
+    pub flip_y: bool,
+}
+
+impl Turn {
+    /// The turn EXIF orientation `o` (1..=8) asks for.
+    pub fn from_exif(o: u32) -> Option<Turn> {
+        let (transpose, flip_x, flip_y) = match o {
+            1 => (false, false, false),
+            2 => (false, true, false),
+            3 => (false, true, true),
+            4 => (false, false, true),
+            5 => (true, false, false),
+            6 => (true, false, true),
+            7 => (true, true, true),
+            8 => (true, true, false),
+            _ => return None,
+        };
+        Some(Turn { transpose, flip_x, flip_y })
+    }
+
+    /// Its EXIF orientation.
+    fn exif(&self) -> u8 {
+        match (self.transpose, self.flip_x, self.flip_y) {
+            (false, false, false) => 1,
+            (false, true, false) => 2,
+            (false, true, true) => 3,
+            (false, false, true) => 4,
+            (true, false, false) => 5,
+            (true, false, true) => 6,
+            (true, true, true) => 7,
+            (true, true, false) => 8,
+        }
+    }
+
+    /// The turn back: from upright to stored.
+    pub fn inverse(&self) -> Turn {
+        if self.transpose { Turn { flip_x: self.flip_y, flip_y: self.flip_x, ..*self } } else { *self }
+    }
+
+    /// `img` turned.
+    pub fn apply(&self, img: RgbImage) -> RgbImage {
+        if *self == Turn::default() {
+            return img;
+        }
+        let mut img = image::DynamicImage::ImageRgb8(img);
+        img.apply_orientation(image::metadata::Orientation::from_exif(self.exif()).expect("1..=8"));
+        img.into_rgb8()
+    }
+
+    /// Can the photo's blocks turn whole? A mirrored side must hold whole iMCUs.
+    pub fn fits(&self, header: &Header) -> bool {
+        (!self.flip_x || header.width % header.mcu.0 == 0) && (!self.flip_y || header.height % header.mcu.1 == 0)
+    }
+
+    /// The upright size of a photo stored as `w` x `h`.
+    pub fn upright(&self, w: u32, h: u32) -> (u32, u32) {
+        if self.transpose { (h, w) } else { (w, h) }
+    }
+
+    /// Where the upright point (x, y) lies in the photo stored as `w` x `h` (continuous
+    /// coordinates: pixel edges map to pixel edges).
+    pub fn to_stored(&self, x: f32, y: f32, w: u32, h: u32) -> (f32, f32) {
+        let (a, b) = if self.transpose { (y, x) } else { (x, y) };
+        (if self.flip_x { w as f32 - a } else { a }, if self.flip_y { h as f32 - b } else { b })
     }
 }
 
@@ -225,13 +306,14 @@ impl<'a> Coefficients<'a> {
     }
 
     /// The photo encoded again from its coefficients (baseline, standard Huffman tables), with no
-    /// APPn segments.
-    pub fn write(&mut self) -> Result<Vec<u8>, String> {
+    /// APPn segments, turned upright by `turn` in the DCT domain (no block decoded).
+    pub fn write(&mut self, turn: Turn) -> Result<Vec<u8>, String> {
         let mut out: *mut u8 = std::ptr::null_mut();
         let mut len: c_ulong = 0;
         let mut err = [0 as c_char; ERR_LEN];
+        let flags = [turn.transpose, turn.flip_x, turn.flip_y].map(c_int::from);
         // SAFETY: the handle is live; on success `out` is a malloc'd buffer of `len` bytes.
-        let rc = unsafe { bgj_coefs_write(self.raw.as_ptr(), &mut out, &mut len, err.as_mut_ptr()) };
+        let rc = unsafe { bgj_coefs_write(self.raw.as_ptr(), flags[0], flags[1], flags[2], &mut out, &mut len, err.as_mut_ptr()) };
         if rc != 0 || out.is_null() {
             return Err(failed(&err));
         }

@@ -333,10 +333,78 @@ fail:
     return -1;
 }
 
-/* The photo written again from its coefficients: the same image data, entropy-coded afresh
- * (baseline, standard Huffman tables), with no APPn markers (the caller adds the metadata it
- * keeps). `*out` is malloc'd; free it with bgj_free. */
-int bgj_coefs_write(bgj_coefs *c, unsigned char **out, unsigned long *out_len, char *err) {
+/* Copies every block of `src` (arrays of the photo in `d`) into fresh arrays of `w` turned
+ * upright: transposed when `transpose`, then mirrored along the stored x axis (`flip_x`) and y
+ * axis (`flip_y`). In the DCT domain a mirror negates the odd frequencies along its axis and a
+ * transposition swaps the axes, so no block is decoded; `w` gets the turned size, sampling and
+ * quantisation tables. A mirrored axis must hold whole iMCUs, or the partial ones at its end
+ * would land at the wrong edge. Returns the new arrays, NULL with a message on failure. */
+static jvirt_barray_ptr *turned(j_decompress_ptr d, jvirt_barray_ptr *src, j_compress_ptr w, int transpose,
+                                int flip_x, int flip_y, char *err) {
+    if ((flip_x && d->image_width % (DCTSIZE * d->max_h_samp_factor)) ||
+        (flip_y && d->image_height % (DCTSIZE * d->max_v_samp_factor))) {
+        snprintf(err, BGJ_ERR, "a mirrored side is not a whole number of blocks");
+        return NULL;
+    }
+    if (transpose) {
+        w->image_width = d->image_height;
+        w->image_height = d->image_width;
+        for (int ci = 0; ci < w->num_components; ci++) {
+            int h = w->comp_info[ci].h_samp_factor;
+            w->comp_info[ci].h_samp_factor = w->comp_info[ci].v_samp_factor;
+            w->comp_info[ci].v_samp_factor = h;
+        }
+        for (int t = 0; t < NUM_QUANT_TBLS; t++) {
+            JQUANT_TBL *q = w->quant_tbl_ptrs[t];
+            if (!q) continue;
+            for (int v = 0; v < DCTSIZE; v++)
+                for (int u = v + 1; u < DCTSIZE; u++) {
+                    UINT16 x = q->quantval[v * DCTSIZE + u];
+                    q->quantval[v * DCTSIZE + u] = q->quantval[u * DCTSIZE + v];
+                    q->quantval[u * DCTSIZE + v] = x;
+                }
+        }
+    }
+    jvirt_barray_ptr *dst = (*w->mem->alloc_small)((j_common_ptr)w, JPOOL_IMAGE, sizeof(jvirt_barray_ptr) * d->num_components);
+    for (int ci = 0; ci < d->num_components; ci++) {
+        const jpeg_component_info *sc = &d->comp_info[ci], *dc = &w->comp_info[ci];
+        JDIMENSION bw = transpose ? sc->height_in_blocks : sc->width_in_blocks;
+        JDIMENSION bh = transpose ? sc->width_in_blocks : sc->height_in_blocks;
+        JDIMENSION hs = dc->h_samp_factor, vs = dc->v_samp_factor;
+        dst[ci] = (*w->mem->request_virt_barray)((j_common_ptr)w, JPOOL_IMAGE, TRUE, (bw + hs - 1) / hs * hs,
+                                                 (bh + vs - 1) / vs * vs, vs);
+    }
+    (*w->mem->realize_virt_arrays)((j_common_ptr)w);
+    for (int ci = 0; ci < d->num_components; ci++) {
+        const jpeg_component_info *sc = &d->comp_info[ci];
+        JDIMENSION sw = sc->width_in_blocks, sh = sc->height_in_blocks;
+        JDIMENSION bw = transpose ? sh : sw, bh = transpose ? sw : sh;
+        for (JDIMENSION by = 0; by < bh; by++) {
+            JBLOCKROW out = (*w->mem->access_virt_barray)((j_common_ptr)w, dst[ci], by, 1, TRUE)[0];
+            for (JDIMENSION bx = 0; bx < bw; bx++) {
+                JDIMENSION a = transpose ? by : bx, b = transpose ? bx : by;
+                JDIMENSION sx = flip_x ? sw - 1 - a : a, sy = flip_y ? sh - 1 - b : b;
+                JCOEFPTR from = (*d->mem->access_virt_barray)((j_common_ptr)d, src[ci], sy, 1, FALSE)[0][sx];
+                JCOEFPTR to = out[bx];
+                for (int v = 0; v < DCTSIZE; v++)
+                    for (int u = 0; u < DCTSIZE; u++) {
+                        /* Frequencies along the stored axes: (vs, us). */
+                        int vs = transpose ? u : v, us = transpose ? v : u;
+                        JCOEF c = from[vs * DCTSIZE + us];
+                        to[v * DCTSIZE + u] = ((flip_x && (us & 1)) ^ (flip_y && (vs & 1))) ? (JCOEF)-c : c;
+                    }
+            }
+        }
+    }
+    return dst;
+}
+
+/* The photo written again from its coefficients, turned upright as `turned` describes (all
+ * zero: as stored): the same image data, entropy-coded afresh (baseline, standard Huffman
+ * tables), with no APPn markers (the caller adds the metadata it keeps). `*out` is malloc'd;
+ * free it with bgj_free. */
+int bgj_coefs_write(bgj_coefs *c, int transpose, int flip_x, int flip_y, unsigned char **out, unsigned long *out_len,
+                    char *err) {
     struct jpeg_compress_struct w;
     struct bgj_err we;
     unsigned char *volatile buf = NULL;
@@ -346,7 +414,12 @@ int bgj_coefs_write(bgj_coefs *c, unsigned char **out, unsigned long *out_len, c
     if (setjmp(we.jump)) goto fail;
     if (setjmp(c->e.jump)) goto fail;
     with_params_of(&c->d, &w, (unsigned char **)&buf, &size);
-    jpeg_write_coefficients(&w, c->arrays);
+    jvirt_barray_ptr *arrays = c->arrays;
+    if (transpose || flip_x || flip_y) {
+        arrays = turned(&c->d, c->arrays, &w, transpose, flip_x, flip_y, err);
+        if (!arrays) goto fail;
+    }
+    jpeg_write_coefficients(&w, arrays);
     jpeg_finish_compress(&w);
     jpeg_destroy_compress(&w);
     *out = buf;

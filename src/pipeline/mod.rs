@@ -355,7 +355,8 @@ enum Source<'a> {
 fn open<'a>(bytes: &'a [u8], job: &RedactJob, report: &mut FileReport) -> Result<Source<'a>, String> {
     if job.encode.jpeg_quality.is_none() {
         if let Some(p) = media_in::jpeg_preview(bytes, job.limits, job.detector.max_side) {
-            (report.width, report.height) = (Some(p.header.width), Some(p.header.height));
+            let (w, h) = p.size();
+            (report.width, report.height) = (Some(w), Some(h));
             return Ok(Source::Jpeg(p));
         }
     }
@@ -371,8 +372,12 @@ fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection
         Source::Full(photo) => return engine.analyse(&photo.rgb, job.policy, job.matching.as_ref()).map_err(failed),
         Source::Jpeg(p) => p,
     };
-    let decode_full = || jpeg::decode_scaled(bytes, &p.header, 8, p.max_memory).map_err(|e| format!("cannot decode: {e}"));
-    let (found, full) = match engine.detector().detect_preview(&p.rgb, p.header.width, p.header.height).map_err(failed)? {
+    let decode_full = || {
+        let stored = jpeg::decode_scaled(bytes, &p.header, 8, p.max_memory).map_err(|e| format!("cannot decode: {e}"))?;
+        Ok::<_, String>(p.turn.apply(stored))
+    };
+    let (w, h) = p.size();
+    let (found, full) = match engine.detector().detect_preview(&p.rgb, w, h).map_err(failed)? {
         FirstPass::Done(found) => (found, None),
         FirstPass::NeedsTiles(first) => {
             let full = decode_full()?;
