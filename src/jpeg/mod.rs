@@ -153,7 +153,7 @@ impl Turn {
 
     /// Can the photo's blocks turn whole? A mirrored side must hold whole iMCUs.
     pub fn fits(&self, header: &Header) -> bool {
-        (!self.flip_x || header.width % header.mcu.0 == 0) && (!self.flip_y || header.height % header.mcu.1 == 0)
+        (!self.flip_x || header.width.is_multiple_of(header.mcu.0)) && (!self.flip_y || header.height.is_multiple_of(header.mcu.1))
     }
 
     /// The upright size of a photo stored as `w` x `h`.
