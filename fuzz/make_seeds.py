@@ -63,6 +63,9 @@ def decode_seeds(out):
     save(out, "cmyk.jpg", picture("CMYK"), "JPEG")
     save(out, "orient6_icc.jpg", rgb, "JPEG", exif=exif(6), icc_profile=icc)
     save(out, "orient3.jpg", rgb, "JPEG", exif=exif(3))
+    # Sides of whole 16-pixel blocks: these take the block-level rewrite's turn.
+    save(out, "orient6_whole_blocks.jpg", picture("RGB", (32, 16)), "JPEG", exif=exif(6))
+    save(out, "orient7_whole_blocks.jpg", picture("RGB", (32, 32)), "JPEG", exif=exif(7), progressive=True)
     save(out, "rgb.png", rgb, "PNG")
     save(out, "rgba.png", picture("RGBA"), "PNG")
     save(out, "grey.png", picture("L"), "PNG")
