@@ -332,8 +332,9 @@ are always removed.
 
 JPEG quality: a JPEG keeps its own quality. Only the 8x8 blocks under a mask are encoded again,
 with the photo's own tables; the rest of its image data is copied unchanged, so a photo with no
-face loses nothing. EXIF-rotated, CMYK and 12-bit JPEGs, and --jpeg-quality Q, encode the
-whole photo afresh (at Q, default 92).
+face loses nothing. An EXIF-rotated JPEG has its blocks turned upright losslessly when its
+sides are whole 16-pixel blocks (as phone and camera photos are). Other rotated JPEGs, CMYK and
+12-bit JPEGs, and --jpeg-quality Q, encode the whole photo afresh (at Q, default 92).
 
 Fail closed: a file that cannot be decoded (truncated, corrupt, unsupported such as HEIC) or
 written is listed as failed on stderr and in the report, nothing of it is written (an older copy
@@ -411,8 +412,9 @@ struct RedactArgs {
 
     /// Encode every JPEG afresh at this quality (1-100). By default a JPEG keeps its own
     /// quality: only the 8x8 blocks under a redaction are encoded again and the rest of its
-    /// image data is copied unchanged; JPEGs that cannot be rewritten that way (EXIF-rotated,
-    /// CMYK, 12-bit) are encoded at quality 92.
+    /// image data is copied unchanged (EXIF-rotated ones turned losslessly when their sides are
+    /// whole blocks); JPEGs that cannot be rewritten that way (CMYK, 12-bit, rotated with partial
+    /// blocks) are encoded at quality 92.
     #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
     jpeg_quality: Option<u8>,
 
