@@ -357,7 +357,8 @@ pub fn jpeg_exif<'a>(segments: &[Segment<'a>]) -> Option<&'a [u8]> {
 }
 
 /// A JPEG read only as far as detection needs: its coefficients and a reduced copy made from
-/// them by libjpeg's DCT scaling (one pass over the compressed data for both). The redacted copy is then written block by block ([`crate::media_out::rewrite_jpeg`]).
+/// them by libjpeg's DCT scaling (one pass over the compressed data for both). The redacted
+/// copy is then written block by block ([`crate::media_out::rewrite_jpeg`]).
 pub struct JpegPreview<'a> {
     /// The photo as stored.
     pub header: crate::jpeg::Header,

@@ -66,7 +66,9 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
 /// The redacted copy of a JPEG, written block by block: the blocks under the faces' masks are
 /// decoded at full size, redacted ([`redact::redact_from_preview`]) and encoded again with the
 /// photo's own quantisation tables; every other block keeps its coefficients, so the rest of the
-/// photo is exactly as it was. With no face, only the metadata changes.
+/// photo is exactly as it was. With no face, only the metadata changes. `faces` are upright;
+/// an EXIF-rotated photo is redacted as stored and its blocks are turned upright as it is
+/// written (which turns each block's coefficients, losing nothing).
 pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], redact_options: &RedactOptions, options: &EncodeOptions) -> Result<Vec<u8>, String> {
     let (header, turn) = (preview.header, preview.turn);
     // Redaction runs on the photo as stored; its blocks turn upright as they are written.
@@ -149,8 +151,9 @@ fn with_kept_metadata(kept: &[Segment], image: &[Segment], policy: MetadataPolic
 }
 
 /// A JFIF APP0 segment (it says the colours are YCbCr) with the source's pixel density when it
-/// has a sound one (its axes swapped for a `transposed` image). Written afresh: a source's JFIF can carry a thumbnail (a small copy of the
-/// unredacted photo), and its Adobe segment, left out, could claim other colours.
+/// has a sound one (its axes swapped for a `transposed` image). Written afresh: a source's JFIF
+/// can carry a thumbnail (a small copy of the unredacted photo), and its Adobe segment, left
+/// out, could claim other colours.
 fn jfif_segment(source: &[Segment], transposed: bool) -> [u8; 18] {
     let (mut units, mut x, mut y) = (0u8, [0, 1], [0, 1]);
     let found = source.iter().find(|s| s.marker == 0xE0 && s.payload().starts_with(b"JFIF\0"));

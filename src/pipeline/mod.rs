@@ -175,11 +175,11 @@ fn workers(jobs: Option<usize>, files: usize) -> usize {
 }
 
 /// Keeps freed memory in the process for the next photo (the pipeline calls it before its
-/// workers start; benchmarks call it to match). Each photo needs a few buffers of
-/// tens of MB (libjpeg's coefficients, decoded pixels); glibc hands blocks that large back to the
-/// kernel when they are freed, and the next photo pays a page fault for every 4 KiB of them
-/// again: reading a 12 MP JPEG's coefficients took 23 ms that way, 12 ms with the memory kept.
-/// Peak memory is unchanged: it is the same buffers, reused.
+/// workers start; benchmarks call it to match). Each photo needs a few buffers of tens of MB
+/// (libjpeg's coefficients, decoded pixels); glibc hands blocks that large back to the kernel
+/// when they are freed, and the next photo pays a page fault for every 4 KiB of them again:
+/// reading a 12 MP JPEG's coefficients took 23 ms that way, 12 ms with the memory kept. Peak
+/// memory is unchanged: it is the same buffers, reused.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator thresholds; it is called before the workers start.
