@@ -330,3 +330,23 @@ impl Drop for Coefficients<'_> {
         unsafe { bgj_coefs_close(self.raw.as_ptr()) };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn turns_agree_with_exif_orientation_and_undo() {
+        let stored = RgbImage::from_fn(5, 3, |x, y| image::Rgb([x as u8, y as u8, (x * 3 + y) as u8]));
+        for o in 1..=8 {
+            let turn = Turn::from_exif(o).unwrap();
+            let upright = turn.apply(stored.clone());
+            assert_eq!(upright.dimensions(), turn.upright(5, 3), "orientation {o}");
+            for (x, y, p) in upright.enumerate_pixels() {
+                let (sx, sy) = turn.to_stored(x as f32 + 0.5, y as f32 + 0.5, 5, 3);
+                assert_eq!(p, stored.get_pixel(sx as u32, sy as u32), "orientation {o} at ({x}, {y})");
+            }
+            assert_eq!(turn.inverse().apply(upright), stored, "orientation {o} undone");
+        }
+    }
+}
