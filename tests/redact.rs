@@ -190,6 +190,19 @@ fn write_jpeg(img: &DynamicImage, exif: Option<Vec<u8>>, path: &Path) {
     std::fs::write(path, bytes).unwrap();
 }
 
+/// `upright` stored as a JPEG tagged with EXIF orientation `o`, its pixels turned so that
+/// applying the tag brings them back upright.
+fn write_turned(upright: &DynamicImage, o: u8, path: &Path) {
+    let inverse = match o {
+        6 => 8,
+        8 => 6,
+        other => other,
+    };
+    let mut stored = upright.clone();
+    stored.apply_orientation(image::metadata::Orientation::from_exif(inverse).unwrap());
+    write_jpeg(&stored, Some(exif_orientation(o as u16)), path);
+}
+
 #[test]
 fn exif_orientations_give_upright_outputs() {
     let upright = image::open(fixture("photos/obama.jpg")).unwrap();
@@ -197,15 +210,7 @@ fn exif_orientations_give_upright_outputs() {
     let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
     std::fs::create_dir(&dir).unwrap();
     for o in 1..=8u8 {
-        // Store the pixels so that applying tag `o` brings them back upright.
-        let inverse = match o {
-            6 => 8,
-            8 => 6,
-            other => other,
-        };
-        let mut stored = upright.clone();
-        stored.apply_orientation(image::metadata::Orientation::from_exif(inverse).unwrap());
-        write_jpeg(&stored, Some(exif_orientation(o as u16)), &dir.join(format!("o{o}.jpg")));
+        write_turned(&upright, o, &dir.join(format!("o{o}.jpg")));
     }
     run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
     let report = read_report(&report_path);
@@ -238,14 +243,7 @@ fn turned_jpegs_turn_block_by_block_and_lose_nothing_outside_the_faces() {
     let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
     std::fs::create_dir(&dir).unwrap();
     for o in 2..=8u8 {
-        let inverse = match o {
-            6 => 8,
-            8 => 6,
-            other => other,
-        };
-        let mut stored = upright.clone();
-        stored.apply_orientation(image::metadata::Orientation::from_exif(inverse).unwrap());
-        write_jpeg(&stored, Some(exif_orientation(o as u16)), &dir.join(format!("o{o}.jpg")));
+        write_turned(&upright, o, &dir.join(format!("o{o}.jpg")));
     }
     run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
     let report = read_report(&report_path);

@@ -232,10 +232,15 @@ fn decode(bytes: &[u8], max_memory: u64, scale: u32, region: Option<Rect>, w: u3
     if rc != 0 {
         return Err(failed(&err));
     }
-    if (ow, oh) != (w, h) {
-        return Err(format!("libjpeg decoded {ow}x{oh} pixels, expected {w}x{h}"));
+    decoded(out, (ow, oh), (w, h))
+}
+
+/// The RGB pixels the shim wrote into `out`, sized `want`, once it says it wrote `got`.
+fn decoded(out: Vec<u8>, got: (c_uint, c_uint), want: (u32, u32)) -> Result<RgbImage, String> {
+    if got != want {
+        return Err(format!("libjpeg decoded {}x{} pixels, expected {}x{}", got.0, got.1, want.0, want.1));
     }
-    Ok(RgbImage::from_raw(w, h, out).expect("buffer sized for the image"))
+    Ok(RgbImage::from_raw(want.0, want.1, out).expect("buffer sized for the image"))
 }
 
 /// The whole photo decoded at `scale`/8 of its size (1..=8): libjpeg's DCT scaling.
@@ -287,10 +292,7 @@ impl<'a> Coefficients<'a> {
             )
         };
         let coefficients = NonNull::new(raw).map(|raw| Coefficients { raw, _source: PhantomData }).ok_or_else(|| failed(&err))?;
-        if (ow, oh) != (w, h) {
-            return Err(format!("libjpeg decoded {ow}x{oh} pixels, expected {w}x{h}"));
-        }
-        Ok((coefficients, RgbImage::from_raw(w, h, out).expect("buffer sized for the image")))
+        Ok((coefficients, decoded(out, (ow, oh), (w, h))?))
     }
 
     /// Replaces the blocks under `at` with `pixels` (its size), encoded with the photo's own
