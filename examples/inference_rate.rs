@@ -161,7 +161,7 @@ fn stage_breakdown(env: &ort::environment::Environment, model: &Path, threads: u
                 Ok(p) => match detector.detect_preview(&p.rgb, i.width, i.height)? {
                     FirstPass::Done(found) => found,
                     FirstPass::NeedsTiles(first) => {
-                        let full = blurgate::jpeg::decode_scaled(&i.bytes, &p.header, 8, p.max_memory).map_err(failed)?;
+                        let full = p.turn.apply(blurgate::jpeg::decode_full(&i.bytes, &p.header, p.max_memory).map_err(failed)?);
                         detector.detect_tiles(&full, first)?
                     }
                 },

@@ -16,7 +16,6 @@ const ERR_LEN: usize = 200;
 struct RawHeader {
     width: c_uint,
     height: c_uint,
-    components: c_int,
     supported: c_int,
     mcu_w: c_uint,
     mcu_h: c_uint,
@@ -33,7 +32,6 @@ extern "C" {
         src: *const u8,
         len: c_ulong,
         max_memory: c_ulong,
-        scale_num: c_int,
         x0: c_uint,
         y0: c_uint,
         w: c_uint,
@@ -206,7 +204,7 @@ impl Header {
     }
 }
 
-fn decode(bytes: &[u8], max_memory: u64, scale: u32, region: Option<Rect>, w: u32, h: u32) -> Result<RgbImage, String> {
+fn decode(bytes: &[u8], max_memory: u64, region: Option<Rect>, w: u32, h: u32) -> Result<RgbImage, String> {
     let mut out = vec![0u8; w as usize * h as usize * 3];
     let (mut ow, mut oh) = (0, 0);
     let mut err = [0 as c_char; ERR_LEN];
@@ -217,7 +215,6 @@ fn decode(bytes: &[u8], max_memory: u64, scale: u32, region: Option<Rect>, w: u3
             bytes.as_ptr(),
             bytes.len() as c_ulong,
             max_memory as c_ulong,
-            scale as c_int,
             r.x,
             r.y,
             r.w,
@@ -243,21 +240,14 @@ fn decoded(out: Vec<u8>, got: (c_uint, c_uint), want: (u32, u32)) -> Result<RgbI
     Ok(RgbImage::from_raw(want.0, want.1, out).expect("buffer sized for the image"))
 }
 
-/// The whole photo decoded at `scale`/8 of its size (1..=8): libjpeg's DCT scaling.
-pub fn decode_scaled(bytes: &[u8], header: &Header, scale: u32, max_memory: u64) -> Result<RgbImage, String> {
-    let scale = scale.clamp(1, 8);
-    let (w, h) = scaled_size(header, scale);
-    decode(bytes, max_memory, scale, None, w, h)
-}
-
-/// The size libjpeg decodes a photo to at `scale`/8.
-fn scaled_size(header: &Header, scale: u32) -> (u32, u32) {
-    ((header.width * scale).div_ceil(8), (header.height * scale).div_ceil(8))
+/// The whole photo at full size.
+pub fn decode_full(bytes: &[u8], header: &Header, max_memory: u64) -> Result<RgbImage, String> {
+    decode(bytes, max_memory, None, header.width, header.height)
 }
 
 /// The pixels of one region at full size.
 pub fn decode_region(bytes: &[u8], region: Rect, max_memory: u64) -> Result<RgbImage, String> {
-    decode(bytes, max_memory, 8, Some(region), region.w, region.h)
+    decode(bytes, max_memory, Some(region), region.w, region.h)
 }
 
 /// A photo's quantised DCT coefficients in memory.
@@ -272,7 +262,7 @@ impl<'a> Coefficients<'a> {
     /// at `scale`/8 of its size (1..=8, sides rounded up): libjpeg's DCT scaling.
     pub fn read(bytes: &'a [u8], header: &Header, scale: u32, max_memory: u64) -> Result<(Self, RgbImage), String> {
         let scale = scale.clamp(1, 8);
-        let (w, h) = scaled_size(header, scale);
+        let (w, h) = ((header.width * scale).div_ceil(8), (header.height * scale).div_ceil(8));
         let mut out = vec![0u8; w as usize * h as usize * 3];
         let (mut ow, mut oh) = (0, 0);
         let mut err = [0 as c_char; ERR_LEN];

@@ -67,7 +67,6 @@ static void with_params_of(j_decompress_ptr src, j_compress_ptr dst, unsigned ch
 
 typedef struct {
     unsigned width, height;
-    int components;
     /* 8-bit Huffman-coded YCbCr or greyscale with common sampling and usable quantisation
      * tables: what the block-level rewrite handles. */
     int supported;
@@ -100,7 +99,6 @@ static int common_sampling(const jpeg_component_info *comps, int n) {
 static void fill_header(j_decompress_ptr d, bgj_header *h) {
     h->width = d->image_width;
     h->height = d->image_height;
-    h->components = d->num_components;
     h->supported = d->data_precision == 8 && !d->arith_code &&
                    usable_quant_tables(d->quant_tbl_ptrs, d->comp_info, d->num_components) &&
                    common_sampling(d->comp_info, d->num_components) &&
@@ -141,12 +139,12 @@ static int read_rows(j_decompress_ptr d, unsigned rows, unsigned char *out, unsi
     return 0;
 }
 
-/* RGB pixels of the whole photo scaled by scale_num/8 (DCT scaling: a reduced decode costs less
- * than a full one), or, with w > 0, of the full-size region (x0, y0, w, h), whose left and right
- * edges lie on iMCU boundaries or the image's edge. `out` receives out_w * out_h * 3 bytes. */
-int bgj_decode(const unsigned char *src, unsigned long len, unsigned long max_memory, int scale_num,
-               unsigned x0, unsigned y0, unsigned w, unsigned h, unsigned char *out, unsigned long out_cap,
-               unsigned *out_w, unsigned *out_h, char *err) {
+/* RGB pixels of the whole photo or, with w > 0, of the region (x0, y0, w, h), whose left and
+ * right edges lie on iMCU boundaries or the image's edge. `out` receives out_w * out_h * 3
+ * bytes. */
+int bgj_decode(const unsigned char *src, unsigned long len, unsigned long max_memory, unsigned x0, unsigned y0,
+               unsigned w, unsigned h, unsigned char *out, unsigned long out_cap, unsigned *out_w, unsigned *out_h,
+               char *err) {
     struct jpeg_decompress_struct d;
     struct bgj_err e;
     open_src(&d, &e, err, src, len, max_memory);
@@ -156,8 +154,6 @@ int bgj_decode(const unsigned char *src, unsigned long len, unsigned long max_me
     }
     jpeg_read_header(&d, TRUE);
     d.out_color_space = JCS_RGB;
-    d.scale_num = w > 0 ? 8 : (unsigned)scale_num;
-    d.scale_denom = 8;
     jpeg_start_decompress(&d);
     unsigned rows = d.output_height;
     if (w > 0) {

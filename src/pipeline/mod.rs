@@ -373,7 +373,7 @@ fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection
         Source::Jpeg(p) => p,
     };
     let decode_full = || {
-        let stored = jpeg::decode_scaled(bytes, &p.header, 8, p.max_memory).map_err(|e| format!("cannot decode: {e}"))?;
+        let stored = jpeg::decode_full(bytes, &p.header, p.max_memory).map_err(|e| format!("cannot decode: {e}"))?;
         Ok::<_, String>(p.turn.apply(stored))
     };
     let (w, h) = p.size();
