@@ -102,11 +102,12 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
             let mut small = turn.inverse().apply(upright);
             redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), &stored, redact_options);
             for r in &rects {
+                let changed = changed_imcus(*r, header.mcu, &stored, redact_options, (w, h));
                 if *r == all {
-                    coefficients.replace(all, &pixels)?;
+                    coefficients.replace(all, &pixels, &changed)?;
                 } else {
                     let part = image::imageops::crop_imm(&pixels, r.x - all.x, r.y - all.y, r.w, r.h).to_image();
-                    coefficients.replace(*r, &part)?;
+                    coefficients.replace(*r, &part, &changed)?;
                 }
             }
             Some(coefficients.write(turn)?)
@@ -117,6 +118,28 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
         None => kept.clone(),
     };
     Ok(with_kept_metadata(&kept, &image, options.metadata, turn.transpose))
+}
+
+/// Which iMCUs (of size `mcu`) of `rect` some face's mask covers a pixel of, row by row: only
+/// those are encoded again; the others, the corners of an ellipse's rectangle, keep their
+/// coefficients exactly.
+fn changed_imcus(rect: Rect, mcu: (u32, u32), faces: &[FaceBox], options: &RedactOptions, size: (u32, u32)) -> Vec<bool> {
+    let (mw, mh) = mcu;
+    let columns = rect.w.div_ceil(mw) as usize;
+    let mut changed = vec![false; columns * rect.h.div_ceil(mh) as usize];
+    for face in faces {
+        let (mask, full) = (Mask::for_face(face, options, size.0, size.1), face.scaled(options.mask_scale));
+        let (_, y0, _, y1) = mask.bounds();
+        for y in y0.max(rect.y)..y1.min(rect.y + rect.h) {
+            let span = mask.row_span(y, &full);
+            let (x0, x1) = (span.start.max(rect.x), span.end.min(rect.x + rect.w));
+            if x0 < x1 {
+                let row = ((y - rect.y) / mh) as usize * columns;
+                changed[row + ((x0 - rect.x) / mw) as usize..=row + ((x1 - 1 - rect.x) / mw) as usize].fill(true);
+            }
+        }
+    }
+    changed
 }
 
 /// The image data of `image` (the segments of a YCbCr or greyscale JPEG) under a JFIF header

@@ -278,6 +278,62 @@ fn turned_jpegs_turn_block_by_block_and_lose_nothing_outside_the_faces() {
     }
 }
 
+#[test]
+fn blocks_no_mask_reaches_keep_their_coefficients() {
+    // t1 as another encoder (not libjpeg, as in many cameras) writes it: decoding its blocks and
+    // encoding them again with libjpeg would change some of their pixels.
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
+    std::fs::create_dir(&dir).unwrap();
+    write_jpeg(&image::open(fixture("photos/t1.jpg")).unwrap(), None, &dir.join("t1.jpg"));
+    run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    let report = read_report(&report_path);
+    assert_eq!(report.files[0].faces.len(), 6);
+    let source = std::fs::read(dir.join("t1.jpg")).unwrap();
+    let (before, after) = (rgb(&dir.join("t1.jpg")), rgb(&out.join("t1.jpg")));
+    let masked = masks(&report, 0, &RedactOptions::default());
+    // The corners of each ellipse's rectangle, away from the blocks the ellipse reaches.
+    let mcu = blurgate::jpeg::Header::read(&source).unwrap().mcu;
+    let (kept, changed) = untouched_blocks(&before, &after, &masked, mcu);
+    assert!(kept > 5_000, "only {kept} pixels of the masks' rectangles lie away from the masks' blocks");
+    assert_eq!(changed, 0, "{changed} of {kept} pixels in blocks no mask reaches changed");
+    let stats = pixel_stats(&before, &after, &masked, 1.0);
+    assert!(stats.inside.iter().all(|m| *m > 20.0), "faces not redacted: {:?}", stats.inside);
+}
+
+/// Pixels inside some mask's rectangle but more than 2 pixels from every iMCU (of size `mcu`)
+/// that a mask (grown by 3%, against rounding in the report) covers a pixel of: colour sampling
+/// reaches a pixel past an iMCU's edge. How many there are and how many differ.
+fn untouched_blocks(before: &RgbImage, after: &RgbImage, masks: &[(Mask, FaceBox)], mcu: (u32, u32)) -> (usize, usize) {
+    let (w, h) = before.dimensions();
+    let (cols, rows) = (w.div_ceil(mcu.0), h.div_ceil(mcu.1));
+    let mut touched = vec![false; (cols * rows) as usize];
+    let grown: Vec<(Mask, FaceBox)> =
+        masks.iter().map(|(m, full)| (Mask { area: full.scaled(1.03).clipped(w, h), shape: m.shape }, full.scaled(1.03))).collect();
+    for (x, y, _) in before.enumerate_pixels() {
+        if grown.iter().any(|(m, full)| m.covers(x, y, full)) {
+            touched[(y / mcu.1 * cols + x / mcu.0) as usize] = true;
+        }
+    }
+    // iMCUs are wider than the 5x5 window, so its corners reach every iMCU it overlaps.
+    let near = |x: u32, y: u32| {
+        let (xs, ys) = ([x.saturating_sub(2), (x + 2).min(w - 1)], [y.saturating_sub(2), (y + 2).min(h - 1)]);
+        xs.iter().any(|&px| ys.iter().any(|&py| touched[(py / mcu.1 * cols + px / mcu.0) as usize]))
+    };
+    let (mut kept, mut changed) = (0, 0);
+    for (x, y, p) in after.enumerate_pixels() {
+        let in_rect = masks.iter().any(|(m, _)| {
+            let (x0, y0, x1, y1) = m.bounds();
+            (x0..x1).contains(&x) && (y0..y1).contains(&y)
+        });
+        if in_rect && !near(x, y) {
+            kept += 1;
+            changed += usize::from(p != before.get_pixel(x, y));
+        }
+    }
+    (kept, changed)
+}
+
 /// Pixels outside every mask's rectangle (of file `i` in the report) grown by `margin` pixels:
 /// how many differ between the two, how many there are, and the largest channel difference.
 fn changed_outside(before: &RgbImage, after: &RgbImage, report: &Report, i: usize, margin: f32) -> (usize, usize, u8) {

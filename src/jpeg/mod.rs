@@ -54,7 +54,16 @@ extern "C" {
         err: *mut c_char,
     ) -> *mut RawCoefs;
     fn bgj_coefs_close(c: *mut RawCoefs);
-    fn bgj_coefs_replace(c: *mut RawCoefs, x0: c_uint, y0: c_uint, w: c_uint, h: c_uint, rgb: *const u8, err: *mut c_char) -> c_int;
+    fn bgj_coefs_replace(
+        c: *mut RawCoefs,
+        x0: c_uint,
+        y0: c_uint,
+        w: c_uint,
+        h: c_uint,
+        rgb: *const u8,
+        keep: *const u8,
+        err: *mut c_char,
+    ) -> c_int;
     fn bgj_coefs_write(
         c: *mut RawCoefs,
         transpose: c_int,
@@ -253,6 +262,8 @@ pub fn decode_region(bytes: &[u8], region: Rect, max_memory: u64) -> Result<RgbI
 /// A photo's quantised DCT coefficients in memory.
 pub struct Coefficients<'a> {
     raw: NonNull<RawCoefs>,
+    /// The iMCU size in pixels.
+    mcu: (u32, u32),
     /// libjpeg reads the source lazily: it must outlive the handle.
     _source: PhantomData<&'a [u8]>,
 }
@@ -281,19 +292,28 @@ impl<'a> Coefficients<'a> {
                 err.as_mut_ptr(),
             )
         };
-        let coefficients = NonNull::new(raw).map(|raw| Coefficients { raw, _source: PhantomData }).ok_or_else(|| failed(&err))?;
+        let coefficients = NonNull::new(raw).map(|raw| Coefficients { raw, mcu: header.mcu, _source: PhantomData }).ok_or_else(|| failed(&err))?;
         Ok((coefficients, decoded(out, (ow, oh), (w, h))?))
     }
 
     /// Replaces the blocks under `at` with `pixels` (its size), encoded with the photo's own
-    /// quantisation tables and sampling.
-    pub fn replace(&mut self, at: Rect, pixels: &RgbImage) -> Result<(), String> {
+    /// quantisation tables and sampling, except in the iMCUs that `changed` (one flag per iMCU of
+    /// `at`, row by row) leaves out: those keep their coefficients exactly.
+    pub fn replace(&mut self, at: Rect, pixels: &RgbImage, changed: &[bool]) -> Result<(), String> {
         if pixels.dimensions() != (at.w, at.h) {
             return Err("replacement pixels do not match the region".into());
         }
+        let (mw, mh) = self.mcu;
+        if changed.len() != (at.w.div_ceil(mw) * at.h.div_ceil(mh)) as usize {
+            return Err("the changed-block map does not match the region".into());
+        }
+        let keep: Vec<u8> = changed.iter().map(|&c| u8::from(!c)).collect();
         let mut err = [0 as c_char; ERR_LEN];
-        // SAFETY: the handle is live; `pixels` holds w*h*3 bytes.
-        let rc = unsafe { bgj_coefs_replace(self.raw.as_ptr(), at.x, at.y, at.w, at.h, pixels.as_raw().as_ptr(), err.as_mut_ptr()) };
+        // SAFETY: the handle is live; `pixels` holds w*h*3 bytes and `keep` a byte per iMCU of
+        // the region, as the shim reads them.
+        let rc = unsafe {
+            bgj_coefs_replace(self.raw.as_ptr(), at.x, at.y, at.w, at.h, pixels.as_raw().as_ptr(), keep.as_ptr(), err.as_mut_ptr())
+        };
         if rc != 0 { Err(failed(&err)) } else { Ok(()) }
     }
 

@@ -260,9 +260,10 @@ void bgj_coefs_close(bgj_coefs *c) {
 
 /* Replaces the blocks of the region (x0, y0, w, h) with `rgb` (w * h * 3 bytes), encoded with
  * the photo's own quantisation tables and sampling. The region starts on an iMCU boundary and
- * ends on one or at the image's edge. */
+ * ends on one or at the image's edge. `keep` has a byte per iMCU of the region (row by row,
+ * ceil(w / iMCU width) to a row): the iMCUs where it is non-zero keep their coefficients. */
 int bgj_coefs_replace(bgj_coefs *c, unsigned x0, unsigned y0, unsigned w, unsigned h, const unsigned char *rgb,
-                      char *err) {
+                      const unsigned char *keep, char *err) {
     struct jpeg_compress_struct p;
     struct jpeg_decompress_struct q;
     struct bgj_err pe, qe;
@@ -306,16 +307,20 @@ int bgj_coefs_replace(bgj_coefs *c, unsigned x0, unsigned y0, unsigned w, unsign
     jpeg_mem_src(&q, buf, size);
     jpeg_read_header(&q, TRUE);
     jvirt_barray_ptr *patch = jpeg_read_coefficients(&q);
+    unsigned keep_stride = (w + mw - 1) / mw;
     for (int ci = 0; ci < d->num_components; ci++) {
         jpeg_component_info *dc = &d->comp_info[ci], *qc = &q.comp_info[ci];
-        unsigned bx0 = x0 / mw * dc->h_samp_factor, by0 = y0 / mh * dc->v_samp_factor;
+        unsigned hs = dc->h_samp_factor, vs = dc->v_samp_factor;
+        unsigned bx0 = x0 / mw * hs, by0 = y0 / mh * vs;
         unsigned bw = qc->width_in_blocks, bh = qc->height_in_blocks;
         if (bx0 + bw > dc->width_in_blocks) bw = dc->width_in_blocks - bx0;
         if (by0 + bh > dc->height_in_blocks) bh = dc->height_in_blocks - by0;
         for (unsigned r = 0; r < bh; r++) {
             JBLOCKARRAY to = (*d->mem->access_virt_barray)((j_common_ptr)d, c->arrays[ci], by0 + r, 1, TRUE);
             JBLOCKARRAY from = (*q.mem->access_virt_barray)((j_common_ptr)&q, patch[ci], r, 1, FALSE);
-            memcpy(to[0] + bx0, from[0], (size_t)bw * sizeof(JBLOCK));
+            const unsigned char *kept = keep + (size_t)(r / vs) * keep_stride;
+            for (unsigned b = 0; b < bw; b++)
+                if (!kept[b / hs]) memcpy(to[0][bx0 + b], from[0][b], sizeof(JBLOCK));
         }
     }
     jpeg_destroy_decompress(&q);
