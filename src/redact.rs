@@ -212,8 +212,7 @@ impl Region {
         let (x0, x1) = (bx0.max(origin.0), bx1.min(origin.0 + patch.width()));
         let (y0, y1) = (by0.max(origin.1), by1.min(origin.1 + patch.height()));
         let columns: Vec<Tap> = (x0..x1).map(|x| Tap::at(x, scale.0, self.x0 as f32, w, smooth)).collect();
-        let stride = w as usize * 3;
-        let mut row = vec![0f32; stride];
+        let mut resampler = Resampler::new(&self.rgb, w as usize * 3, columns);
         let pw = patch.width() as usize;
         let raw: &mut [u8] = patch;
         for y in y0..y1 {
@@ -222,21 +221,62 @@ impl Region {
             if sx0 >= sx1 {
                 continue;
             }
-            let taps = &columns[(sx0 - x0) as usize..(sx1 - x0) as usize];
-            // Only the region's columns this row's run reads.
-            let (first, last) = (taps[0].a * 3, taps[taps.len() - 1].b * 3 + 3);
-            let v = Tap::at(y, scale.1, self.y0 as f32, h, smooth);
-            let (top, bottom) = (&self.rgb[v.a * stride..][first..last], &self.rgb[v.b * stride..][first..last]);
-            for ((r, &t), &b) in row[first..last].iter_mut().zip(top).zip(bottom) {
-                *r = f32::from(t) + (f32::from(b) - f32::from(t)) * v.t;
-            }
             let out = &mut raw[((y - origin.1) as usize * pw + (sx0 - origin.0) as usize) * 3..][..(sx1 - sx0) as usize * 3];
-            for (px, tap) in out.chunks_exact_mut(3).zip(taps) {
-                let (left, right) = (&row[tap.a * 3..][..3], &row[tap.b * 3..][..3]);
-                for c in 0..3 {
-                    px[c] = to_u8(left[c] + (right[c] - left[c]) * tap.t);
-                }
+            resampler.row(Tap::at(y, scale.1, self.y0 as f32, h, smooth), (sx0 - x0) as usize, out);
+        }
+    }
+}
+
+/// Bilinear (or nearest) resampling of an interleaved RGB buffer, row by row. Each source row
+/// is resampled along x once, at the source's resolution, and kept while output rows blend it
+/// with its neighbour: when scaling up, that blend (contiguous, vectorised) is the only work
+/// per output pixel.
+struct Resampler<'a, T> {
+    src: &'a [T],
+    stride: usize,
+    /// Where each output column samples a source row.
+    columns: Vec<Tap>,
+    /// Source rows resampled along x, with their row numbers.
+    rows: [(usize, Vec<f32>); 2],
+}
+
+impl<'a, T: Copy + Into<f32>> Resampler<'a, T> {
+    fn new(src: &'a [T], stride: usize, columns: Vec<Tap>) -> Self {
+        let n = columns.len() * 3;
+        Resampler { src, stride, columns, rows: [(usize::MAX, vec![0f32; n]), (usize::MAX, vec![0f32; n])] }
+    }
+
+    /// Source row `r` resampled along x, in slot `slot`.
+    fn load(&mut self, slot: usize, r: usize) {
+        let line = &self.src[r * self.stride..][..self.stride];
+        let (_, out) = &mut self.rows[slot];
+        for (px, tap) in out.chunks_exact_mut(3).zip(&self.columns) {
+            let (left, right) = (&line[tap.a * 3..][..3], &line[tap.b * 3..][..3]);
+            for c in 0..3 {
+                let (l, r): (f32, f32) = (left[c].into(), right[c].into());
+                px[c] = l + (r - l) * tap.t;
             }
+        }
+        self.rows[slot].0 = r;
+    }
+
+    /// The output row that samples the source rows as `v` says, from column `first` on, into
+    /// `out` (RGB; its length sets how many columns).
+    fn row(&mut self, v: Tap, first: usize, out: &mut [u8]) {
+        if self.rows[0].0 != v.a {
+            if self.rows[1].0 == v.a {
+                self.rows.swap(0, 1);
+            } else {
+                self.load(0, v.a);
+            }
+        }
+        if self.rows[1].0 != v.b {
+            self.load(1, v.b);
+        }
+        let n = out.len();
+        let (top, bottom) = (&self.rows[0].1[first * 3..][..n], &self.rows[1].1[first * 3..][..n]);
+        for ((o, &t), &b) in out.iter_mut().zip(top).zip(bottom) {
+            *o = to_u8(t + (b - t) * v.t);
         }
     }
 }
@@ -308,22 +348,13 @@ fn blurred(img: &RgbImage, mask: &Mask, sigma: f32) -> Region {
     gaussian(&mut small, sw as usize, sh as usize, sigma / factor as f32);
 
     // Back to full resolution over the mask's rectangle (bilinear, pixel centres).
-    let w = x1 - x0;
-    let mut rgb = Vec::with_capacity((w * (y1 - y0) * 3) as usize);
+    let (w, h) = (x1 - x0, y1 - y0);
     let inv = 1.0 / factor as f32;
     let columns: Vec<Tap> = (x0..x1).map(|x| Tap::at(x - cx0, inv, 0.0, sw, true)).collect();
-    let stride = sw as usize * 3;
-    let mut row = vec![0f32; stride];
-    for y in y0..y1 {
-        let v = Tap::at(y - cy0, inv, 0.0, sh, true);
-        let (top, bottom) = (&small[v.a * stride..][..stride], &small[v.b * stride..][..stride]);
-        for ((r, &t), &b) in row.iter_mut().zip(top).zip(bottom) {
-            *r = t + (b - t) * v.t;
-        }
-        for tap in &columns {
-            let (left, right) = (&row[tap.a * 3..][..3], &row[tap.b * 3..][..3]);
-            (0..3).for_each(|c| rgb.push(to_u8(left[c] + (right[c] - left[c]) * tap.t)));
-        }
+    let mut resampler = Resampler::new(&small, sw as usize * 3, columns);
+    let mut rgb = vec![0u8; (w * h * 3) as usize];
+    for (y, out) in (y0..y1).zip(rgb.chunks_exact_mut((w as usize * 3).max(1))) {
+        resampler.row(Tap::at(y - cy0, inv, 0.0, sh, true), 0, out);
     }
     Region { x0, y0, w, rgb }
 }
