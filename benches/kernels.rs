@@ -8,7 +8,9 @@
 //! - on a 12-megapixel JPEG (the photo scaled ×3.2, quality 90) with the six faces scaled too:
 //!   jpeg_preview (`media_in::jpeg_preview`, libjpeg's reduced decode for the detector),
 //!   jpeg_rewrite (`media_out::rewrite_jpeg`: region decode, blur, block replacement, re-write),
-//!   and for comparison the general path's full decode and full re-encode at quality 92.
+//!   libjpeg's entropy decoding and encoding alone (the floor under both: every block is read
+//!   and written), and for comparison the general path's full decode and full re-encode at
+//!   quality 92.
 //!
 //! The photo is fixtures/photos/t1.jpg (1280×886) when `scripts/setup.sh` has fetched it, else a
 //! generated image of the same size.
@@ -20,6 +22,7 @@ use std::time::Duration;
 
 use blurgate::detect::{decode, to_chw, FaceBox, Grid, Landmarks};
 use blurgate::embed::align;
+use blurgate::jpeg::{self, Turn};
 use blurgate::media_in::{self, DecodeLimits};
 use blurgate::media_out::{self, EncodeOptions};
 use blurgate::redact::{redact, RedactOptions, Style};
@@ -140,6 +143,21 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || media_in::jpeg_preview(&jpeg, limits, 1280).expect("a plain JPEG gets a preview"),
             |preview| media_out::rewrite_jpeg(black_box(&jpeg), preview, &big_boxes, &options, &EncodeOptions::default()).unwrap(),
+            BatchSize::PerIteration,
+        )
+    });
+    // The floor under both: libjpeg's entropy decoding alone (coefficients, with the DC-only
+    // 1/8 preview that costs nearly nothing) and entropy encoding alone (unchanged coefficients
+    // written again).
+    let header = jpeg::Header::read(&jpeg).unwrap();
+    let max_memory = limits.max_alloc * 2;
+    c.bench_function("jpeg floor 12MP: entropy decode (coefficients, 1/8 preview)", |b| {
+        b.iter(|| jpeg::Coefficients::read(black_box(&jpeg), &header, 1, max_memory).unwrap())
+    });
+    c.bench_function("jpeg floor 12MP: entropy encode (unchanged coefficients)", |b| {
+        b.iter_batched(
+            || jpeg::Coefficients::read(&jpeg, &header, 1, max_memory).unwrap().0,
+            |mut coefficients| coefficients.write(Turn::default()).unwrap(),
             BatchSize::PerIteration,
         )
     });

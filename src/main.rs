@@ -330,9 +330,9 @@ notes and XMP (which can name the people in a photo) are removed unless --keep-m
 EXIF thumbnail, comments and anything after a JPEG's end (a second picture some cameras append)
 are always removed.
 
-JPEG quality: a JPEG keeps its own quality. Only the 8x8 blocks under a mask are encoded again,
-with the photo's own tables; the rest of its image data is copied unchanged, so a photo with no
-face loses nothing. An EXIF-rotated JPEG has its blocks turned upright losslessly when its
+JPEG quality: a JPEG keeps its own quality. Only the blocks a mask reaches (whole 16x16 units
+in most photos) are encoded again, with the photo's own tables; the rest of its image data is
+copied unchanged, so a photo with no face loses nothing. An EXIF-rotated JPEG has its blocks turned upright losslessly when its
 sides are whole 16-pixel blocks (as phone and camera photos are). Other rotated JPEGs, CMYK and
 12-bit JPEGs, and --jpeg-quality Q, encode the whole photo afresh (at Q, default 92).
 
@@ -411,7 +411,7 @@ struct RedactArgs {
     keep_metadata: bool,
 
     /// Encode every JPEG afresh at this quality (1-100). By default a JPEG keeps its own
-    /// quality: only the 8x8 blocks under a redaction are encoded again and the rest of its
+    /// quality: only the blocks a redaction reaches are encoded again and the rest of its
     /// image data is copied unchanged (EXIF-rotated ones turned losslessly when their sides are
     /// whole blocks); JPEGs that cannot be rewritten that way (CMYK, 12-bit, rotated with partial
     /// blocks) are encoded at quality 92.
