@@ -20,9 +20,11 @@
 #    session's first inference per input shape are paid, its steady-state rate.
 # 4. Inference-only rate (examples/inference_rate.rs): ONNX Runtime alone on the network input
 #    shapes blurgate runs for the same photos, with the pipeline's threads, after a warm-up
-#    (first inference per shape) that is not timed; pipeline efficiency = pipeline rate /
-#    inference-only rate, printed for the whole run (start-up and warm-up included) and for the
-#    steady state. Also a per-stage breakdown by photo size.
+#    (first inference per shape) that is not timed, measured in every round beside the
+#    pipeline's runs (this machine's speed drifts between minutes); pipeline efficiency =
+#    pipeline rate / inference-only rate of the same round, median of rounds, printed for the
+#    whole run (start-up and warm-up included) and for the steady state. Also a per-stage
+#    breakdown by photo size.
 # 5. Recall on the hand-labelled set in shared/fixtures/annotated/dlib_pascal_faces (when
 #    present; ANNOTATED=DIR to point elsewhere): blurgate defaults vs deface defaults
 #    (scripts/deface_boxes.py), scored by scripts/recall.py.
@@ -157,22 +159,27 @@ for ((r = 1; r <= ROUNDS; r++)); do
     awk -v r="$r" -v t="$tool" -v n="$n" -v w="$wall" -v m="$rss" \
       'BEGIN { printf "round %d  %-8s  %7.2f s  %7.3f images/s  peak RSS %7.1f MiB  (%d images)\n", r, t, w, n / w, m, n }'
   done
+  # The inference-only rate in the same round: this machine's speed drifts by 10-20% between
+  # minutes, so efficiency is taken round by round, against the pipeline's runs beside it.
+  "$INFERENCE" --rounds 1 "$SET" >"$WORK/inference-round.txt"
+  rate=$(sed -n 's/^inference-only rate: median \([0-9.]*\) images.*/\1/p' "$WORK/inference-round.txt")
+  [[ -n $rate ]] || die "no rate in the output of $INFERENCE (see $WORK/inference-round.txt)"
+  printf '%s\t%s\t%s\t%s\n' "$r" infer "$(awk -v n="$N" -v x="$rate" 'BEGIN { print n / x }')" 0 >>"$RESULTS"
+  printf 'round %d  %-8s  %7.2f s  %7.3f images/s  (ONNX Runtime alone, warmed up)\n' "$r" infer "$(awk -v n="$N" -v x="$rate" 'BEGIN { print n / x }')" "$rate"
 done
 
-# --- inference only ------------------------------------------------------------------------------
+# --- stages --------------------------------------------------------------------------------------
 
-section "inference only (ONNX Runtime on blurgate's network inputs for the same images)"
-"$INFERENCE" --rounds "$ROUNDS" --stages "$SET" | tee "$WORK/inference.txt"
-INFER_RATE=$(sed -n 's/^inference-only rate: median \([0-9.]*\) images.*/\1/p' "$WORK/inference.txt")
-[[ -n $INFER_RATE ]] || die "no rate in the output of $INFERENCE"
+section "inference only: network inputs and a per-stage breakdown"
+"$INFERENCE" --rounds 1 --stages "$SET" | tee "$WORK/inference.txt"
 
 section "summary ($N images, $ROUNDS rounds, medians)"
-"$PYTHON" - "$RESULTS" "$N" "$INFER_RATE" "$WORK/blurgate-report.json" <<'EOF'
+"$PYTHON" - "$RESULTS" "$N" "$WORK/blurgate-report.json" <<'EOF'
 import json
 import statistics
 import sys
 
-results, n, infer, report = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+results, n, report = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 rows = [line.split("\t") for line in open(results).read().splitlines()]
 rate, rss = {}, {}
 for tool in ("deface", "blurgate"):
@@ -184,16 +191,22 @@ for tool in ("deface", "blurgate"):
           f" spread {spread:.0%})  peak RSS {rss[tool]:7.1f} MiB")
 print(f"ratio blurgate / deface: {rate['blurgate'] / rate['deface']:.2f}x images/s,"
       f" {rss['blurgate'] / rss['deface']:.2f}x peak RSS")
-print(f"blurgate inference-only: {infer:.3f} images/s; pipeline efficiency"
-      f" {rate['blurgate'] / infer:.0%} (pipeline rate / inference-only rate, whole run)")
-# Steady state: the second N photos of the doubled set, per round.
 walls = {(rd, t): float(w) for rd, t, w, _ in rows}
 rounds = sorted({rd for rd, _ in walls})
-steady = statistics.median(n / (walls[(rd, "twice")] - walls[(rd, "blurgate")]) for rd in rounds)
+infer = [n / walls[(rd, "infer")] for rd in rounds]
+print(f"blurgate inference-only: {statistics.median(infer):.3f} images/s"
+      f" (rounds: {', '.join(f'{x:.3f}' for x in infer)})")
+# Efficiency round by round (pipeline rate / inference-only rate of the same round), then the
+# median: the steady state is the second N photos of the doubled set.
+whole = [n / walls[(rd, "blurgate")] / x for rd, x in zip(rounds, infer)]
+steady = [n / (walls[(rd, "twice")] - walls[(rd, "blurgate")]) for rd in rounds]
 fixed = statistics.median(2 * walls[(rd, "blurgate")] - walls[(rd, "twice")] for rd in rounds)
-print(f"blurgate steady state: {steady:.3f} images/s (N / (time for 2N - time for N), median of rounds);"
-      f" pipeline efficiency {steady / infer:.0%}; fixed cost per run {fixed:.2f} s"
-      " (start-up, model loading, each session's first inference per input shape)")
+print(f"pipeline efficiency, whole run: {statistics.median(whole):.0%}"
+      f" (rounds: {', '.join(f'{e:.0%}' for e in whole)}; pipeline rate / inference-only rate)")
+print(f"pipeline efficiency, steady state: {statistics.median(s / x for s, x in zip(steady, infer)):.0%}"
+      f" (rounds: {', '.join(f'{s / x:.0%}' for s, x in zip(steady, infer))});"
+      f" steady rate {statistics.median(steady):.3f} images/s (N / (time for 2N - time for N))")
+print(f"fixed cost per run {fixed:.2f} s (start-up, model loading, each session's first inference per input shape)")
 # blurgate's own per-file timing (last round, the set twice over): time in the workers vs the rest.
 r = json.load(open(report))
 files = r["files"]
