@@ -332,9 +332,10 @@ are always removed.
 
 JPEG quality: a JPEG keeps its own quality. Only the blocks a mask reaches (whole 16x16 units
 in most photos) are encoded again, with the photo's own tables; the rest of its image data is
-copied unchanged, so a photo with no face loses nothing. An EXIF-rotated JPEG has its blocks turned upright losslessly when its
-sides are whole 16-pixel blocks (as phone and camera photos are). Other rotated JPEGs, CMYK and
-12-bit JPEGs, and --jpeg-quality Q, encode the whole photo afresh (at Q, default 92).
+copied unchanged, so a photo with no face loses nothing. An EXIF-rotated JPEG has its blocks
+turned upright losslessly when its sides are whole 16-pixel blocks (as phone and camera photos
+are). Other rotated JPEGs, CMYK and 12-bit JPEGs, and --jpeg-quality Q, encode the whole photo
+afresh (at Q, default 92).
 
 Fail closed: a file that cannot be decoded (truncated, corrupt, unsupported such as HEIC) or
 written is listed as failed on stderr and in the report, nothing of it is written (an older copy
