@@ -16,8 +16,9 @@
 #    Wall time and peak RSS come from scripts/bench_measure.py (getrusage of the child).
 #    Prints images/s and peak RSS of each, and the ratio blurgate / deface (medians).
 #    blurgate also runs on the set twice over (each photo under two names) in each round: the
-#    extra time is what the second N photos cost once start-up, model loading and each
-#    session's first inference per input shape are paid, its steady-state rate.
+#    extra time is what the second N photos cost once start-up, model loading and the sessions'
+#    first inferences (ONNX Runtime's memory arena growing to the largest input) are paid, its
+#    steady-state rate.
 # 4. Inference-only rate (examples/inference_rate.rs): ONNX Runtime alone on the network input
 #    shapes blurgate runs for the same photos, with the pipeline's threads, after a warm-up
 #    (first inference per shape) that is not timed, measured in every round beside the
@@ -206,7 +207,8 @@ print(f"pipeline efficiency, whole run: {statistics.median(whole):.0%}"
 print(f"pipeline efficiency, steady state: {statistics.median(s / x for s, x in zip(steady, infer)):.0%}"
       f" (rounds: {', '.join(f'{s / x:.0%}' for s, x in zip(steady, infer))});"
       f" steady rate {statistics.median(steady):.3f} images/s (N / (time for 2N - time for N))")
-print(f"fixed cost per run {fixed:.2f} s (start-up, model loading, each session's first inference per input shape)")
+print(f"fixed cost per run {fixed:.2f} s (start-up, model loading, the sessions' first inferences:"
+      " ONNX Runtime's memory arena growing to the largest input)")
 # blurgate's own per-file timing (last round, the set twice over): time in the workers vs the rest.
 r = json.load(open(report))
 files = r["files"]
