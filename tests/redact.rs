@@ -203,17 +203,32 @@ fn write_turned(upright: &DynamicImage, o: u8, path: &Path) {
     write_jpeg(&stored, Some(exif_orientation(o as u16)), path);
 }
 
-#[test]
-fn exif_orientations_give_upright_outputs() {
-    let upright = image::open(fixture("photos/obama.jpg")).unwrap();
+/// `upright` stored for each EXIF orientation in `orientations` (as `o{N}.jpg` in a folder) and
+/// redacted at default settings: the temporary folder, the input folder and the report.
+fn redact_turned(upright: &DynamicImage, orientations: std::ops::RangeInclusive<u8>) -> (tempfile::TempDir, PathBuf, Report) {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
     std::fs::create_dir(&dir).unwrap();
-    for o in 1..=8u8 {
-        write_turned(&upright, o, &dir.join(format!("o{o}.jpg")));
+    for o in orientations {
+        write_turned(upright, o, &dir.join(format!("o{o}.jpg")));
     }
     run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
-    let report = read_report(&report_path);
+    (tmp, dir, read_report(&report_path))
+}
+
+/// The output carries no EXIF orientation other than 1 (its pixels are upright).
+fn assert_no_turn_tag(output: &Path, input: &str) {
+    let exif = exif::Reader::new().read_from_container(&mut std::io::BufReader::new(std::fs::File::open(output).unwrap()));
+    if let Ok(exif) = exif {
+        let tag = exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY);
+        assert!(tag.is_none_or(|t| t.value.get_uint(0) == Some(1)), "{input}: orientation tag kept");
+    }
+}
+
+#[test]
+fn exif_orientations_give_upright_outputs() {
+    let upright = image::open(fixture("photos/obama.jpg")).unwrap();
+    let (_tmp, _, report) = redact_turned(&upright, 1..=8);
     let reference = upright.to_rgb8();
     let first_box = report.files[0].faces[0].bbox;
     for (i, f) in report.files.iter().enumerate() {
@@ -226,11 +241,7 @@ fn exif_orientations_give_upright_outputs() {
         let after = rgb(&output);
         let stats = pixel_stats(&reference, &after, &masks(&report, i, &RedactOptions::default()), 1.15);
         assert!(stats.outside_mean < 4.0, "{}: not upright (mean diff {:.1})", f.input, stats.outside_mean);
-        let exif = exif::Reader::new().read_from_container(&mut std::io::BufReader::new(std::fs::File::open(&output).unwrap()));
-        if let Ok(exif) = exif {
-            let tag = exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY);
-            assert!(tag.is_none_or(|t| t.value.get_uint(0) == Some(1)), "{}: orientation tag kept", f.input);
-        }
+        assert_no_turn_tag(&output, &f.input);
     }
 }
 
@@ -239,14 +250,7 @@ fn turned_jpegs_turn_block_by_block_and_lose_nothing_outside_the_faces() {
     // t1 cut to whole 16-pixel blocks, stored so that each EXIF orientation 2-8 turns it upright:
     // the rewrite turns its blocks in the DCT domain instead of decoding and encoding it again.
     let upright = image::open(fixture("photos/t1.jpg")).unwrap().crop_imm(0, 0, 1280, 880);
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
-    std::fs::create_dir(&dir).unwrap();
-    for o in 2..=8u8 {
-        write_turned(&upright, o, &dir.join(format!("o{o}.jpg")));
-    }
-    run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
-    let report = read_report(&report_path);
+    let (tmp, dir, report) = redact_turned(&upright, 2..=8);
     assert_eq!(report.files.len(), 7);
     // The same photos encoded afresh, for comparison.
     let (out_q, report_q) = (tmp.path().join("out_q"), tmp.path().join("q.json"));
@@ -270,11 +274,7 @@ fn turned_jpegs_turn_block_by_block_and_lose_nothing_outside_the_faces() {
         let masked = masks(&report, i, &RedactOptions::default());
         let stats = pixel_stats(&shown, &after, &masked, 1.0);
         assert!(stats.inside.iter().all(|&d| d > 10.0), "{}: a face is not redacted: {:?}", f.input, stats.inside);
-        let exif = exif::Reader::new().read_from_container(&mut std::io::BufReader::new(std::fs::File::open(f.output.as_ref().unwrap()).unwrap()));
-        if let Ok(exif) = exif {
-            let tag = exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY);
-            assert!(tag.is_none_or(|t| t.value.get_uint(0) == Some(1)), "{}: orientation tag kept", f.input);
-        }
+        assert_no_turn_tag(Path::new(f.output.as_ref().unwrap()), &f.input);
     }
 }
 
