@@ -81,9 +81,12 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
             FaceBox { x1: ax.min(bx), y1: ay.min(by), x2: ax.max(bx), y2: ay.max(by) }
         })
         .collect();
+    // Each face's mask with the full (unclipped) box its ellipse is drawn in.
+    let masks: Vec<(Mask, FaceBox)> =
+        stored.iter().map(|f| (Mask::for_face(f, redact_options, w, h), f.scaled(redact_options.mask_scale))).collect();
     let mut rects: Vec<Rect> = Vec::new();
-    for face in &stored {
-        let (x0, y0, x1, y1) = Mask::for_face(face, redact_options, w, h).bounds();
+    for (mask, _) in &masks {
+        let (x0, y0, x1, y1) = mask.bounds();
         let mut rect = header.aligned(x0, y0, x1, y1);
         // Overlapping regions become one, so no block is replaced twice.
         while let Some(i) = rects.iter().position(|r| r.intersects(&rect)) {
@@ -102,7 +105,7 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
             let mut small = turn.inverse().apply(upright);
             redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), &stored, redact_options);
             for r in &rects {
-                let changed = changed_imcus(*r, header.mcu, &stored, redact_options, (w, h));
+                let changed = changed_imcus(*r, header.mcu, &masks);
                 if *r == all {
                     coefficients.replace(all, &pixels, &changed)?;
                 } else {
@@ -120,18 +123,17 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
     Ok(with_kept_metadata(&kept, &image, options.metadata, turn.transpose))
 }
 
-/// Which iMCUs (of size `mcu`) of `rect` some face's mask covers a pixel of, row by row: only
-/// those are encoded again; the others, the corners of an ellipse's rectangle, keep their
-/// coefficients exactly.
-fn changed_imcus(rect: Rect, mcu: (u32, u32), faces: &[FaceBox], options: &RedactOptions, size: (u32, u32)) -> Vec<bool> {
+/// Which iMCUs (of size `mcu`) of `rect` some mask (with its full box) covers a pixel of, row
+/// by row: only those are encoded again; the others, the corners of an ellipse's rectangle,
+/// keep their coefficients exactly.
+fn changed_imcus(rect: Rect, mcu: (u32, u32), masks: &[(Mask, FaceBox)]) -> Vec<bool> {
     let (mw, mh) = mcu;
     let columns = rect.w.div_ceil(mw) as usize;
     let mut changed = vec![false; columns * rect.h.div_ceil(mh) as usize];
-    for face in faces {
-        let (mask, full) = (Mask::for_face(face, options, size.0, size.1), face.scaled(options.mask_scale));
+    for (mask, full) in masks {
         let (_, y0, _, y1) = mask.bounds();
         for y in y0.max(rect.y)..y1.min(rect.y + rect.h) {
-            let span = mask.row_span(y, &full);
+            let span = mask.row_span(y, full);
             let (x0, x1) = (span.start.max(rect.x), span.end.min(rect.x + rect.w));
             if x0 < x1 {
                 let row = ((y - rect.y) / mh) as usize * columns;
