@@ -149,8 +149,9 @@ fn benches(c: &mut Criterion) {
     // The floor under both: libjpeg's entropy decoding alone (coefficients, with the DC-only
     // 1/8 preview that costs nearly nothing) and entropy encoding alone (unchanged coefficients
     // written again).
-    let header = jpeg::Header::read(&jpeg).unwrap();
-    let max_memory = limits.max_alloc * 2;
+    let preview = media_in::jpeg_preview(&jpeg, limits, 1280).expect("a plain JPEG gets a preview");
+    let (header, max_memory) = (preview.header, preview.max_memory);
+    drop(preview);
     c.bench_function("jpeg floor 12MP: entropy decode (coefficients, 1/8 preview)", |b| {
         b.iter(|| jpeg::Coefficients::read(black_box(&jpeg), &header, 1, max_memory).unwrap())
     });
