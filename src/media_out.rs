@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
-use image::{DynamicImage, ImageEncoder, ImageFormat, RgbaImage};
+use image::{DynamicImage, ImageEncoder, ImageFormat, RgbImage, RgbaImage};
 
 use crate::detect::FaceBox;
-use crate::jpeg::{self, Rect, Turn};
+use crate::jpeg::{Rect, Turn};
 use crate::media_in::{self, JpegPreview, Photo, Segment};
 use crate::redact::{self, Mask, RedactOptions};
 
@@ -96,22 +96,21 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
     }
     let damaged = || "the JPEG's structure is damaged".to_string();
     let kept = media_in::jpeg_segments(source).ok_or_else(damaged)?;
-    let JpegPreview { rgb: upright, mut coefficients, max_memory, .. } = preview;
+    let JpegPreview { rgb: upright, mut coefficients, .. } = preview;
     let written = match rects.iter().copied().reduce(|a, b| a.union(&b)) {
         None if turn == Turn::default() => None,
         None => Some(coefficients.write(turn)?),
         Some(all) => {
-            let mut pixels = jpeg::decode_region(source, all, max_memory)?;
+            // Only the faces' rectangles of this canvas are decoded and read back: the rest of
+            // it stays zero pages, never touched.
+            let mut pixels = RgbImage::new(all.w, all.h);
+            for r in &rects {
+                coefficients.decode(*r, &mut pixels, (all.x, all.y))?;
+            }
             let mut small = turn.inverse().apply(upright);
             redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), &stored, redact_options);
             for r in &rects {
-                let changed = changed_imcus(*r, header.mcu, &masks);
-                if *r == all {
-                    coefficients.replace(all, &pixels, &changed)?;
-                } else {
-                    let part = image::imageops::crop_imm(&pixels, r.x - all.x, r.y - all.y, r.w, r.h).to_image();
-                    coefficients.replace(*r, &part, &changed)?;
-                }
+                coefficients.replace(*r, &pixels, (all.x, all.y), &changed_imcus(*r, header.mcu, &masks))?;
             }
             Some(coefficients.write(turn)?)
         }

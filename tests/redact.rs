@@ -301,6 +301,37 @@ fn blocks_no_mask_reaches_keep_their_coefficients() {
     assert!(stats.inside.iter().all(|m| *m > 20.0), "faces not redacted: {:?}", stats.inside);
 }
 
+#[test]
+fn regions_decoded_from_the_coefficients_match_the_whole_photo_decoded() {
+    // t1 is 4:2:0 (chroma upsampling reads past a region's edges, and its last iMCU row is
+    // partial); obama is 4:4:4 and 910 pixels wide (a partial iMCU column).
+    for name in ["t1.jpg", "obama.jpg"] {
+        let bytes = std::fs::read(fixture(&format!("photos/{name}"))).unwrap();
+        let header = blurgate::jpeg::Header::read(&bytes).unwrap();
+        let whole = blurgate::jpeg::decode_full(&bytes, &header, 1 << 30).unwrap();
+        let (mut coefficients, _) = blurgate::jpeg::Coefficients::read(&bytes, &header, 3, 1 << 30).unwrap();
+        let (w, h) = (header.width, header.height);
+        let (mw, mh) = header.mcu;
+        let regions = [
+            header.aligned(0, 0, 3 * mw, 2 * mh),
+            header.aligned(w / 3, h / 4, w / 2, h / 2),
+            header.aligned(w - 1, h - 1, w, h),
+            header.aligned(w / 2, 0, w, h),
+        ];
+        for at in regions {
+            // A canvas larger than the region, at an origin of its own.
+            let origin = (at.x.saturating_sub(mw), at.y.saturating_sub(mh));
+            let mut canvas = RgbImage::new(at.x + at.w - origin.0, at.y + at.h - origin.1);
+            coefficients.decode(at, &mut canvas, origin).unwrap();
+            let differing = (at.y..at.y + at.h)
+                .flat_map(|y| (at.x..at.x + at.w).map(move |x| (x, y)))
+                .filter(|&(x, y)| canvas.get_pixel(x - origin.0, y - origin.1) != whole.get_pixel(x, y))
+                .count();
+            assert_eq!(differing, 0, "{name}: {differing} pixels of {at:?} differ from the whole photo's");
+        }
+    }
+}
+
 /// Pixels inside some mask's rectangle but more than 2 pixels from every iMCU (of size `mcu`)
 /// that a mask (grown by 3%, against rounding in the report) covers a pixel of: colour sampling
 /// reaches a pixel past an iMCU's edge. How many there are and how many differ.

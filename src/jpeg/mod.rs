@@ -32,10 +32,6 @@ extern "C" {
         src: *const u8,
         len: c_ulong,
         max_memory: c_ulong,
-        x0: c_uint,
-        y0: c_uint,
-        w: c_uint,
-        h: c_uint,
         out: *mut u8,
         out_cap: c_ulong,
         out_w: *mut c_uint,
@@ -54,6 +50,16 @@ extern "C" {
         err: *mut c_char,
     ) -> *mut RawCoefs;
     fn bgj_coefs_close(c: *mut RawCoefs);
+    fn bgj_coefs_decode(
+        c: *mut RawCoefs,
+        x0: c_uint,
+        y0: c_uint,
+        w: c_uint,
+        h: c_uint,
+        out: *mut u8,
+        stride: c_ulong,
+        err: *mut c_char,
+    ) -> c_int;
     fn bgj_coefs_replace(
         c: *mut RawCoefs,
         x0: c_uint,
@@ -61,6 +67,7 @@ extern "C" {
         w: c_uint,
         h: c_uint,
         rgb: *const u8,
+        stride: c_ulong,
         keep: *const u8,
         err: *mut c_char,
     ) -> c_int;
@@ -213,34 +220,6 @@ impl Header {
     }
 }
 
-fn decode(bytes: &[u8], max_memory: u64, region: Option<Rect>, w: u32, h: u32) -> Result<RgbImage, String> {
-    let mut out = vec![0u8; w as usize * h as usize * 3];
-    let (mut ow, mut oh) = (0, 0);
-    let mut err = [0 as c_char; ERR_LEN];
-    let r = region.unwrap_or(Rect { x: 0, y: 0, w: 0, h: 0 });
-    // SAFETY: all buffers are valid for the lengths passed; the shim writes at most `out.len()`.
-    let rc = unsafe {
-        bgj_decode(
-            bytes.as_ptr(),
-            bytes.len() as c_ulong,
-            max_memory as c_ulong,
-            r.x,
-            r.y,
-            r.w,
-            r.h,
-            out.as_mut_ptr(),
-            out.len() as c_ulong,
-            &mut ow,
-            &mut oh,
-            err.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(failed(&err));
-    }
-    decoded(out, (ow, oh), (w, h))
-}
-
 /// The RGB pixels the shim wrote into `out`, sized `want`, once it says it wrote `got`.
 fn decoded(out: Vec<u8>, got: (c_uint, c_uint), want: (u32, u32)) -> Result<RgbImage, String> {
     if got != want {
@@ -251,12 +230,34 @@ fn decoded(out: Vec<u8>, got: (c_uint, c_uint), want: (u32, u32)) -> Result<RgbI
 
 /// The whole photo at full size.
 pub fn decode_full(bytes: &[u8], header: &Header, max_memory: u64) -> Result<RgbImage, String> {
-    decode(bytes, max_memory, None, header.width, header.height)
+    let mut out = vec![0u8; header.width as usize * header.height as usize * 3];
+    let (mut ow, mut oh) = (0, 0);
+    let mut err = [0 as c_char; ERR_LEN];
+    // SAFETY: all buffers are valid for the lengths passed; the shim writes at most `out.len()`.
+    let rc = unsafe {
+        bgj_decode(
+            bytes.as_ptr(),
+            bytes.len() as c_ulong,
+            max_memory as c_ulong,
+            out.as_mut_ptr(),
+            out.len() as c_ulong,
+            &mut ow,
+            &mut oh,
+            err.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(failed(&err));
+    }
+    decoded(out, (ow, oh), (header.width, header.height))
 }
 
-/// The pixels of one region at full size.
-pub fn decode_region(bytes: &[u8], region: Rect, max_memory: u64) -> Result<RgbImage, String> {
-    decode(bytes, max_memory, Some(region), region.w, region.h)
+/// Where `at` starts in `canvas`, whose top-left pixel lies at `origin` of the photo, and the
+/// canvas's row stride, both in bytes; `None` unless the canvas holds all of `at`.
+fn within(at: Rect, canvas: &RgbImage, origin: (u32, u32)) -> Option<(usize, usize)> {
+    let (cw, ch) = canvas.dimensions();
+    let inside = at.x >= origin.0 && at.y >= origin.1 && at.x + at.w <= origin.0 + cw && at.y + at.h <= origin.1 + ch;
+    inside.then(|| ((((at.y - origin.1) * cw + at.x - origin.0) * 3) as usize, cw as usize * 3))
 }
 
 /// A photo's quantised DCT coefficients in memory.
@@ -296,23 +297,47 @@ impl<'a> Coefficients<'a> {
         Ok((coefficients, decoded(out, (ow, oh), (w, h))?))
     }
 
-    /// Replaces the blocks under `at` with `pixels` (its size), encoded with the photo's own
-    /// quantisation tables and sampling, except in the iMCUs that `changed` (one flag per iMCU of
-    /// `at`, row by row) leaves out: those keep their coefficients exactly.
-    pub fn replace(&mut self, at: Rect, pixels: &RgbImage, changed: &[bool]) -> Result<(), String> {
-        if pixels.dimensions() != (at.w, at.h) {
-            return Err("replacement pixels do not match the region".into());
-        }
+    /// Decodes the pixels of `at` (on the iMCU grid) from the coefficients, as libjpeg decodes
+    /// the photo, into `canvas`, whose top-left pixel lies at `origin` of the photo.
+    pub fn decode(&mut self, at: Rect, canvas: &mut RgbImage, origin: (u32, u32)) -> Result<(), String> {
+        let (offset, stride) = within(at, canvas, origin).ok_or("the region lies outside the canvas")?;
+        let mut err = [0 as c_char; ERR_LEN];
+        let raw: &mut [u8] = canvas;
+        // SAFETY: the handle is live; the shim writes `at.h` rows of `at.w * 3` bytes, `stride`
+        // apart, from `offset`, all inside the canvas (`within`).
+        let rc = unsafe {
+            bgj_coefs_decode(self.raw.as_ptr(), at.x, at.y, at.w, at.h, raw[offset..].as_mut_ptr(), stride as c_ulong, err.as_mut_ptr())
+        };
+        if rc != 0 { Err(failed(&err)) } else { Ok(()) }
+    }
+
+    /// Replaces the blocks under `at` with its pixels in `canvas` (whose top-left pixel lies at
+    /// `origin` of the photo), encoded with the photo's own quantisation tables and sampling,
+    /// except in the iMCUs that `changed` (one flag per iMCU of `at`, row by row) leaves out:
+    /// those keep their coefficients exactly.
+    pub fn replace(&mut self, at: Rect, canvas: &RgbImage, origin: (u32, u32), changed: &[bool]) -> Result<(), String> {
+        let (offset, stride) = within(at, canvas, origin).ok_or("the region lies outside the canvas")?;
         let (mw, mh) = self.mcu;
         if changed.len() != (at.w.div_ceil(mw) * at.h.div_ceil(mh)) as usize {
             return Err("the changed-block map does not match the region".into());
         }
         let keep: Vec<u8> = changed.iter().map(|&c| u8::from(!c)).collect();
         let mut err = [0 as c_char; ERR_LEN];
-        // SAFETY: the handle is live; `pixels` holds w*h*3 bytes and `keep` a byte per iMCU of
-        // the region, as the shim reads them.
+        // SAFETY: the handle is live; the shim reads `at.h` rows of `at.w * 3` bytes, `stride`
+        // apart, from `offset`, all inside the canvas (`within`), and a byte per iMCU of `at`
+        // from `keep`.
         let rc = unsafe {
-            bgj_coefs_replace(self.raw.as_ptr(), at.x, at.y, at.w, at.h, pixels.as_raw().as_ptr(), keep.as_ptr(), err.as_mut_ptr())
+            bgj_coefs_replace(
+                self.raw.as_ptr(),
+                at.x,
+                at.y,
+                at.w,
+                at.h,
+                canvas.as_raw()[offset..].as_ptr(),
+                stride as c_ulong,
+                keep.as_ptr(),
+                err.as_mut_ptr(),
+            )
         };
         if rc != 0 { Err(failed(&err)) } else { Ok(()) }
     }

@@ -12,6 +12,8 @@
 #include <string.h>
 
 #include <jpeglib.h>
+/* The entropy coder's interface: regions trade blocks with the held coefficients through it. */
+#include <jpegint.h>
 
 #define BGJ_ERR 200
 
@@ -139,12 +141,9 @@ static int read_rows(j_decompress_ptr d, unsigned rows, unsigned char *out, unsi
     return 0;
 }
 
-/* RGB pixels of the whole photo or, with w > 0, of the region (x0, y0, w, h), whose left and
- * right edges lie on iMCU boundaries or the image's edge. `out` receives out_w * out_h * 3
- * bytes. */
-int bgj_decode(const unsigned char *src, unsigned long len, unsigned long max_memory, unsigned x0, unsigned y0,
-               unsigned w, unsigned h, unsigned char *out, unsigned long out_cap, unsigned *out_w, unsigned *out_h,
-               char *err) {
+/* RGB pixels of the whole photo; `out` receives out_w * out_h * 3 bytes. */
+int bgj_decode(const unsigned char *src, unsigned long len, unsigned long max_memory, unsigned char *out,
+               unsigned long out_cap, unsigned *out_w, unsigned *out_h, char *err) {
     struct jpeg_decompress_struct d;
     struct bgj_err e;
     open_src(&d, &e, err, src, len, max_memory);
@@ -155,33 +154,12 @@ int bgj_decode(const unsigned char *src, unsigned long len, unsigned long max_me
     jpeg_read_header(&d, TRUE);
     d.out_color_space = JCS_RGB;
     jpeg_start_decompress(&d);
-    unsigned rows = d.output_height;
-    if (w > 0) {
-        JDIMENSION xoff = x0, cw = w;
-        if (x0 + w > d.output_width || y0 + h > d.output_height) {
-            snprintf(err, BGJ_ERR, "region outside the image");
-            jpeg_destroy_decompress(&d);
-            return -1;
-        }
-        jpeg_crop_scanline(&d, &xoff, &cw);
-        if (xoff != x0 || cw != w) {
-            snprintf(err, BGJ_ERR, "region not aligned to the image's blocks");
-            jpeg_destroy_decompress(&d);
-            return -1;
-        }
-        if (y0 > 0 && jpeg_skip_scanlines(&d, y0) != y0) {
-            snprintf(err, BGJ_ERR, "image data ends early");
-            jpeg_destroy_decompress(&d);
-            return -1;
-        }
-        rows = h;
-    }
-    if (read_rows(&d, rows, out, out_cap, err) != 0) {
+    if (read_rows(&d, d.output_height, out, out_cap, err) != 0) {
         jpeg_destroy_decompress(&d);
         return -1;
     }
     *out_w = d.output_width;
-    *out_h = rows;
+    *out_h = d.output_height;
     jpeg_destroy_decompress(&d);
     return 0;
 }
@@ -258,77 +236,202 @@ void bgj_coefs_close(bgj_coefs *c) {
     free(c);
 }
 
-/* Replaces the blocks of the region (x0, y0, w, h) with `rgb` (w * h * 3 bytes), encoded with
- * the photo's own quantisation tables and sampling. The region starts on an iMCU boundary and
- * ends on one or at the image's edge. `keep` has a byte per iMCU of the region (row by row,
- * ceil(w / iMCU width) to a row): the iMCUs where it is non-zero keep their coefficients. */
-int bgj_coefs_replace(bgj_coefs *c, unsigned x0, unsigned y0, unsigned w, unsigned h, const unsigned char *rgb,
-                      const unsigned char *keep, char *err) {
-    struct jpeg_compress_struct p;
-    struct jpeg_decompress_struct q;
-    struct bgj_err pe, qe;
-    unsigned char *volatile buf = NULL;
-    unsigned long size = 0;
-    volatile int q_created = 0;
-    open_dst(&p, &pe, err);
-    c->e.msg = err;
-    if (setjmp(pe.jump)) goto fail;
-    if (setjmp(c->e.jump)) goto fail;
-    j_decompress_ptr d = &c->d;
+/* A region of the held photo, run through a second libjpeg object as if it were a photo of its
+ * own, whose entropy coder is swapped for a copy from or to the held blocks: libjpeg's colour
+ * conversion, sampling and DCT do the work, and nothing is Huffman-coded or parsed again. */
+typedef struct {
+    bgj_coefs *c;
+    /* The region's origin in the held photo, on the iMCU grid. */
+    unsigned x0, y0;
+    /* MCUs the swapped coder has passed, in libjpeg's order (left to right, top to bottom). */
+    JDIMENSION mcu;
+    /* Encoding: a byte per iMCU of the region, row by row; non-zero keeps the held blocks. */
+    const unsigned char *keep;
+    unsigned keep_stride;
+    /* The held block row last fetched per component and row of an MCU (row + 1; 0: none). */
+    JDIMENSION row_of[MAX_COMPONENTS][MAX_SAMP_FACTOR];
+    JBLOCKROW rows[MAX_COMPONENTS][MAX_SAMP_FACTOR];
+} region;
+
+/* Copies the blocks of one MCU of the region's object (`scan`: its components in the scan)
+ * from the held photo (decoding) or into it (encoding, where `keep` allows). Padding blocks,
+ * beyond the region or the photo, are left alone. */
+static void trade_mcu(region *r, jpeg_component_info *const *scan, int n, JDIMENSION per_row, JBLOCKROW *blocks,
+                      int encoding) {
+    j_decompress_ptr d = &r->c->d;
+    JDIMENSION mcu_row = r->mcu / per_row, mcu_col = r->mcu % per_row;
+    r->mcu++;
+    int blkn = 0;
+    for (int i = 0; i < n; i++) {
+        const jpeg_component_info *rc = scan[i];
+        int ci = rc->component_index;
+        const jpeg_component_info *hc = &d->comp_info[ci];
+        JDIMENSION bx0 = r->x0 / (DCTSIZE * d->max_h_samp_factor) * hc->h_samp_factor;
+        JDIMENSION by0 = r->y0 / (DCTSIZE * d->max_v_samp_factor) * hc->v_samp_factor;
+        for (int y = 0; y < rc->MCU_height; y++, blkn += rc->MCU_width) {
+            JDIMENSION by = mcu_row * rc->MCU_height + y;
+            if (by >= rc->height_in_blocks || by0 + by >= hc->height_in_blocks) continue;
+            if (r->row_of[ci][y] != by0 + by + 1) {
+                r->rows[ci][y] = (*d->mem->access_virt_barray)((j_common_ptr)d, r->c->arrays[ci], by0 + by, 1, encoding)[0];
+                r->row_of[ci][y] = by0 + by + 1;
+            }
+            JBLOCKROW held = r->rows[ci][y];
+            for (int x = 0; x < rc->MCU_width; x++) {
+                JDIMENSION bx = mcu_col * rc->MCU_width + x;
+                if (bx >= rc->width_in_blocks || bx0 + bx >= hc->width_in_blocks) continue;
+                if (!encoding)
+                    memcpy(blocks[blkn + x], held[bx0 + bx], sizeof(JBLOCK));
+                else if (!r->keep[(size_t)(by / hc->v_samp_factor) * r->keep_stride + bx / hc->h_samp_factor])
+                    memcpy(held[bx0 + bx], blocks[blkn + x], sizeof(JBLOCK));
+            }
+        }
+    }
+}
+
+static boolean encode_into_held(j_compress_ptr p, JBLOCKROW *blocks) {
+    trade_mcu(p->client_data, p->cur_comp_info, p->comps_in_scan, p->MCUs_per_row, blocks, 1);
+    return TRUE;
+}
+
+static boolean decode_from_held(j_decompress_ptr q, JBLOCKROW *blocks) {
+    trade_mcu(q->client_data, q->cur_comp_info, q->comps_in_scan, q->MCUs_per_row, blocks, 0);
+    return TRUE;
+}
+
+/* Is (x0, y0, w, h) a region of the photo on its iMCU grid (right and bottom edges too, unless
+ * they are the photo's)? */
+static int on_grid(j_decompress_ptr d, unsigned x0, unsigned y0, unsigned w, unsigned h, char *err) {
     unsigned mw = DCTSIZE * d->max_h_samp_factor, mh = DCTSIZE * d->max_v_samp_factor;
     if (x0 % mw || y0 % mh || (w % mw && x0 + w != d->image_width) || (h % mh && y0 + h != d->image_height) ||
         x0 + w > d->image_width || y0 + h > d->image_height || w == 0 || h == 0) {
         snprintf(err, BGJ_ERR, "region not aligned to the image's blocks");
-        goto fail;
+        return 0;
     }
-    /* Encode the region alone with the photo's tables: its blocks then line up with the photo's. */
-    with_params_of(d, &p, (unsigned char **)&buf, &size);
-    p.image_width = w;
-    p.image_height = h;
-    p.in_color_space = JCS_RGB;
-    p.input_components = 3;
-    p.dct_method = JDCT_ISLOW;
-    if (!usable_quant_tables(p.quant_tbl_ptrs, p.comp_info, p.num_components)) {
+    return 1;
+}
+
+/* Starts `p` compressing an RGB photo of w x h into memory with the held photo's quantisation
+ * tables, sampling and colour space, so that its blocks line up with the photo's. The frame and
+ * scan headers are written by the time it returns. */
+static int start_region(bgj_coefs *c, j_compress_ptr p, unsigned w, unsigned h, unsigned char **buf,
+                        unsigned long *size, char *err) {
+    with_params_of(&c->d, p, buf, size);
+    p->image_width = w;
+    p->image_height = h;
+    p->in_color_space = JCS_RGB;
+    p->input_components = 3;
+    p->dct_method = JDCT_ISLOW;
+    if (!usable_quant_tables(p->quant_tbl_ptrs, p->comp_info, p->num_components)) {
         snprintf(err, BGJ_ERR, "a quantisation table has a zero entry");
+        return -1;
+    }
+    jpeg_start_compress(p, TRUE);
+    /* What the first jpeg_write_scanlines would do first. */
+    if (p->master->call_pass_startup) (*p->master->pass_startup)(p);
+    return 0;
+}
+
+/* The RGB pixels of the region (x0, y0, w, h) on the iMCU grid, decoded from the held
+ * coefficients as libjpeg decodes the photo, into `out` (rows `stride` bytes apart). One iMCU
+ * more on each side is decoded and dropped, so that chroma upsampling at the region's edges
+ * sees the photo's neighbouring samples, not its own edge repeated. */
+int bgj_coefs_decode(bgj_coefs *c, unsigned x0, unsigned y0, unsigned w, unsigned h, unsigned char *out,
+                     unsigned long stride, char *err) {
+    struct jpeg_compress_struct p;
+    struct jpeg_decompress_struct q;
+    struct bgj_err pe, qe;
+    unsigned char *volatile buf = NULL, *volatile header = NULL, *volatile row = NULL;
+    unsigned long size = 0;
+    volatile int q_created = 0;
+    j_decompress_ptr d = &c->d;
+    unsigned mw = DCTSIZE * d->max_h_samp_factor, mh = DCTSIZE * d->max_v_samp_factor;
+    unsigned ex0 = x0 >= mw ? x0 - mw : 0, ey0 = y0 >= mh ? y0 - mh : 0;
+    unsigned ex1 = x0 + w + mw < d->image_width ? x0 + w + mw : d->image_width;
+    unsigned ey1 = y0 + h + mh < d->image_height ? y0 + h + mh : d->image_height;
+    region r = {c, ex0, ey0, 0, NULL, 0, {{0}}, {{0}}};
+    open_dst(&p, &pe, err);
+    c->e.msg = err;
+    if (setjmp(pe.jump)) goto fail;
+    if (setjmp(c->e.jump)) goto fail;
+    if (!on_grid(d, x0, y0, w, h, err)) goto fail;
+    /* The headers of a photo the size of the widened region, then EOI: its scan data never
+     * comes from the stream. */
+    if (start_region(c, &p, ex1 - ex0, ey1 - ey0, (unsigned char **)&buf, &size, err) != 0) goto fail;
+    size_t header_len = (size_t)(p.dest->next_output_byte - buf);
+    header = malloc(header_len + 2);
+    row = malloc((size_t)(ex1 - ex0) * 3);
+    if (!header || !row) {
+        snprintf(err, BGJ_ERR, "out of memory");
         goto fail;
     }
-    jpeg_start_compress(&p, TRUE);
-    while (p.next_scanline < h) {
-        JSAMPROW row = (JSAMPROW)(rgb + (unsigned long)p.next_scanline * w * 3);
-        jpeg_write_scanlines(&p, &row, 1);
-    }
-    jpeg_finish_compress(&p);
+    memcpy(header, buf, header_len);
+    header[header_len] = 0xFF;
+    header[header_len + 1] = JPEG_EOI;
 
     init_err(&qe, err);
     q.err = &qe.pub;
     jpeg_create_decompress(&q);
     q_created = 1;
     if (setjmp(qe.jump)) goto fail;
-    jpeg_mem_src(&q, buf, size);
+    jpeg_mem_src(&q, header, header_len + 2);
     jpeg_read_header(&q, TRUE);
-    jvirt_barray_ptr *patch = jpeg_read_coefficients(&q);
-    unsigned keep_stride = (w + mw - 1) / mw;
-    for (int ci = 0; ci < d->num_components; ci++) {
-        jpeg_component_info *dc = &d->comp_info[ci], *qc = &q.comp_info[ci];
-        unsigned hs = dc->h_samp_factor, vs = dc->v_samp_factor;
-        unsigned bx0 = x0 / mw * hs, by0 = y0 / mh * vs;
-        unsigned bw = qc->width_in_blocks, bh = qc->height_in_blocks;
-        if (bx0 + bw > dc->width_in_blocks) bw = dc->width_in_blocks - bx0;
-        if (by0 + bh > dc->height_in_blocks) bh = dc->height_in_blocks - by0;
-        for (unsigned r = 0; r < bh; r++) {
-            JBLOCKARRAY to = (*d->mem->access_virt_barray)((j_common_ptr)d, c->arrays[ci], by0 + r, 1, TRUE);
-            JBLOCKARRAY from = (*q.mem->access_virt_barray)((j_common_ptr)&q, patch[ci], r, 1, FALSE);
-            const unsigned char *kept = keep + (size_t)(r / vs) * keep_stride;
-            for (unsigned b = 0; b < bw; b++)
-                if (!kept[b / hs]) memcpy(to[0][bx0 + b], from[0][b], sizeof(JBLOCK));
+    q.out_color_space = JCS_RGB;
+    jpeg_start_decompress(&q);
+    q.client_data = &r;
+    q.entropy->decode_mcu = decode_from_held;
+    for (unsigned y = ey0; y < y0 + h; y++) {
+        JSAMPROW rows = row;
+        if (jpeg_read_scanlines(&q, &rows, 1) != 1) {
+            snprintf(err, BGJ_ERR, "region decoding stopped early");
+            goto fail;
         }
+        if (y >= y0) memcpy(out + (unsigned long)(y - y0) * stride, row + (size_t)(x0 - ex0) * 3, (size_t)w * 3);
     }
     jpeg_destroy_decompress(&q);
     jpeg_destroy_compress(&p);
     free(buf);
+    free(header);
+    free(row);
     return 0;
 fail:
     if (q_created) jpeg_destroy_decompress(&q);
+    jpeg_destroy_compress(&p);
+    free(buf);
+    free(header);
+    free(row);
+    return -1;
+}
+
+/* Replaces the blocks of the region (x0, y0, w, h) on the iMCU grid with `rgb` (rows `stride`
+ * bytes apart), encoded with the photo's own quantisation tables and sampling. `keep` has a
+ * byte per iMCU of the region (row by row, ceil(w / iMCU width) to a row): the iMCUs where it
+ * is non-zero keep their coefficients. */
+int bgj_coefs_replace(bgj_coefs *c, unsigned x0, unsigned y0, unsigned w, unsigned h, const unsigned char *rgb,
+                      unsigned long stride, const unsigned char *keep, char *err) {
+    struct jpeg_compress_struct p;
+    struct bgj_err pe;
+    unsigned char *volatile buf = NULL;
+    unsigned long size = 0;
+    j_decompress_ptr d = &c->d;
+    region r = {c, x0, y0, 0, keep, (w + DCTSIZE * d->max_h_samp_factor - 1) / (DCTSIZE * d->max_h_samp_factor),
+                {{0}}, {{0}}};
+    open_dst(&p, &pe, err);
+    c->e.msg = err;
+    if (setjmp(pe.jump)) goto fail;
+    if (setjmp(c->e.jump)) goto fail;
+    if (!on_grid(d, x0, y0, w, h, err)) goto fail;
+    if (start_region(c, &p, w, h, (unsigned char **)&buf, &size, err) != 0) goto fail;
+    p.client_data = &r;
+    p.entropy->encode_mcu = encode_into_held;
+    while (p.next_scanline < h) {
+        JSAMPROW row = (JSAMPROW)(rgb + (unsigned long)p.next_scanline * stride);
+        jpeg_write_scanlines(&p, &row, 1);
+    }
+    jpeg_finish_compress(&p);
+    jpeg_destroy_compress(&p);
+    free(buf);
+    return 0;
+fail:
     jpeg_destroy_compress(&p);
     free(buf);
     return -1;
