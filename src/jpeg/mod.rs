@@ -1,6 +1,6 @@
 //! JPEG through the system's libjpeg-turbo, for what the pure-Rust codecs cannot do: decoding
-//! at a reduced size straight from the DCT (the detector needs no more), decoding one region,
-//! and rewriting a photo block by block so that only the redacted regions are re-encoded and
+//! at a reduced size straight from the DCT (the detector needs no more), decoding regions from
+//! the coefficients read once, and rewriting a photo block by block so that only the redacted regions are re-encoded and
 //! every other block keeps its original coefficients (no generation loss, no full encode).
 
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
