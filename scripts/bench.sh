@@ -3,6 +3,7 @@
 #
 #   bash scripts/bench.sh              # 3 rounds
 #   ROUNDS=5 bash scripts/bench.sh
+#   COPIES=8 bash scripts/bench.sh     # steady state on the set 8 times over (default 4)
 #
 # 1. Sets up deface 1.5.0 in .cache/bench-venv (every package pinned with == and by sha256 in
 #    scripts/bench-requirements.txt, installed from PyPI with --no-deps).
@@ -15,13 +16,15 @@
 #      blurgate redact DIR --out OUT --fresh -q --report R.json
 #    Wall time and peak RSS come from scripts/bench_measure.py (getrusage of the child).
 #    Prints images/s and peak RSS of each, and the ratio blurgate / deface (medians).
-#    blurgate also runs on the set twice over (each photo under two names) in each round: the
-#    extra time is what the second N photos cost once start-up, model loading and the sessions'
-#    first inferences (ONNX Runtime's memory arena growing to the largest input) are paid, its
-#    steady-state rate.
+#    blurgate also runs on the set COPIES times over (default 4; each photo under COPIES names)
+#    in each round: the extra time is what the other (COPIES - 1) x N photos cost once start-up,
+#    model loading and the sessions' first inferences (ONNX Runtime's memory arena growing to
+#    the largest input) are paid, its steady-state rate. (With the set only twice over, that
+#    difference was about a second and one hiccup of the machine moved a round by 30 points.)
 # 4. Inference-only rate (examples/inference_rate.rs): ONNX Runtime alone on the network input
 #    shapes blurgate runs for the same photos, with the pipeline's threads, after a warm-up
-#    (first inference per shape) that is not timed, measured in every round beside the
+#    (first inference per shape) that is not timed, the median of 3 passes over the set,
+#    measured in every round beside the
 #    pipeline's runs (this machine's speed drifts between minutes); pipeline efficiency =
 #    pipeline rate / inference-only rate of the same round, median of rounds, printed for the
 #    whole run (start-up and warm-up included) and for the steady state. Also a per-stage
@@ -41,6 +44,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 ROUNDS=${ROUNDS:-3}
+COPIES=${COPIES:-4}
 MEGAPIXELS=${MEGAPIXELS:-12}
 PYTHON=${PYTHON:-python3}
 VENV=.cache/bench-venv
@@ -54,6 +58,7 @@ die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
 section() { printf '\n== %s ==\n' "$*"; }
 
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number (got '$ROUNDS')"
+[[ $COPIES =~ ^[0-9]+$ ]] && ((COPIES >= 2)) || die "COPIES must be a number of at least 2 (got '$COPIES')"
 
 # --- prerequisites -------------------------------------------------------------------------------
 
@@ -105,13 +110,13 @@ for f in "$SET"/*; do
   ln "$f" "$DEFACE_IN/" 2>/dev/null || cp "$f" "$DEFACE_IN/"
 done
 BLURGATE_OUT=$WORK/blurgate-out
-# The set twice over, for blurgate's steady-state rate.
-TWICE=$WORK/set-twice
-rm -rf "$TWICE"
-mkdir -p "$TWICE"
+# The set COPIES times over, for blurgate's steady-state rate.
+REPEATED=$WORK/set-repeated
+rm -rf "$REPEATED"
+mkdir -p "$REPEATED"
 for f in "$SET"/*; do
-  for copy in a b; do
-    ln "$f" "$TWICE/${copy}_${f##*/}" 2>/dev/null || cp "$f" "$TWICE/${copy}_${f##*/}"
+  for ((copy = 1; copy <= COPIES; copy++)); do
+    ln "$f" "$REPEATED/${copy}_${f##*/}" 2>/dev/null || cp "$f" "$REPEATED/${copy}_${f##*/}"
   done
 done
 
@@ -138,17 +143,17 @@ run_blurgate() {
 
 # --- rounds --------------------------------------------------------------------------------------
 
-section "pipeline: $ROUNDS rounds, $N images, one process per tool per round (twice: blurgate on the set twice over)"
+section "pipeline: $ROUNDS rounds, $N images, one process per tool per round (x$COPIES: blurgate on the set $COPIES times over)"
 : >"$WORK/deface.log"
 : >"$WORK/blurgate.log"
 RESULTS=$WORK/results.tsv
 : >"$RESULTS"
 for ((r = 1; r <= ROUNDS; r++)); do
   if ((r % 2)); then order=(deface blurgate); else order=(blurgate deface); fi
-  for tool in "${order[@]}" twice; do
-    if [[ $tool == twice ]]; then
-      line=$(run_blurgate "$TWICE" $((2 * N)))
-      n=$((2 * N))
+  for tool in "${order[@]}" "x$COPIES"; do
+    if [[ $tool == "x$COPIES" ]]; then
+      line=$(run_blurgate "$REPEATED" $((COPIES * N)))
+      n=$((COPIES * N))
     else
       line=$("run_$tool")
       n=$N
@@ -162,7 +167,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
   done
   # The inference-only rate in the same round: this machine's speed drifts by 10-20% between
   # minutes, so efficiency is taken round by round, against the pipeline's runs beside it.
-  "$INFERENCE" --rounds 1 "$SET" >"$WORK/inference-round.txt"
+  "$INFERENCE" --rounds 3 "$SET" >"$WORK/inference-round.txt"
   rate=$(sed -n 's/^inference-only rate: median \([0-9.]*\) images.*/\1/p' "$WORK/inference-round.txt")
   [[ -n $rate ]] || die "no rate in the output of $INFERENCE (see $WORK/inference-round.txt)"
   printf '%s\t%s\t%s\t%s\n' "$r" infer "$(awk -v n="$N" -v x="$rate" 'BEGIN { print n / x }')" 0 >>"$RESULTS"
@@ -175,12 +180,13 @@ section "inference only: network inputs and a per-stage breakdown"
 "$INFERENCE" --rounds 1 --stages "$SET" | tee "$WORK/inference.txt"
 
 section "summary ($N images, $ROUNDS rounds, medians)"
-"$PYTHON" - "$RESULTS" "$N" "$WORK/blurgate-report.json" <<'EOF'
+"$PYTHON" - "$RESULTS" "$N" "$WORK/blurgate-report.json" "$COPIES" <<'EOF'
 import json
 import statistics
 import sys
 
-results, n, report = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+results, n, report, k = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+many = f"x{k}"
 rows = [line.split("\t") for line in open(results).read().splitlines()]
 rate, rss = {}, {}
 for tool in ("deface", "blurgate"):
@@ -198,21 +204,22 @@ infer = [n / walls[(rd, "infer")] for rd in rounds]
 print(f"blurgate inference-only: {statistics.median(infer):.3f} images/s"
       f" (rounds: {', '.join(f'{x:.3f}' for x in infer)})")
 # Efficiency round by round (pipeline rate / inference-only rate of the same round), then the
-# median: the steady state is the second N photos of the doubled set.
+# median: the steady state is the photos of the repeated set beyond its first N. With a run's
+# time t(m) = fixed + m / steady for m photos: fixed = (k t(N) - t(kN)) / (k - 1).
 whole = [n / walls[(rd, "blurgate")] / x for rd, x in zip(rounds, infer)]
-steady = [n / (walls[(rd, "twice")] - walls[(rd, "blurgate")]) for rd in rounds]
-fixed = statistics.median(2 * walls[(rd, "blurgate")] - walls[(rd, "twice")] for rd in rounds)
+steady = [(k - 1) * n / (walls[(rd, many)] - walls[(rd, "blurgate")]) for rd in rounds]
+fixed = statistics.median((k * walls[(rd, "blurgate")] - walls[(rd, many)]) / (k - 1) for rd in rounds)
 print(f"pipeline efficiency, whole run: {statistics.median(whole):.0%}"
       f" (rounds: {', '.join(f'{e:.0%}' for e in whole)}; pipeline rate / inference-only rate)")
 print(f"pipeline efficiency, steady state: {statistics.median(s / x for s, x in zip(steady, infer)):.0%}"
       f" (rounds: {', '.join(f'{s / x:.0%}' for s, x in zip(steady, infer))});"
-      f" steady rate {statistics.median(steady):.3f} images/s (N / (time for 2N - time for N))")
+      f" steady rate {statistics.median(steady):.3f} images/s ((k - 1) N / (time for kN - time for N), k = {k})")
 print(f"fixed cost per run {fixed:.2f} s (start-up, model loading, the sessions' first inferences:"
       " ONNX Runtime's memory arena growing to the largest input)")
-# blurgate's own per-file timing (last round, the set twice over): time in the workers vs the rest.
+# blurgate's own per-file timing (last round, the repeated set): time in the workers vs the rest.
 r = json.load(open(report))
 files = r["files"]
-last_wall = walls[(rounds[-1], "twice")]
+last_wall = walls[(rounds[-1], many)]
 by_class = {}
 for f in files:
     big = (f.get("width") or 0) * (f.get("height") or 0) > 8_000_000
