@@ -304,9 +304,12 @@ fn blocks_no_mask_reaches_keep_their_coefficients() {
 #[test]
 fn regions_decoded_from_the_coefficients_match_the_whole_photo_decoded() {
     // t1 is 4:2:0 (chroma upsampling reads past a region's edges, and its last iMCU row is
-    // partial); obama is 4:4:4 and 910 pixels wide (a partial iMCU column).
-    for name in ["t1.jpg", "obama.jpg"] {
-        let bytes = std::fs::read(fixture(&format!("photos/{name}"))).unwrap();
+    // partial); obama is 4:4:4 and 910 pixels wide (a partial iMCU column); and t1 in grey.
+    let read = |name: &str| std::fs::read(fixture(&format!("photos/{name}"))).unwrap();
+    let mut grey = Vec::new();
+    let luma = image::open(fixture("photos/t1.jpg")).unwrap().to_luma8();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut grey, 90).encode_image(&luma).unwrap();
+    for (name, bytes) in [("t1.jpg", read("t1.jpg")), ("obama.jpg", read("obama.jpg")), ("grey t1", grey)] {
         let header = blurgate::jpeg::Header::read(&bytes).unwrap();
         let whole = blurgate::jpeg::decode_full(&bytes, &header, 1 << 30).unwrap();
         let (mut coefficients, _) = blurgate::jpeg::Coefficients::read(&bytes, &header, 3, 1 << 30).unwrap();
@@ -412,6 +415,27 @@ fn jpeg_keeps_its_image_data_outside_the_faces_unless_a_quality_is_given() {
     assert!(stats.inside.iter().all(|m| *m > 20.0));
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();
     assert!(size(&out_q.join("t1.jpg")) < size(&out.join("t1.jpg")) * 3 / 4);
+}
+
+#[test]
+fn greyscale_jpeg_is_rewritten_block_by_block_and_stays_grey() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
+    std::fs::create_dir(&dir).unwrap();
+    let luma = image::open(fixture("photos/t1.jpg")).unwrap().to_luma8();
+    let mut grey = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut grey, 95).encode_image(&luma).unwrap();
+    std::fs::write(dir.join("t1.jpg"), grey).unwrap();
+    run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    let report = read_report(&report_path);
+    assert!(report.files[0].faces.len() >= 5, "{} faces found in grey t1", report.files[0].faces.len());
+    assert_eq!(image::open(out.join("t1.jpg")).unwrap().color(), image::ColorType::L8);
+    let (before, after) = (rgb(&dir.join("t1.jpg")), rgb(&out.join("t1.jpg")));
+    let (changed, outside, _) = changed_outside(&before, &after, &report, 0, 8.0);
+    assert!(outside > 500_000, "most of the photo lies outside the faces ({outside} pixels)");
+    assert_eq!(changed, 0, "{changed} of {outside} pixels away from the faces changed");
+    let stats = pixel_stats(&before, &after, &masks(&report, 0, &RedactOptions::default()), 1.0);
+    assert!(stats.inside.iter().all(|m| *m > 20.0), "faces not redacted: {:?}", stats.inside);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! JPEG through the system's libjpeg-turbo, for what the pure-Rust codecs cannot do: decoding
 //! at a reduced size straight from the DCT (the detector needs no more), decoding regions from
-//! the coefficients read once, and rewriting a photo block by block so that only the redacted regions are re-encoded and
-//! every other block keeps its original coefficients (no generation loss, no full encode).
+//! the coefficients read once, and rewriting a photo block by block so that only the redacted
+//! regions are re-encoded and every other block keeps its original coefficients (no generation
+//! loss, no full encode).
 
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void, CStr};
 use std::marker::PhantomData;
@@ -255,9 +256,10 @@ pub fn decode_full(bytes: &[u8], header: &Header, max_memory: u64) -> Result<Rgb
 /// Where `at` starts in `canvas`, whose top-left pixel lies at `origin` of the photo, and the
 /// canvas's row stride, both in bytes; `None` unless the canvas holds all of `at`.
 fn within(at: Rect, canvas: &RgbImage, origin: (u32, u32)) -> Option<(usize, usize)> {
-    let (cw, ch) = canvas.dimensions();
-    let inside = at.x >= origin.0 && at.y >= origin.1 && at.x + at.w <= origin.0 + cw && at.y + at.h <= origin.1 + ch;
-    inside.then(|| ((((at.y - origin.1) * cw + at.x - origin.0) * 3) as usize, cw as usize * 3))
+    let (cw, ch) = (canvas.width() as u64, canvas.height() as u64);
+    let [x, y, w, h, ox, oy] = [at.x, at.y, at.w, at.h, origin.0, origin.1].map(u64::from);
+    let inside = x >= ox && y >= oy && x + w <= ox + cw && y + h <= oy + ch;
+    inside.then(|| (((y - oy) * cw + x - ox) as usize * 3, cw as usize * 3))
 }
 
 /// A photo's quantised DCT coefficients in memory.

@@ -248,7 +248,9 @@ typedef struct {
     /* Encoding: a byte per iMCU of the region, row by row; non-zero keeps the held blocks. */
     const unsigned char *keep;
     unsigned keep_stride;
-    /* The held block row last fetched per component and row of an MCU (row + 1; 0: none). */
+    /* The held block row last fetched per component and row of an MCU (row + 1; 0: none). The
+     * held arrays lie wholly in memory (this libjpeg has no backing store: a photo too large
+     * fails to open), so a fetched row stays where it is. */
     JDIMENSION row_of[MAX_COMPONENTS][MAX_SAMP_FACTOR];
     JBLOCKROW rows[MAX_COMPONENTS][MAX_SAMP_FACTOR];
 } region;
