@@ -203,6 +203,30 @@ fn write_turned(upright: &DynamicImage, o: u8, path: &Path) {
     write_jpeg(&stored, Some(exif_orientation(o as u16)), path);
 }
 
+/// t1 as cameras and export tools also write JPEGs: other chroma sampling, progressive scans,
+/// restart markers (jpeg-encoder, not libjpeg). Names and bytes.
+fn t1_variants() -> Vec<(&'static str, Vec<u8>)> {
+    use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+    let t1 = image::open(fixture("photos/t1.jpg")).unwrap().to_rgb8();
+    let variants = [
+        ("t1_422_restart.jpg", SamplingFactor::R_4_2_2, false, 4),
+        ("t1_440_progressive.jpg", SamplingFactor::R_4_4_0, true, 0),
+        ("t1_420_progressive_restart.jpg", SamplingFactor::R_4_2_0, true, 3),
+    ];
+    variants
+        .into_iter()
+        .map(|(name, sampling, progressive, restart)| {
+            let mut bytes = Vec::new();
+            let mut enc = Encoder::new(&mut bytes, 92);
+            enc.set_sampling_factor(sampling);
+            enc.set_progressive(progressive);
+            enc.set_restart_interval(restart);
+            enc.encode(&t1, t1.width() as u16, t1.height() as u16, ColorType::Rgb).unwrap();
+            (name, bytes)
+        })
+        .collect()
+}
+
 /// `upright` stored for each EXIF orientation in `orientations` (as `o{N}.jpg` in a folder) and
 /// redacted at default settings: the temporary folder, the input folder and the report.
 fn redact_turned(upright: &DynamicImage, orientations: std::ops::RangeInclusive<u8>) -> (tempfile::TempDir, PathBuf, Report) {
@@ -304,12 +328,14 @@ fn blocks_no_mask_reaches_keep_their_coefficients() {
 #[test]
 fn regions_decoded_from_the_coefficients_match_the_whole_photo_decoded() {
     // t1 is 4:2:0 (chroma upsampling reads past a region's edges, and its last iMCU row is
-    // partial); obama is 4:4:4 and 910 pixels wide (a partial iMCU column); and t1 in grey.
+    // partial); obama is 4:4:4 and 910 pixels wide (a partial iMCU column); t1 in grey, and in
+    // 4:2:2 and 4:4:0 (upsampling along one axis only), progressive or with restart markers.
     let read = |name: &str| std::fs::read(fixture(&format!("photos/{name}"))).unwrap();
     let mut grey = Vec::new();
     let luma = image::open(fixture("photos/t1.jpg")).unwrap().to_luma8();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut grey, 90).encode_image(&luma).unwrap();
-    for (name, bytes) in [("t1.jpg", read("t1.jpg")), ("obama.jpg", read("obama.jpg")), ("grey t1", grey)] {
+    let photos = [("t1.jpg", read("t1.jpg")), ("obama.jpg", read("obama.jpg")), ("grey t1", grey)];
+    for (name, bytes) in photos.into_iter().chain(t1_variants()) {
         let header = blurgate::jpeg::Header::read(&bytes).unwrap();
         let whole = blurgate::jpeg::decode_full(&bytes, &header, 1 << 30).unwrap();
         let (mut coefficients, _) = blurgate::jpeg::Coefficients::read(&bytes, &header, 3, 1 << 30).unwrap();
@@ -436,6 +462,31 @@ fn greyscale_jpeg_is_rewritten_block_by_block_and_stays_grey() {
     assert_eq!(changed, 0, "{changed} of {outside} pixels away from the faces changed");
     let stats = pixel_stats(&before, &after, &masks(&report, 0, &RedactOptions::default()), 1.0);
     assert!(stats.inside.iter().all(|m| *m > 20.0), "faces not redacted: {:?}", stats.inside);
+}
+
+#[test]
+fn progressive_restart_marked_and_other_sampled_jpegs_are_rewritten_block_by_block() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
+    std::fs::create_dir(&dir).unwrap();
+    let variants = t1_variants();
+    for (name, bytes) in &variants {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
+    let report = read_report(&report_path);
+    for (name, _) in &variants {
+        let i = report.files.iter().position(|f| f.input.ends_with(name)).unwrap();
+        assert_eq!(report.files[i].faces.len(), 6, "{name}");
+        let (before, after) = (rgb(&dir.join(name)), rgb(&out.join(name)));
+        // Blocks away from the faces keep their coefficients: their pixels are exactly as
+        // they were (a full re-encode would change them).
+        let (changed, outside, _) = changed_outside(&before, &after, &report, i, 24.0);
+        assert!(outside > 500_000, "{name}: most of the photo lies outside the faces ({outside} pixels)");
+        assert_eq!(changed, 0, "{name}: {changed} of {outside} pixels away from the faces changed");
+        let stats = pixel_stats(&before, &after, &masks(&report, i, &RedactOptions::default()), 1.0);
+        assert!(stats.inside.iter().all(|m| *m > 20.0), "{name}: faces not redacted: {:?}", stats.inside);
+    }
 }
 
 #[test]
