@@ -203,6 +203,14 @@ fn write_turned(upright: &DynamicImage, o: u8, path: &Path) {
     write_jpeg(&stored, Some(exif_orientation(o as u16)), path);
 }
 
+/// t1 as a one-component (greyscale) JPEG.
+fn grey_t1() -> Vec<u8> {
+    let luma = image::open(fixture("photos/t1.jpg")).unwrap().to_luma8();
+    let mut bytes = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95).encode_image(&luma).unwrap();
+    bytes
+}
+
 /// t1 as cameras and export tools also write JPEGs: other chroma sampling, progressive scans,
 /// restart markers (jpeg-encoder, not libjpeg). Names and bytes.
 fn t1_variants() -> Vec<(&'static str, Vec<u8>)> {
@@ -331,10 +339,7 @@ fn regions_decoded_from_the_coefficients_match_the_whole_photo_decoded() {
     // partial); obama is 4:4:4 and 910 pixels wide (a partial iMCU column); t1 in grey, and in
     // 4:2:2 and 4:4:0 (upsampling along one axis only), progressive or with restart markers.
     let read = |name: &str| std::fs::read(fixture(&format!("photos/{name}"))).unwrap();
-    let mut grey = Vec::new();
-    let luma = image::open(fixture("photos/t1.jpg")).unwrap().to_luma8();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut grey, 90).encode_image(&luma).unwrap();
-    let photos = [("t1.jpg", read("t1.jpg")), ("obama.jpg", read("obama.jpg")), ("grey t1", grey)];
+    let photos = [("t1.jpg", read("t1.jpg")), ("obama.jpg", read("obama.jpg")), ("grey t1", grey_t1())];
     for (name, bytes) in photos.into_iter().chain(t1_variants()) {
         let header = blurgate::jpeg::Header::read(&bytes).unwrap();
         let whole = blurgate::jpeg::decode_full(&bytes, &header, 1 << 30).unwrap();
@@ -448,10 +453,7 @@ fn greyscale_jpeg_is_rewritten_block_by_block_and_stays_grey() {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
     std::fs::create_dir(&dir).unwrap();
-    let luma = image::open(fixture("photos/t1.jpg")).unwrap().to_luma8();
-    let mut grey = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut grey, 95).encode_image(&luma).unwrap();
-    std::fs::write(dir.join("t1.jpg"), grey).unwrap();
+    std::fs::write(dir.join("t1.jpg"), grey_t1()).unwrap();
     run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
     let report = read_report(&report_path);
     assert!(report.files[0].faces.len() >= 5, "{} faces found in grey t1", report.files[0].faces.len());
