@@ -235,17 +235,25 @@ fn t1_variants() -> Vec<(&'static str, Vec<u8>)> {
         .collect()
 }
 
-/// `upright` stored for each EXIF orientation in `orientations` (as `o{N}.jpg` in a folder) and
-/// redacted at default settings: the temporary folder, the input folder and the report.
-fn redact_turned(upright: &DynamicImage, orientations: std::ops::RangeInclusive<u8>) -> (tempfile::TempDir, PathBuf, Report) {
+/// A folder `in` that `fill` writes photos into, redacted at default settings into `out` beside
+/// it: the temporary folder holding both, the input folder and the report.
+fn redact_folder(fill: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf, Report) {
     let tmp = tempfile::tempdir().unwrap();
     let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
     std::fs::create_dir(&dir).unwrap();
-    for o in orientations {
-        write_turned(upright, o, &dir.join(format!("o{o}.jpg")));
-    }
+    fill(&dir);
     run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
     (tmp, dir, read_report(&report_path))
+}
+
+/// `upright` stored for each EXIF orientation in `orientations` (as `o{N}.jpg` in a folder) and
+/// redacted at default settings, as [`redact_folder`] returns it.
+fn redact_turned(upright: &DynamicImage, orientations: std::ops::RangeInclusive<u8>) -> (tempfile::TempDir, PathBuf, Report) {
+    redact_folder(|dir| {
+        for o in orientations {
+            write_turned(upright, o, &dir.join(format!("o{o}.jpg")));
+        }
+    })
 }
 
 /// The output carries no EXIF orientation other than 1 (its pixels are upright).
@@ -314,12 +322,8 @@ fn turned_jpegs_turn_block_by_block_and_lose_nothing_outside_the_faces() {
 fn blocks_no_mask_reaches_keep_their_coefficients() {
     // t1 as another encoder (not libjpeg, as in many cameras) writes it: decoding its blocks and
     // encoding them again with libjpeg would change some of their pixels.
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
-    std::fs::create_dir(&dir).unwrap();
-    write_jpeg(&image::open(fixture("photos/t1.jpg")).unwrap(), None, &dir.join("t1.jpg"));
-    run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
-    let report = read_report(&report_path);
+    let (tmp, dir, report) = redact_folder(|dir| write_jpeg(&image::open(fixture("photos/t1.jpg")).unwrap(), None, &dir.join("t1.jpg")));
+    let out = tmp.path().join("out");
     assert_eq!(report.files[0].faces.len(), 6);
     let source = std::fs::read(dir.join("t1.jpg")).unwrap();
     let (before, after) = (rgb(&dir.join("t1.jpg")), rgb(&out.join("t1.jpg")));
@@ -399,6 +403,18 @@ fn untouched_blocks(before: &RgbImage, after: &RgbImage, masks: &[(Mask, FaceBox
     (kept, changed)
 }
 
+/// Asserts that file `i` of `report` (`name`) changed only near its faces' masks (nothing
+/// further than `margin` pixels from them) and that every face was redacted; how many pixels lie
+/// that far out.
+fn assert_only_faces_changed(name: &str, before: &RgbImage, after: &RgbImage, report: &Report, i: usize, margin: f32) -> usize {
+    let (changed, outside, _) = changed_outside(before, after, report, i, margin);
+    assert!(outside > 500_000, "{name}: most of the photo lies outside the faces ({outside} pixels)");
+    assert_eq!(changed, 0, "{name}: {changed} of {outside} pixels away from the faces changed");
+    let stats = pixel_stats(before, after, &masks(report, i, &RedactOptions::default()), 1.0);
+    assert!(stats.inside.iter().all(|m| *m > 20.0), "{name}: faces not redacted: {:?}", stats.inside);
+    outside
+}
+
 /// Pixels outside every mask's rectangle (of file `i` in the report) grown by `margin` pixels:
 /// how many differ between the two, how many there are, and the largest channel difference.
 fn changed_outside(before: &RgbImage, after: &RgbImage, report: &Report, i: usize, margin: f32) -> (usize, usize, u8) {
@@ -429,11 +445,7 @@ fn jpeg_keeps_its_image_data_outside_the_faces_unless_a_quality_is_given() {
     let after = rgb(&out.join("t1.jpg"));
     // Only the 16x16 blocks under a mask are encoded again; colour sampling can reach a few
     // pixels past them, never further.
-    let (changed, outside, _) = changed_outside(&before, &after, &report, 0, 24.0);
-    assert!(outside > 500_000, "most of the photo lies outside the faces ({outside} pixels)");
-    assert_eq!(changed, 0, "{changed} of {outside} pixels away from the faces changed");
-    let stats = pixel_stats(&before, &after, &masks(&report, 0, &RedactOptions::default()), 1.0);
-    assert!(stats.inside.iter().all(|m| *m > 20.0), "faces not redacted: {:?}", stats.inside);
+    let outside = assert_only_faces_changed("t1.jpg", &before, &after, &report, 0, 24.0);
 
     // --jpeg-quality encodes the whole photo afresh.
     let (out_q, report_q) = (tmp.path().join("q"), tmp.path().join("q.json"));
@@ -450,44 +462,29 @@ fn jpeg_keeps_its_image_data_outside_the_faces_unless_a_quality_is_given() {
 
 #[test]
 fn greyscale_jpeg_is_rewritten_block_by_block_and_stays_grey() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
-    std::fs::create_dir(&dir).unwrap();
-    std::fs::write(dir.join("t1.jpg"), grey_t1()).unwrap();
-    run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
-    let report = read_report(&report_path);
+    let (tmp, dir, report) = redact_folder(|dir| std::fs::write(dir.join("t1.jpg"), grey_t1()).unwrap());
+    let out = tmp.path().join("out");
     assert!(report.files[0].faces.len() >= 5, "{} faces found in grey t1", report.files[0].faces.len());
     assert_eq!(image::open(out.join("t1.jpg")).unwrap().color(), image::ColorType::L8);
     let (before, after) = (rgb(&dir.join("t1.jpg")), rgb(&out.join("t1.jpg")));
-    let (changed, outside, _) = changed_outside(&before, &after, &report, 0, 8.0);
-    assert!(outside > 500_000, "most of the photo lies outside the faces ({outside} pixels)");
-    assert_eq!(changed, 0, "{changed} of {outside} pixels away from the faces changed");
-    let stats = pixel_stats(&before, &after, &masks(&report, 0, &RedactOptions::default()), 1.0);
-    assert!(stats.inside.iter().all(|m| *m > 20.0), "faces not redacted: {:?}", stats.inside);
+    assert_only_faces_changed("grey t1.jpg", &before, &after, &report, 0, 8.0);
 }
 
 #[test]
 fn progressive_restart_marked_and_other_sampled_jpegs_are_rewritten_block_by_block() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (dir, out, report_path) = (tmp.path().join("in"), tmp.path().join("out"), tmp.path().join("r.json"));
-    std::fs::create_dir(&dir).unwrap();
     let variants = t1_variants();
-    for (name, bytes) in &variants {
-        std::fs::write(dir.join(name), bytes).unwrap();
-    }
-    run_ok(&["redact", s(&dir), "--out", s(&out), "--report", s(&report_path), "-q"]);
-    let report = read_report(&report_path);
+    let (tmp, dir, report) = redact_folder(|dir| {
+        for (name, bytes) in &variants {
+            std::fs::write(dir.join(name), bytes).unwrap();
+        }
+    });
+    let out = tmp.path().join("out");
     for (name, _) in &variants {
         let i = report.files.iter().position(|f| f.input.ends_with(name)).unwrap();
         assert_eq!(report.files[i].faces.len(), 6, "{name}");
-        let (before, after) = (rgb(&dir.join(name)), rgb(&out.join(name)));
         // Blocks away from the faces keep their coefficients: their pixels are exactly as
         // they were (a full re-encode would change them).
-        let (changed, outside, _) = changed_outside(&before, &after, &report, i, 24.0);
-        assert!(outside > 500_000, "{name}: most of the photo lies outside the faces ({outside} pixels)");
-        assert_eq!(changed, 0, "{name}: {changed} of {outside} pixels away from the faces changed");
-        let stats = pixel_stats(&before, &after, &masks(&report, i, &RedactOptions::default()), 1.0);
-        assert!(stats.inside.iter().all(|m| *m > 20.0), "{name}: faces not redacted: {:?}", stats.inside);
+        assert_only_faces_changed(name, &rgb(&dir.join(name)), &rgb(&out.join(name)), &report, i, 24.0);
     }
 }
 
