@@ -66,9 +66,10 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
 /// The redacted copy of a JPEG, written block by block: the faces' rectangles are decoded at
 /// full size from the preview's coefficients and redacted ([`redact::redact_from_preview`]),
 /// and the blocks under the masks are encoded again with the photo's own quantisation tables;
-/// every other block keeps its coefficients, so the rest of the photo is exactly as it was. With no face, only the metadata changes. `faces` are upright;
-/// an EXIF-rotated photo is redacted as stored and its blocks are turned upright as it is
-/// written (which turns each block's coefficients, losing nothing).
+/// every other block keeps its coefficients, so the rest of the photo is exactly as it was.
+/// With no face, only the metadata changes. `faces` are upright; an EXIF-rotated photo is
+/// redacted as stored and its blocks are turned upright as it is written (which turns each
+/// block's coefficients, losing nothing).
 pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], redact_options: &RedactOptions, options: &EncodeOptions) -> Result<Vec<u8>, String> {
     let (header, turn) = (preview.header, preview.turn);
     // Redaction runs on the photo as stored; its blocks turn upright as they are written.
