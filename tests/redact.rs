@@ -26,7 +26,7 @@ fn masks(report: &Report, i: usize, options: &RedactOptions) -> Vec<(Mask, FaceB
         .filter(|face| face.action == Action::Redacted)
         .map(|face| {
             let b = face_box(face.bbox);
-            (Mask::for_face(&b, options, w, h), b.scaled(options.mask_scale))
+            (Mask::for_face(&b, options, w, h), options.mask_box(&b))
         })
         .collect()
 }

@@ -15,7 +15,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 use time::Date;
 
-use crate::detect::{Detection, Detector, DetectorOptions, FaceBox, FirstPass, Landmarks};
+use crate::detect::{Detection, Detector, DetectorOptions, FaceBox, Landmarks};
 use crate::embed::{Embedder, EmbedderOptions, Embedding};
 use crate::error::{Error, Result};
 use crate::jpeg;
@@ -246,7 +246,9 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir) -> Result<Report> {
             None => report,
         }
     })?;
-    Ok(Report::new(files, plan.ignored, started.elapsed().as_secs_f64()))
+    let mut report = Report::new(files, plan.ignored, started.elapsed().as_secs_f64());
+    report.detection = Some(job.detector.settings());
+    Ok(report)
 }
 
 fn policy_name(p: Policy) -> &'static str {
@@ -267,7 +269,7 @@ fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) 
         status: r.status,
         error: r.error.clone(),
         models: engine.model_hashes.clone(),
-        detector_threshold: job.detector.threshold,
+        detector_threshold: job.detector.threshold(),
         thresholds: job.matching.as_ref().map(|m| m.thresholds),
         policy: job.policy,
         faces: r
@@ -363,8 +365,9 @@ fn open<'a>(bytes: &'a [u8], job: &RedactJob, report: &mut FileReport) -> Result
     decode(bytes, job.limits, report).map(Source::Full)
 }
 
-/// The faces in the photo, with their match decisions. For a JPEG preview, the tiled pass and
-/// recognition run on a full-resolution decode.
+/// The faces in the photo, with their match decisions. A JPEG read as a reduced preview is
+/// decoded in full too (the native and zoomed passes and recognition need every pixel), and
+/// the preview serves the coarse passes.
 fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection, Option<FaceDecision>)>, String> {
     let (engine, job) = (run.engine, run.job);
     let failed = |e: Error| format!("face detection or recognition failed: {e}");
@@ -372,23 +375,18 @@ fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection
         Source::Full(photo) => return engine.analyse(&photo.rgb, job.policy, job.matching.as_ref()).map_err(failed),
         Source::Jpeg(p) => p,
     };
-    let decode_full = || {
+    let full = if p.rgb.dimensions() == p.size() {
+        None
+    } else {
         let stored = jpeg::decode_full(bytes, &p.header, p.max_memory).map_err(|e| format!("cannot decode: {e}"))?;
-        Ok::<_, String>(p.turn.apply(stored))
+        Some(p.turn.apply(stored))
     };
-    let (w, h) = p.size();
-    let (found, full) = match engine.detector().detect_preview(&p.rgb, w, h).map_err(failed)? {
-        FirstPass::Done(found) => (found, None),
-        FirstPass::NeedsTiles(first) => {
-            let full = decode_full()?;
-            (engine.detector().detect_tiles(&full, first).map_err(failed)?, Some(full))
-        }
+    let (img, preview) = match &full {
+        Some(full) => (full, Some(&p.rgb)),
+        None => (&p.rgb, None),
     };
-    let full = match (full, &job.matching) {
-        (None, Some(_)) => Some(decode_full()?),
-        (full, _) => full,
-    };
-    engine.decide(full.as_ref().unwrap_or(&p.rgb), found, job.policy, job.matching.as_ref()).map_err(failed)
+    let found = engine.detector().detect_with_preview(img, preview).map_err(failed)?;
+    engine.decide(img, found, job.policy, job.matching.as_ref()).map_err(failed)
 }
 
 fn render_full(mut photo: Photo, boxes: &[FaceBox], job: &RedactJob) -> Result<Vec<u8>, String> {
@@ -501,5 +499,7 @@ pub fn run_find(job: &FindJob, models: &ModelDir) -> Result<Report> {
         }
         report
     })?;
-    Ok(Report::new(files, walk.ignored, started.elapsed().as_secs_f64()))
+    let mut report = Report::new(files, walk.ignored, started.elapsed().as_secs_f64());
+    report.detection = Some(job.detector.settings());
+    Ok(report)
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod audit;
 
-use crate::detect::Detection;
+use crate::detect::{Detection, DetectionSettings};
 use crate::error::{Error, Result};
 use crate::policy::{Decision, FaceDecision};
 
@@ -16,6 +16,9 @@ pub const REPORT_VERSION: u32 = 1;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Report {
     pub version: u32,
+    /// How faces were looked for (absent in reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionSettings>,
     pub files: Vec<FileReport>,
     pub summary: Summary,
 }
@@ -167,7 +170,7 @@ impl Report {
             ignored,
             seconds: (seconds * 1000.0).round() / 1000.0,
         };
-        Report { version: REPORT_VERSION, files, summary }
+        Report { version: REPORT_VERSION, detection: None, files, summary }
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
