@@ -66,6 +66,17 @@ impl Embedding {
     pub fn values(&self) -> &[f32] {
         &self.0
     }
+
+    /// The normalised mean direction: one template for several photos of a face, or a face
+    /// and its mirror image.
+    pub fn mean(items: &[Embedding]) -> Option<Embedding> {
+        let dim = items.first()?.0.len();
+        let sum = items.iter().fold(vec![0.0f32; dim], |mut acc, e| {
+            acc.iter_mut().zip(&e.0).for_each(|(a, v)| *a += v);
+            acc
+        });
+        Embedding::from_raw(sum)
+    }
 }
 
 /// A 2×3 affine matrix `[[a, -b, tx], [b, a, ty]]`: rotation, uniform scale, translation.

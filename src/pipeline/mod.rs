@@ -77,13 +77,14 @@ impl Engine {
         &self.detector
     }
 
-    /// Embeddings of the faces at `landmarks`; an error if the engine was built without
-    /// recognition.
+    /// The face recogniser; an error if the engine was built without recognition.
+    pub fn embedder(&self) -> Result<&Embedder> {
+        self.embedder.as_ref().ok_or_else(|| Error::Usage("face recognition was not loaded".into()))
+    }
+
+    /// Embeddings of the faces at `landmarks`.
     pub fn embed(&self, rgb: &RgbImage, landmarks: &[Landmarks]) -> Result<Vec<Embedding>> {
-        self.embedder
-            .as_ref()
-            .ok_or_else(|| Error::Usage("face recognition was not loaded".into()))?
-            .embed(rgb, landmarks)
+        self.embedder()?.embed(rgb, landmarks)
     }
 
     /// Every face in the photo and, with a register, its match decision under `policy`
