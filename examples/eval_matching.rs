@@ -23,7 +23,9 @@ use serde::{Deserialize, Serialize};
 use blurgate::media_in::{self, DecodeLimits};
 use blurgate::models::ModelDir;
 use blurgate::pipeline::Engine;
-use blurgate::policy::{self, Decision, Policy, Thresholds};
+use blurgate::calibrate::ImpostorTail;
+use blurgate::policy::{self, Decision, Policy, ThresholdSource, Thresholds, DEFAULT_TARGET_FAR};
+use blurgate::quality::QualityGate;
 use blurgate::register::{Person, Register, DEFAULT_PURPOSE};
 use rayon::prelude::*;
 
@@ -159,14 +161,20 @@ impl Lcg {
     }
 }
 
-fn person(id: String, faces: &[&Face]) -> Person {
-    Person {
-        id,
+/// The person as the register holds them; with `best_shot`, one entry per photo.
+fn enrol(register: &mut Register, id: String, faces: &[&Face], v: Variant) {
+    let person = |faces: &[&Face]| Person {
+        id: id.clone(),
         label: None,
         refuses: vec![DEFAULT_PURPOSE.into()],
         enrolled_at: time::OffsetDateTime::UNIX_EPOCH,
         expires_at: None,
-        embeddings: faces.iter().map(|f| f.plain.clone()).collect(),
+        embeddings: faces.iter().map(|f| v.embedding(f)).collect(),
+    };
+    if v.best_shot {
+        register.people.extend(faces.iter().map(|f| person(&[f])));
+    } else {
+        register.people.push(person(faces));
     }
 }
 
@@ -185,15 +193,42 @@ struct Tally {
     thresholds: Vec<Thresholds>,
 }
 
-fn redacted(register: &Register, face: &Face, t: &Thresholds) -> (bool, Option<String>, bool) {
-    let today = time::OffsetDateTime::UNIX_EPOCH.date();
-    let d = policy::decide(Policy::OptOuts, DEFAULT_PURPOSE, t, register.best_match(&face.plain, today));
+fn today() -> time::Date {
+    time::OffsetDateTime::UNIX_EPOCH.date()
+}
+
+/// Redacted?, the person named, uncertain? — as `blurgate redact` decides.
+fn redacted(register: &Register, face: &Face, t: &Thresholds, v: Variant) -> (bool, Option<String>, bool) {
+    let d = policy::decide(Policy::OptOuts, DEFAULT_PURPOSE, t, register.best_match(&v.embedding(face), today()), &face.quality);
     (d.decision != Decision::Unknown, d.person, d.decision == Decision::Uncertain)
+}
+
+/// Ways of scoring, compared with `--compare`; blurgate's own is `Variant::SHIPPED`.
+#[derive(Clone, Copy, Debug)]
+struct Variant {
+    /// Average each face's embedding with its mirror image's.
+    flip: bool,
+    /// Compare with each enrolment photo and keep the best, instead of their mean.
+    best_shot: bool,
+    /// Thresholds of the code before issue 13, instead of the register-size ones.
+    fixed: Option<(f32, f32)>,
+}
+
+impl Variant {
+    const SHIPPED: Variant = Variant { flip: false, best_shot: false, fixed: None };
+
+    fn embedding(&self, f: &Face) -> Embedding {
+        if self.flip {
+            Embedding::mean(&[f.plain.clone(), f.mirrored.clone()]).expect("non-zero")
+        } else {
+            f.plain.clone()
+        }
+    }
 }
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: eval_matching SHARED_DIR [--cache FILE]";
+    let usage = "usage: eval_matching SHARED_DIR [--cache FILE] [--compare]";
     let shared = PathBuf::from(args.first().context(usage)?);
     let cache = args.iter().position(|a| a == "--cache").map(|i| args.get(i + 1).map(PathBuf::from).context(usage)).transpose()?;
     let measured = match cache.as_deref().filter(|c| c.is_file()) {
@@ -221,26 +256,33 @@ fn main() -> Result<()> {
 
     let mut sizes = vec![5, 20, 100];
     let largest_k = identities.len() + fillers.len() / 2;
-    sizes.extend([300, 1000].into_iter().filter(|&k| k <= largest_k));
-    println!("\n| shots | K | rounds | thresholds (match / uncertain) | opt-out recall | wrong person | strangers blurred: crowd | portraits | uncertain faces |");
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for shots in [1, 3] {
-        let people: Vec<&Identity> = identities.iter().filter(|i| i.faces.len() > shots).collect();
-        for &k in &sizes {
-            let t = evaluate(&people, &crowd, &fillers, shots, k);
-            print_row(shots, k, &t);
+    sizes.extend([200, 500, 1000].into_iter().filter(|&k| k <= largest_k));
+    let table = |title: &str, v: Variant, sizes: &[usize]| {
+        println!("\n{title}\n");
+        println!("| shots | K | rounds | thresholds (match / uncertain) | opt-out recall | wrong person | strangers blurred: crowd | portraits | uncertain faces |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for shots in [1, 3] {
+            let people: Vec<&Identity> = identities.iter().filter(|i| i.faces.len() > shots).collect();
+            for &k in sizes {
+                print_row(shots, k, &evaluate(&people, &crowd, &fillers, shots, k, v));
+            }
         }
+    };
+    if args.iter().any(|a| a == "--compare") {
+        let before = Variant { fixed: Some((0.40, 0.27)), ..Variant::SHIPPED };
+        table("before: fixed thresholds 0.40 / 0.27, best photo", Variant { best_shot: true, ..before }, &sizes);
+        table("register-size thresholds, best photo instead of the mean", Variant { best_shot: true, ..Variant::SHIPPED }, &[20, 100]);
+        table("register-size thresholds, mean template, flip-averaged embeddings", Variant { flip: true, ..Variant::SHIPPED }, &[20, 100]);
     }
+    table(&format!("blurgate's defaults (target {}% strangers redacted)", DEFAULT_TARGET_FAR * 100.0), Variant::SHIPPED, &sizes);
     Ok(())
 }
 
-/// Enrolment's gates (one confident face of at least 48 px).
 fn enrolable(f: &Face) -> bool {
-    let b = f.detection.bbox;
-    f.detection.score >= 0.5 && b.width().min(b.height()) >= 48.0
+    QualityGate::ENROL.refusal(&f.quality).is_none()
 }
 
-fn evaluate(people: &[&Identity], crowd: &[Face], fillers: &[usize], shots: usize, k: usize) -> Tally {
+fn evaluate(people: &[&Identity], crowd: &[Face], fillers: &[usize], shots: usize, k: usize, v: Variant) -> Tally {
     let n = people.len();
     let per_round = k.min(n);
     // Enough rounds that every identity person is enrolled at least once.
@@ -252,7 +294,7 @@ fn evaluate(people: &[&Identity], crowd: &[Face], fillers: &[usize], shots: usiz
         let mut register = Register::default();
         for &i in &enrolled {
             let shots: Vec<&Face> = people[i].faces[..shots].iter().collect();
-            register.enrol(person(people[i].name.clone(), &shots), false);
+            enrol(&mut register, people[i].name.clone(), &shots, v);
         }
         let mut used = vec![false; crowd.len()];
         let mut filled = 0;
@@ -260,18 +302,22 @@ fn evaluate(people: &[&Identity], crowd: &[Face], fillers: &[usize], shots: usiz
             let c = fillers[rng.below(fillers.len())];
             if !used[c] {
                 used[c] = true;
-                register.enrol(person(format!("filler-{c}"), &[&crowd[c]]), false);
+                enrol(&mut register, format!("filler-{c}"), &[&crowd[c]], v);
                 filled += 1;
             }
         }
-        let t = Thresholds::default();
+        let t = match v.fixed {
+            Some((matched, uncertain)) => Thresholds { matched, uncertain, source: ThresholdSource::Flags, people: k, target_far: None },
+            // Counted in people, not register entries (best_shot holds one per photo).
+            None => Thresholds::for_people(&ImpostorTail::SHIPPED, k, DEFAULT_TARGET_FAR, ThresholdSource::Model),
+        };
         tally.thresholds.push(t);
         tally.rounds += 1;
         for (i, p) in people.iter().enumerate() {
             let is_enrolled = enrolled.contains(&i);
             let probes = if is_enrolled { &p.faces[shots..] } else { &p.faces[..] };
             for f in probes {
-                let (hit, who, uncertain) = redacted(&register, f, &t);
+                let (hit, who, uncertain) = redacted(&register, f, &t, v);
                 tally.uncertain += uncertain as usize;
                 if is_enrolled {
                     tally.genuine += 1;
@@ -283,9 +329,8 @@ fn evaluate(people: &[&Identity], crowd: &[Face], fillers: &[usize], shots: usiz
                 }
             }
         }
-        for (c, f) in crowd.iter().enumerate().filter(|(c, _)| !used[*c]) {
-            let _ = c;
-            let (hit, _, uncertain) = redacted(&register, f, &t);
+        for (_, f) in crowd.iter().enumerate().filter(|(c, _)| !used[*c]) {
+            let (hit, _, uncertain) = redacted(&register, f, &t, v);
             tally.uncertain += uncertain as usize;
             tally.crowd += 1;
             tally.crowd_redacted += hit as usize;

@@ -9,9 +9,10 @@ use ndarray::Array4;
 use ort::environment::Environment;
 use ort::value::TensorRef;
 
-use crate::detect::Landmarks;
+use crate::detect::{Detection, Landmarks};
 use crate::error::{Error, Result};
 use crate::models::{Device, SessionPool};
+use crate::quality::FaceQuality;
 
 type StdResult<T, E> = std::result::Result<T, E>;
 
@@ -77,6 +78,13 @@ impl Embedding {
         });
         Embedding::from_raw(sum)
     }
+}
+
+/// A face ready to be matched: its embedding and how far it can be trusted.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub embedding: Embedding,
+    pub quality: FaceQuality,
 }
 
 /// A 2×3 affine matrix `[[a, -b, tx], [b, a, ty]]`: rotation, uniform scale, translation.
@@ -189,6 +197,14 @@ impl Embedder {
         data.chunks_exact(dim)
             .map(|v| Embedding::from_raw(v.to_vec()).ok_or_else(|| Error::Ort("SFace returned a zero embedding".into())))
             .collect()
+    }
+
+    /// Each detected face aligned, measured ([`FaceQuality`]) and embedded.
+    pub fn probes(&self, img: &RgbImage, faces: &[Detection]) -> Result<Vec<Probe>> {
+        let aligned: Vec<RgbImage> = faces.iter().map(|d| align(img, &d.landmarks)).collect();
+        let quality: Vec<FaceQuality> = faces.iter().zip(&aligned).map(|(d, a)| FaceQuality::measure(d, a)).collect();
+        let embedded = self.embed_aligned(&aligned)?;
+        Ok(embedded.into_iter().zip(quality).map(|(embedding, quality)| Probe { embedding, quality }).collect())
     }
 
     /// Aligns and embeds the faces at `landmarks` in `img`.

@@ -35,6 +35,7 @@ pub struct Matching {
     pub register: Register,
     /// The use of the photos, checked against each person's refused purposes.
     pub purpose: String,
+    /// The band edges in force (see [`Register::thresholds`]).
     pub thresholds: Thresholds,
     /// Entries that expired before this day no longer match.
     pub today: Date,
@@ -111,14 +112,13 @@ impl Engine {
         let Some(m) = matching else {
             return Ok(faces.into_iter().map(|d| (d, None)).collect());
         };
-        let landmarks: Vec<_> = faces.iter().map(|d| d.landmarks).collect();
-        let embeddings = self.embed(rgb, &landmarks)?;
+        let probes = self.embedder()?.probes(rgb, &faces)?;
         Ok(faces
             .into_iter()
-            .zip(embeddings)
-            .map(|(d, e)| {
-                let best = m.register.best_match(&e, m.today);
-                (d, Some(policy::decide(policy, &m.purpose, &m.thresholds, best)))
+            .zip(probes)
+            .map(|(d, p)| {
+                let best = m.register.best_match(&p.embedding, m.today);
+                (d, Some(policy::decide(policy, &m.purpose, &m.thresholds, best, &p.quality)))
             })
             .collect())
     }
@@ -247,7 +247,9 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir) -> Result<Report> {
             None => report,
         }
     })?;
-    Ok(Report::new(files, plan.ignored, started.elapsed().as_secs_f64()))
+    let mut report = Report::new(files, plan.ignored, started.elapsed().as_secs_f64());
+    report.thresholds = job.matching.as_ref().map(|m| m.thresholds);
+    Ok(report)
 }
 
 fn policy_name(p: Policy) -> &'static str {
