@@ -1,7 +1,10 @@
 //! Matching evaluation (development tool; `scripts/eval_matching.sh` runs it): opt-out recall
 //! and strangers' false-redaction rate at several register sizes, with blurgate's defaults.
 //!
-//!   cargo run --release --example eval_matching -- SHARED_DIR
+//!   cargo run --release --example eval_matching -- SHARED_DIR [--cache FILE] [--compare]
+//!
+//! `--cache FILE` keeps the measured faces between runs; `--compare` adds the thresholds before
+//! issue 13 and the scoring variants measured.
 //!
 //! People: `identities/deepface_pairs` (its checked components), `face_recognition_knn/knn_train`
 //! (a folder per person) and `lfw_pairs_insightface` (by name), the largest face of each photo.
