@@ -9,9 +9,10 @@ use ndarray::Array4;
 use ort::environment::Environment;
 use ort::value::TensorRef;
 
-use crate::detect::Landmarks;
+use crate::detect::{Detection, Landmarks};
 use crate::error::{Error, Result};
 use crate::models::{Device, SessionPool};
+use crate::quality::FaceQuality;
 
 type StdResult<T, E> = std::result::Result<T, E>;
 
@@ -66,6 +67,24 @@ impl Embedding {
     pub fn values(&self) -> &[f32] {
         &self.0
     }
+
+    /// The normalised mean direction: one template for several photos of a face, or a face
+    /// and its mirror image.
+    pub fn mean(items: &[Embedding]) -> Option<Embedding> {
+        let dim = items.first()?.0.len();
+        let sum = items.iter().fold(vec![0.0f32; dim], |mut acc, e| {
+            acc.iter_mut().zip(&e.0).for_each(|(a, v)| *a += v);
+            acc
+        });
+        Embedding::from_raw(sum)
+    }
+}
+
+/// A face ready to be matched: its embedding and how far it can be trusted.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub embedding: Embedding,
+    pub quality: FaceQuality,
 }
 
 /// A 2×3 affine matrix `[[a, -b, tx], [b, a, ty]]`: rotation, uniform scale, translation.
@@ -178,6 +197,14 @@ impl Embedder {
         data.chunks_exact(dim)
             .map(|v| Embedding::from_raw(v.to_vec()).ok_or_else(|| Error::Ort("SFace returned a zero embedding".into())))
             .collect()
+    }
+
+    /// Each detected face aligned, measured ([`FaceQuality`]) and embedded.
+    pub fn probes(&self, img: &RgbImage, faces: &[Detection]) -> Result<Vec<Probe>> {
+        let aligned: Vec<RgbImage> = faces.iter().map(|d| align(img, &d.landmarks)).collect();
+        let quality: Vec<FaceQuality> = faces.iter().zip(&aligned).map(|(d, a)| FaceQuality::measure(d, a)).collect();
+        let embedded = self.embed_aligned(&aligned)?;
+        Ok(embedded.into_iter().zip(quality).map(|(embedding, quality)| Probe { embedding, quality }).collect())
     }
 
     /// Aligns and embeds the faces at `landmarks` in `img`.

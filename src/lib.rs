@@ -15,6 +15,7 @@ pub mod media_out;
 pub mod models;
 pub mod pipeline;
 pub mod policy;
+pub mod quality;
 pub mod redact;
 pub mod register;
 pub mod report;

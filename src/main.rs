@@ -5,13 +5,14 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use blurgate::calibrate::PairSet;
+use blurgate::calibrate::{ImpostorTail, PairSet, MIN_TAIL_PAIRS};
 use blurgate::detect::{DetectorOptions, Speed, Tiling};
 use blurgate::media_in::DecodeLimits;
 use blurgate::media_out::{EncodeOptions, MetadataPolicy};
 use blurgate::models::{sha256_file, Device, ModelDir};
 use blurgate::pipeline::{run_find, run_redact, Engine, FindJob, Matching, RedactJob};
-use blurgate::policy::{Decision, Policy, Thresholds, DEFAULT_MATCH_THRESHOLD, DEFAULT_UNCERTAIN_THRESHOLD};
+use blurgate::policy::{Decision, Policy, ThresholdSource, Thresholds, DEFAULT_TARGET_FAR};
+use blurgate::quality::QualityGate;
 use blurgate::redact::{RedactOptions, Shape, Style};
 use blurgate::register::enrol::{embed_reference_photos, EnrolOptions};
 use blurgate::register::{parse_date, today, Person, Register, RegisterFile, DEFAULT_PURPOSE};
@@ -174,12 +175,16 @@ struct EnrollArgs {
     pick: Option<PickArg>,
 
     /// Refuse faces smaller than this (pixels, shorter side of the box).
-    #[arg(long, default_value_t = EnrolOptions::default().min_face, value_name = "PIXELS")]
+    #[arg(long, default_value_t = QualityGate::ENROL.min_size, value_name = "PIXELS")]
     min_face: f32,
 
     /// Refuse faces the detector is less sure of.
-    #[arg(long, default_value_t = EnrolOptions::default().min_score, value_name = "SCORE")]
+    #[arg(long, default_value_t = QualityGate::ENROL.min_score, value_name = "SCORE")]
     min_score: f32,
+
+    /// Enrol photos that look like different people (similarity under 0.3) anyway.
+    #[arg(long)]
+    force: bool,
 
     #[command(flatten)]
     audit: AuditArg,
@@ -196,13 +201,20 @@ enum PickArg {
 
 #[derive(clap::Args)]
 struct MatchArgs {
-    /// Similarity at or above which a face is the registered person.
-    #[arg(long, default_value_t = DEFAULT_MATCH_THRESHOLD, value_name = "SIM")]
-    match_threshold: f32,
+    /// Share of strangers' faces that may be redacted for resembling someone in the register;
+    /// the thresholds are chosen for it and for the register's size.
+    #[arg(long, default_value_t = DEFAULT_TARGET_FAR, value_name = "RATE")]
+    target_far: f64,
 
-    /// Similarity at or above which a face may be the person: redacted and flagged for review.
-    #[arg(long, default_value_t = DEFAULT_UNCERTAIN_THRESHOLD, value_name = "SIM")]
-    uncertain_threshold: f32,
+    /// Similarity at or above which a face is the registered person (default: chosen for
+    /// --target-far and the register's size).
+    #[arg(long, value_name = "SIM")]
+    match_threshold: Option<f32>,
+
+    /// Similarity at or above which a face may be the person: redacted and flagged for review
+    /// (default: chosen for --target-far and the register's size).
+    #[arg(long, value_name = "SIM")]
+    uncertain_threshold: Option<f32>,
 
     /// The use the photos are for, checked against each person's refused purposes.
     #[arg(long, default_value = DEFAULT_PURPOSE)]
@@ -267,6 +279,15 @@ struct CalibrateArgs {
     /// Write the figures as JSON.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
+
+    /// Store the fitted impostor tail in this register (only the three numbers, no face data):
+    /// its thresholds are then chosen from your photos instead of the shipped figures.
+    #[arg(long, value_name = "FILE")]
+    register: Option<PathBuf>,
+
+    /// File holding the register key (default: $BLURGATE_REGISTER_KEY, else FILE.key).
+    #[arg(long, value_name = "KEYFILE", requires = "register")]
+    key_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -521,11 +542,20 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 impl MatchArgs {
     fn matching(&self, register: Register) -> anyhow::Result<Matching> {
-        let thresholds = Thresholds { matched: self.match_threshold, uncertain: self.uncertain_threshold };
-        if !(thresholds.uncertain <= thresholds.matched && thresholds.matched <= 1.0) {
-            return Err(usage("thresholds must satisfy --uncertain-threshold <= --match-threshold <= 1"));
+        if !(self.target_far > 0.0 && self.target_far < 1.0) {
+            return Err(usage("--target-far must be between 0 and 1"));
         }
-        Ok(Matching { register, purpose: self.purpose.clone(), thresholds, today: today() })
+        let today = today();
+        let thresholds = register
+            .thresholds(today, self.target_far)
+            .overridden(self.match_threshold, self.uncertain_threshold);
+        if !(thresholds.uncertain <= thresholds.matched && thresholds.matched <= 1.0) {
+            return Err(usage(format!(
+                "thresholds must satisfy uncertain <= matched <= 1 (in force: {:.3} / {:.3})",
+                thresholds.uncertain, thresholds.matched
+            )));
+        }
+        Ok(Matching { register, purpose: self.purpose.clone(), thresholds, today })
     }
 }
 
@@ -593,8 +623,8 @@ fn enroll(a: EnrollArgs, models: ModelDir, detector: DetectorOptions) -> anyhow:
     let engine = Engine::new(&models, detector, true, 1)?;
     let options = EnrolOptions {
         pick_largest: a.pick.is_some(),
-        min_face: a.min_face,
-        min_score: a.min_score,
+        gate: QualityGate { min_size: a.min_face, min_score: a.min_score, ..QualityGate::ENROL },
+        force: a.force,
         ..EnrolOptions::default()
     };
     let enrolment = embed_reference_photos(&engine, &a.photos, &options)?;
@@ -633,7 +663,7 @@ fn find(a: FindArgs, models: ModelDir, detector: DetectorOptions, quiet: bool) -
         inputs: a.inputs,
         detector: a.detection.options(detector)?,
         limits: a.detection.limits(),
-        matching: a.matching.matching(Register { people: vec![person] })?,
+        matching: a.matching.matching(Register { people: vec![person], calibration: register.calibration })?,
         jobs: a.jobs,
         progress: !quiet,
     };
@@ -746,7 +776,33 @@ fn calibrate(a: CalibrateArgs, models: ModelDir, detector: DetectorOptions) -> a
     for p in &c.points {
         println!("FAR {:.1}%: threshold {:.3}, TAR {:.3}", p.far * 100.0, p.threshold, p.tar);
     }
-    println!("defaults in use: --match-threshold {DEFAULT_MATCH_THRESHOLD}, --uncertain-threshold {DEFAULT_UNCERTAIN_THRESHOLD}");
+    let tail = match c.tail {
+        Some(t) => {
+            println!(
+                "impostor tail: FAR(t) = {:.2e} x exp(-(t - {:.3}) / {:.4}) from {} different-person pairs",
+                t.rate, t.from, t.scale, t.pairs
+            );
+            t
+        }
+        None => {
+            println!("impostor tail: too few different-person pairs to fit (need {MIN_TAIL_PAIRS}); the shipped one stays in use");
+            ImpostorTail::SHIPPED
+        }
+    };
+    for people in [5, 20, 100] {
+        let t = Thresholds::for_people(&tail, people, DEFAULT_TARGET_FAR, ThresholdSource::Calibration);
+        println!("thresholds for {people} people at {}% strangers redacted: match {:.3}, uncertain {:.3}", DEFAULT_TARGET_FAR * 100.0, t.matched, t.uncertain);
+    }
+    if let Some(path) = &a.register {
+        let Some(fitted) = c.tail else {
+            return Err(usage(format!("{}: not changed: the calibration photos give too few different-person pairs", path.display())));
+        };
+        let file = RegisterFile::new(path, a.key_file.as_deref());
+        let (mut register, key) = file.load()?;
+        register.calibration = Some(fitted);
+        register.save(&file.path, &key)?;
+        println!("stored the impostor tail in {}: its thresholds now come from these photos", path.display());
+    }
     if let Some(path) = &a.report {
         std::fs::write(path, serde_json::to_vec_pretty(&c)?).map_err(|e| Error::Io { path: path.clone(), err: e })?;
     }

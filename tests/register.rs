@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use blurgate::policy::Decision;
+use blurgate::policy::{Decision, ThresholdSource, DEFAULT_TARGET_FAR};
 use blurgate::report::{Action, FileStatus};
 use common::*;
 use image::{imageops, RgbImage};
@@ -81,7 +81,7 @@ fn opt_out_is_redacted_and_the_other_face_is_untouched() {
     let faces = faces_left_to_right(&report);
     assert_eq!((faces[0].decision, faces[0].action), (Some(Decision::Matched), Action::Redacted));
     assert_eq!(faces[0].person.as_deref(), Some("P-0042"));
-    assert!(faces[0].similarity.unwrap() >= 0.4);
+    assert!(faces[0].similarity.unwrap() >= report.thresholds.unwrap().matched);
     assert_eq!((faces[1].decision, faces[1].action), (Some(Decision::Unknown), Action::Kept));
     assert!(faces[1].person.is_none());
     let (before, after) = (rgb(&f.photo), rgb(&out));
@@ -239,6 +239,7 @@ fn audit_log_is_chained_and_an_edit_is_caught() {
     assert_eq!(event["models"]["sface"].as_str().unwrap().len(), 64);
     assert_eq!(event["policy"], "opt-outs");
     assert!(event["thresholds"]["matched"].as_f64().is_some());
+    assert_eq!((&event["thresholds"]["source"], &event["thresholds"]["people"]), (&serde_json::json!("model"), &serde_json::json!(1)));
     assert!(event["faces"].as_array().unwrap().iter().any(|x| x["person"] == "P-0042" && x["decision"] == "matched"));
     assert!(!text.contains("Quiet Person Label") && !text.contains("embedding"));
 
@@ -261,8 +262,98 @@ fn enrolment_refuses_a_group_photo_without_pick() {
     assert!(!register.exists(), "nothing is written when enrolment is refused");
     let o = blurgate(&["enroll", "--register", s(&register), "--id", "x", "--pick", "largest", s(&group)]);
     assert!(o.status.success(), "{}", stderr(&o));
-    // Photos of two different people draw a warning.
-    let o = blurgate(&["enroll", "--register", s(&register), "--id", "y", s(&fixture("photos/obama.jpg")), s(&fixture("photos/biden.jpg"))]);
-    assert!(o.status.success());
+    // Photos of two different people are refused, unless forced (then with a warning).
+    let (obama, biden) = (fixture("photos/obama.jpg"), fixture("photos/biden.jpg"));
+    let o = blurgate(&["enroll", "--register", s(&register), "--id", "y", s(&obama), s(&biden)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("different people") && stderr(&o).contains("--force"), "{}", stderr(&o));
+    let o = blurgate(&["enroll", "--register", s(&register), "--id", "y", "--force", s(&obama), s(&biden)]);
+    assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("different people"), "{}", stderr(&o));
+}
+
+#[test]
+fn enrolment_refuses_a_small_or_blurred_face_with_its_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let register = tmp.path().join("r.reg");
+    let obama = rgb(&fixture("photos/obama.jpg"));
+    let small = tmp.path().join("small.png");
+    imageops::resize(&obama, obama.width() / 8, obama.height() / 8, imageops::FilterType::Triangle).save(&small).unwrap();
+    let blurred = tmp.path().join("blurred.png");
+    imageops::blur(&obama, 6.0).save(&blurred).unwrap();
+    for (photo, reason) in [(&small, "too small"), (&blurred, "blurred")] {
+        let o = blurgate(&["enroll", "--register", s(&register), "--id", "x", s(photo)]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(reason), "{reason}: {}", stderr(&o));
+        assert!(!register.exists(), "nothing is written when enrolment is refused");
+    }
+}
+
+/// A register of three people (obama, the astronaut, the largest face of t1).
+fn register_of_three(dir: &Path) -> PathBuf {
+    let register = dir.join("three.reg");
+    for (id, photo, extra) in [("P-1", "photos/obama.jpg", None), ("P-2", "photos/astronaut.png", None), ("P-3", "photos/t1.jpg", Some("--pick"))] {
+        let photo = fixture(photo);
+        let mut args = vec!["enroll", "--register", s(&register), "--id", id];
+        if let Some(flag) = extra {
+            args.extend([flag, "largest"]);
+        }
+        args.push(s(&photo));
+        let o = blurgate(&args);
+        assert!(o.status.success(), "{id}: {}", stderr(&o));
+    }
+    register
+}
+
+#[test]
+fn with_several_people_registered_a_stranger_is_unknown_and_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let register = register_of_three(tmp.path());
+    let photo = two_people(tmp.path());
+    let (out, report_path) = (tmp.path().join("out"), tmp.path().join("r.json"));
+    let o = blurgate(&["redact", s(&photo), "--out", s(&out), "--report", s(&report_path), "--register", s(&register)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("0 faces uncertain"), "the summary counts uncertain faces: {}", stderr(&o));
+    let report = read_report(&report_path);
+    let t = report.thresholds.expect("thresholds recorded");
+    assert_eq!((t.source, t.people, t.target_far), (ThresholdSource::Model, 3, Some(DEFAULT_TARGET_FAR)));
+    let faces = faces_left_to_right(&report);
+    assert_eq!((faces[0].decision, faces[0].person.as_deref()), (Some(Decision::Matched), Some("P-1")));
+    assert_eq!((faces[1].decision, faces[1].action), (Some(Decision::Unknown), Action::Kept), "biden is nobody in the register");
+    assert!(faces[1].similarity.unwrap() < t.uncertain);
+    let (before, after) = (rgb(&photo), rgb(&out.join("two_people.png")));
+    assert!(identical_in(&before, &after, faces[1].bbox), "the stranger's face is unchanged");
+    assert!(!identical_in(&before, &after, faces[0].bbox));
+}
+
+#[test]
+fn an_enrolled_person_in_a_group_photo_is_redacted_and_the_group_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let register = tmp.path().join("r.reg");
+    let o = blurgate(&["enroll", "--register", s(&register), "--id", "P-7", s(&fixture("photos/obama.jpg"))]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The t1 group with obama3 standing beside it, as a JPEG.
+    let group = rgb(&fixture("photos/t1.jpg"));
+    let obama = rgb(&fixture("photos/obama3.jpg"));
+    let obama = imageops::resize(&obama, obama.width() * group.height() / obama.height(), group.height(), imageops::FilterType::Triangle);
+    let mut both = RgbImage::new(group.width() + obama.width(), group.height());
+    imageops::replace(&mut both, &group, 0, 0);
+    imageops::replace(&mut both, &obama, group.width() as i64, 0);
+    let photo = tmp.path().join("group.jpg");
+    both.save(&photo).unwrap();
+    let (out, report_path) = (tmp.path().join("out"), tmp.path().join("r.json"));
+    let o = blurgate(&["redact", s(&photo), "--out", s(&out), "--report", s(&report_path), "--register", s(&register), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report = read_report(&report_path);
+    let faces = &report.files[0].faces;
+    assert!(faces.len() >= 5, "{faces:?}");
+    let (enrolled, others): (Vec<_>, Vec<_>) = faces.iter().partition(|f| f.bbox[0] >= group.width() as f32);
+    assert_eq!(enrolled.len(), 1);
+    assert_eq!((enrolled[0].decision, enrolled[0].action), (Some(Decision::Matched), Action::Redacted));
+    let (before, after) = (rgb(&photo), rgb(&out.join("group.jpg")));
+    assert!(!identical_in(&before, &after, enrolled[0].bbox));
+    for f in others {
+        assert_eq!((f.decision, f.action), (Some(Decision::Unknown), Action::Kept), "{f:?}");
+        assert!(identical_in(&before, &after, f.bbox), "a group member's face is rewritten exactly as it was");
+    }
 }

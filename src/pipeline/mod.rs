@@ -35,6 +35,7 @@ pub struct Matching {
     pub register: Register,
     /// The use of the photos, checked against each person's refused purposes.
     pub purpose: String,
+    /// The band edges in force (see [`Register::thresholds`]).
     pub thresholds: Thresholds,
     /// Entries that expired before this day no longer match.
     pub today: Date,
@@ -77,13 +78,14 @@ impl Engine {
         &self.detector
     }
 
-    /// Embeddings of the faces at `landmarks`; an error if the engine was built without
-    /// recognition.
+    /// The face recogniser; an error if the engine was built without recognition.
+    pub fn embedder(&self) -> Result<&Embedder> {
+        self.embedder.as_ref().ok_or_else(|| Error::Usage("face recognition was not loaded".into()))
+    }
+
+    /// Embeddings of the faces at `landmarks`.
     pub fn embed(&self, rgb: &RgbImage, landmarks: &[Landmarks]) -> Result<Vec<Embedding>> {
-        self.embedder
-            .as_ref()
-            .ok_or_else(|| Error::Usage("face recognition was not loaded".into()))?
-            .embed(rgb, landmarks)
+        self.embedder()?.embed(rgb, landmarks)
     }
 
     /// Every face in the photo and, with a register, its match decision under `policy`
@@ -110,14 +112,13 @@ impl Engine {
         let Some(m) = matching else {
             return Ok(faces.into_iter().map(|d| (d, None)).collect());
         };
-        let landmarks: Vec<_> = faces.iter().map(|d| d.landmarks).collect();
-        let embeddings = self.embed(rgb, &landmarks)?;
+        let probes = self.embedder()?.probes(rgb, &faces)?;
         Ok(faces
             .into_iter()
-            .zip(embeddings)
-            .map(|(d, e)| {
-                let best = m.register.best_match(&e, m.today);
-                (d, Some(policy::decide(policy, &m.purpose, &m.thresholds, best)))
+            .zip(probes)
+            .map(|(d, p)| {
+                let best = m.register.best_match(&p.embedding, m.today);
+                (d, Some(policy::decide(policy, &m.purpose, &m.thresholds, best, &p.quality)))
             })
             .collect())
     }
@@ -248,6 +249,7 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir) -> Result<Report> {
     })?;
     let mut report = Report::new(files, plan.ignored, started.elapsed().as_secs_f64());
     report.detection = Some(job.detector.settings());
+    report.thresholds = job.matching.as_ref().map(|m| m.thresholds);
     Ok(report)
 }
 

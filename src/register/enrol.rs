@@ -1,29 +1,31 @@
-//! Enrolment quality gates: one clear face per reference photo, large and confident enough to
-//! embed reliably, and photos of one person that agree with each other.
+//! Enrolment quality gates: one clear face per reference photo, large, sharp, confident and
+//! frontal enough to embed reliably ([`QualityGate::ENROL`]), and photos of one person that
+//! agree with each other.
 
 use std::path::PathBuf;
 
-use crate::detect::Detection;
-use crate::embed::Embedding;
-use crate::pipeline::Engine;
+use crate::embed::{Embedding, Probe};
 use crate::error::{Error, Result};
 use crate::media_in::{self, DecodeLimits};
+use crate::pipeline::Engine;
+use crate::quality::QualityGate;
 
 #[derive(Debug, Clone, Copy)]
 pub struct EnrolOptions {
     /// With several faces in a photo, take the largest instead of refusing the photo.
     pub pick_largest: bool,
-    /// Smaller faces (shorter box side, pixels) are refused.
-    pub min_face: f32,
-    /// Less confident detections are refused.
-    pub min_score: f32,
-    /// Two photos of the person less similar than this draw a warning.
+    /// What a reference face must offer.
+    pub gate: QualityGate,
+    /// Two photos of the person less similar than this are refused as showing different
+    /// people (about 0.5% of different-person pairs reach 0.3).
     pub agreement: f32,
+    /// Enrol photos that disagree anyway (with a warning).
+    pub force: bool,
 }
 
 impl Default for EnrolOptions {
     fn default() -> Self {
-        EnrolOptions { pick_largest: false, min_face: 48.0, min_score: 0.5, agreement: 0.3 }
+        EnrolOptions { pick_largest: false, gate: QualityGate::ENROL, agreement: 0.3, force: false }
     }
 }
 
@@ -41,16 +43,16 @@ pub fn embed_reference_photos(engine: &Engine, photos: &[PathBuf], options: &Enr
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let photo = media_in::decode(&bytes, DecodeLimits::default()).map_err(|e| refuse(format!("cannot decode: {e}")))?;
         let faces = engine.detector().detect(&photo.rgb)?;
-        let face = pick(&faces, options).map_err(refuse)?;
-        embeddings.extend(engine.embed(&photo.rgb, &[face.landmarks])?);
+        let probes = engine.embedder()?.probes(&photo.rgb, &faces)?;
+        embeddings.push(pick(probes, options).map_err(refuse)?);
     }
-    let mut warnings = Vec::new();
+    let mut disagreements = Vec::new();
     for i in 0..embeddings.len() {
         for j in i + 1..embeddings.len() {
             let s = embeddings[i].similarity(&embeddings[j]);
             if s < options.agreement {
-                warnings.push(format!(
-                    "{} and {} look like different people (similarity {s:.2} < {:.2}): check that both show the same person",
+                disagreements.push(format!(
+                    "{} and {} look like different people (similarity {s:.2} < {:.2})",
                     photos[i].display(),
                     photos[j].display(),
                     options.agreement
@@ -58,25 +60,30 @@ pub fn embed_reference_photos(engine: &Engine, photos: &[PathBuf], options: &Enr
             }
         }
     }
-    Ok(Enrolment { embeddings, warnings })
+    if !disagreements.is_empty() && !options.force {
+        return Err(Error::Usage(format!(
+            "{}: check that every photo shows the same person, or pass --force to enrol them anyway",
+            disagreements.join("; ")
+        )));
+    }
+    Ok(Enrolment { embeddings, warnings: disagreements })
 }
 
-fn pick<'a>(faces: &'a [Detection], o: &EnrolOptions) -> std::result::Result<&'a Detection, String> {
-    let side = |d: &Detection| d.bbox.width().min(d.bbox.height());
-    let usable: Vec<&Detection> = faces.iter().filter(|d| d.score >= o.min_score && side(d) >= o.min_face).collect();
-    match (usable.len(), faces.len()) {
-        (1, _) => Ok(usable[0]),
-        (0, 0) => Err("no face found: use a clear, front-facing photo of the person".into()),
-        (0, n) => Err(format!(
-            "{n} face(s) found but none is usable (needs a detector score of at least {:.2} and a face of at least {} px)",
-            o.min_score, o.min_face
-        )),
-        (_, _) if o.pick_largest => Ok(usable
-            .into_iter()
-            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
-            .expect("several usable faces")),
-        (n, _) => Err(format!(
-            "{n} faces found: enrol from a photo that shows only this person, or pass --pick largest"
-        )),
+/// The one usable face of a reference photo, or why there is none.
+fn pick(probes: Vec<Probe>, o: &EnrolOptions) -> std::result::Result<Embedding, String> {
+    let found = probes.len();
+    let (mut usable, refused): (Vec<Probe>, Vec<Probe>) =
+        probes.into_iter().partition(|p| o.gate.refusal(&p.quality).is_none());
+    let size = |p: &Probe| p.quality.size;
+    match usable.len() {
+        1 => Ok(usable.remove(0).embedding),
+        0 if found == 0 => Err("no face found: use a clear, front-facing photo of the person".into()),
+        0 => {
+            let largest = refused.iter().max_by(|a, b| size(a).total_cmp(&size(b))).expect("a face was found");
+            let reason = o.gate.refusal(&largest.quality).expect("refused");
+            Err(format!("{found} face(s) found but none is usable: {reason}; use a clear, sharp, front-facing photo"))
+        }
+        _ if o.pick_largest => Ok(usable.into_iter().max_by(|a, b| size(a).total_cmp(&size(b))).expect("several").embedding),
+        n => Err(format!("{n} faces found: enrol from a photo that shows only this person, or pass --pick largest")),
     }
 }

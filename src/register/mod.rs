@@ -10,8 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
+use crate::calibrate::ImpostorTail;
 use crate::embed::Embedding;
 use crate::error::{Error, Result};
+use crate::policy::{ThresholdSource, Thresholds};
 pub use store::{KeySource, RegisterKey};
 
 /// The purpose refused when enrolment names none.
@@ -20,6 +22,10 @@ pub const DEFAULT_PURPOSE: &str = "promotion";
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Register {
     pub people: Vec<Person>,
+    /// The impostor tail `blurgate calibrate --register` fitted on the organisation's photos
+    /// (three numbers, no face data); without it the shipped one is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calibration: Option<ImpostorTail>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,16 +104,26 @@ impl Register {
         gone.into_iter().map(|p| p.id).collect()
     }
 
-    /// The most similar unexpired person (best over their embeddings).
+    /// The most similar unexpired person, each compared through the mean of their embeddings
+    /// (one template per person: the mean of three photos separated the hard genuine pairs
+    /// better than the best of them, and one comparison per person keeps
+    /// [`Register::thresholds`] exact).
     pub fn best_match(&self, face: &Embedding, today: Date) -> Option<Match<'_>> {
         self.people
             .iter()
             .filter(|p| !p.is_expired(today))
-            .filter_map(|p| {
-                let best = p.embeddings.iter().map(|e| e.similarity(face)).fold(f32::NEG_INFINITY, f32::max);
-                best.is_finite().then_some(Match { person: p, similarity: best })
-            })
+            .filter_map(|p| Some(Match { person: p, similarity: Embedding::mean(&p.embeddings)?.similarity(face) }))
             .max_by(|a, b| a.similarity.total_cmp(&b.similarity))
+    }
+
+    /// The band edges for this register on `today`: for its unexpired people, from its own
+    /// calibration or the shipped tail, at per-face false-redaction rate `target`.
+    pub fn thresholds(&self, today: Date, target: f64) -> Thresholds {
+        let people = self.people.iter().filter(|p| !p.is_expired(today)).count();
+        match &self.calibration {
+            Some(tail) => Thresholds::for_people(tail, people, target, ThresholdSource::Calibration),
+            None => Thresholds::for_people(&ImpostorTail::SHIPPED, people, target, ThresholdSource::Model),
+        }
     }
 }
 

@@ -9,7 +9,7 @@ pub mod audit;
 
 use crate::detect::{Detection, DetectionSettings};
 use crate::error::{Error, Result};
-use crate::policy::{Decision, FaceDecision};
+use crate::policy::{Decision, FaceDecision, Thresholds};
 
 pub const REPORT_VERSION: u32 = 1;
 
@@ -21,6 +21,9 @@ pub struct Report {
     pub detection: Option<DetectionSettings>,
     pub files: Vec<FileReport>,
     pub summary: Summary,
+    /// With a register: the band edges in force and why (source, people, target rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<Thresholds>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +152,9 @@ pub struct Summary {
     pub review: usize,
     pub faces: usize,
     pub faces_redacted: usize,
+    /// Faces whose register match was uncertain (redacted, or held with --hold-uncertain).
+    #[serde(default)]
+    pub faces_uncertain: usize,
     /// Files in the input folders that are not media and were left out.
     pub ignored: usize,
     pub seconds: f64,
@@ -166,11 +172,12 @@ impl Report {
             held: count(FileStatus::Held),
             review: files.iter().filter(|f| f.review).count(),
             faces: faces.clone().count(),
-            faces_redacted: faces.filter(|f| f.action == Action::Redacted).count(),
+            faces_redacted: faces.clone().filter(|f| f.action == Action::Redacted).count(),
+            faces_uncertain: faces.filter(|f| f.decision == Some(Decision::Uncertain)).count(),
             ignored,
             seconds: (seconds * 1000.0).round() / 1000.0,
         };
-        Report { version: REPORT_VERSION, detection: None, files, summary }
+        Report { version: REPORT_VERSION, detection: None, files, summary, thresholds: None }
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
@@ -194,6 +201,10 @@ impl Report {
             s.seconds,
             rate
         );
+        if self.thresholds.is_some() {
+            let n = s.faces_uncertain;
+            line.push_str(&format!("; {n} face{} uncertain", if n == 1 { "" } else { "s" }));
+        }
         if s.held > 0 || s.review > 0 {
             line.push_str(&format!("; {} to review ({} held back)", s.review, s.held));
         }
