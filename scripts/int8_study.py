@@ -27,6 +27,12 @@ Findings (AMD EPYC, 2 cores, AVX-512 VNNI, no AMX; ORT 1.31.1; other load on the
   Conv layers: keeping the first 10 in fp32 (--exclude first10) brings single-pass recall to
   within 0.005 at thr 0.05 / 0.15 (hard -0.009 at thr 0.3) at ~1.5-1.7x the fp32 speed, and
   the full pipeline (scripts/eval_detection.sh, balanced) within +0.002 of fp32.
+  1 thread, median ms, fp32 / int8 first10 / int8 all: 1024x704 119 / 76 / 56,
+  2048x1408 516 / 309 / 222.
+  eval_detection.sh recall e/m/h, FP/photo (int8 = first10 in a copy of models/ whose
+  manifest names its sha256, blurgate --models DIR):
+    balanced fp32 0.958/0.953/0.870 32.8   int8 0.958/0.955/0.872 31.9
+    fast     fp32 0.940/0.919/0.673 11.9   int8 0.935/0.917/0.663 12.3 (hard -0.010)
 """
 import argparse
 import glob
