@@ -645,20 +645,20 @@ fn merge(dets: Vec<Detection>) -> Vec<Detection> {
 }
 
 /// Tile rectangles covering a `w`×`h` image with at least `overlap` pixels shared between
-/// neighbours.
+/// neighbours: as few tiles of at most `size` as that takes, each no larger than it must be
+/// (the network's time grows with the pixels it reads, overlap included).
 pub fn tiles(w: u32, h: u32, t: Tiling) -> Vec<(u32, u32, u32, u32)> {
-    let starts = |len: u32| -> Vec<u32> {
+    let spans = |len: u32| -> Vec<(u32, u32)> {
         if len <= t.size {
-            return vec![0];
+            return vec![(0, len)];
         }
         let n = (len - t.overlap).div_ceil(t.size - t.overlap);
-        let span = (len - t.size) as f64;
-        (0..n).map(|i| (span * i as f64 / (n - 1) as f64).round() as u32).collect()
+        let side = (len + (n - 1) * t.overlap).div_ceil(n);
+        let room = (len - side) as f64;
+        (0..n).map(|i| ((room * i as f64 / (n - 1) as f64).round() as u32, side)).collect()
     };
-    let (xs, ys) = (starts(w), starts(h));
-    ys.iter()
-        .flat_map(|&y| xs.iter().map(move |&x| (x, y, t.size.min(w - x), t.size.min(h - y))))
-        .collect()
+    let (xs, ys) = (spans(w), spans(h));
+    ys.iter().flat_map(|&(y, th)| xs.iter().map(move |&(x, tw)| (x, y, tw, th))).collect()
 }
 
 /// RGB region → 1×3×H×W float tensor (0..255), zero-padded to multiples of 32.
@@ -693,10 +693,16 @@ mod tests {
         for x in 0..4000 {
             assert!(rects.iter().any(|r| r.0 <= x && x < r.0 + r.2));
         }
-        let mut xs: Vec<u32> = rects.iter().map(|r| r.0).collect();
+        for y in 0..3000 {
+            assert!(rects.iter().any(|r| r.1 <= y && y < r.1 + r.3));
+        }
+        assert!(rects.iter().all(|r| r.2 <= 1024 && r.3 <= 1024 && r.0 + r.2 <= 4000 && r.1 + r.3 <= 3000));
+        // No larger than needed: 5 tiles of 928 cover 4000 with 160 shared, 4 of 870 cover 3000.
+        assert_eq!((rects[0].2, rects[0].3), (928, 870));
+        let mut xs: Vec<(u32, u32)> = rects.iter().map(|r| (r.0, r.2)).collect();
         xs.dedup();
         for pair in xs.windows(2) {
-            assert!(pair[0] + 1024 - pair[1] >= 160, "overlap too small: {pair:?}");
+            assert!(pair[0].0 + pair[0].1 - pair[1].0 >= 160, "overlap too small: {pair:?}");
         }
         assert_eq!(tiles(800, 600, t), vec![(0, 0, 800, 600)]);
     }
