@@ -2,7 +2,7 @@
 //! `blurgate redact` pipeline on the same photos (pipeline efficiency = pipeline rate /
 //! inference-only rate; see scripts/bench.sh).
 //!
-//!   cargo run --release --example inference_rate -- [--rounds N] [--workers N] [--stages] PHOTO_OR_DIR...
+//!   cargo run --release --example inference_rate -- [--rounds N] [--workers N] [--precision fp32|int8] [--stages] PHOTO_OR_DIR...
 //!
 //! Each photo is decoded as the pipeline does and run once through the detector at default
 //! settings to record the network input shapes the pipeline really runs for it (the scaled
@@ -13,6 +13,9 @@
 //!
 //! `--workers N` overrides the worker count (as `blurgate redact --jobs N` does), for
 //! comparing thread budgets.
+//!
+//! `--precision` picks the model as `blurgate redact --precision` does (default: the default
+//! preset's, int8).
 //!
 //! `--stages` adds a single-worker breakdown per photo size class, in milliseconds per photo,
 //! of the stages as `blurgate redact` runs them at default settings: decode (for a JPEG that is
@@ -25,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use blurgate::detect::{infer_only, Detector, DetectorOptions};
+use blurgate::detect::{infer_only, Detector, DetectorOptions, Precision};
 use blurgate::media_in::{decode, jpeg_preview, DecodeLimits};
 use blurgate::media_out::{encode, rewrite_jpeg, EncodeOptions};
 use blurgate::models::ModelDir;
@@ -47,15 +50,23 @@ fn main() -> Result<()> {
     let mut rounds = 3usize;
     let mut stages = false;
     let mut jobs: Option<usize> = None;
+    let mut options = DetectorOptions::default();
     let mut paths = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rounds" => rounds = args.next().context("--rounds needs a number")?.parse()?,
             "--stages" => stages = true,
+            "--precision" => {
+                options = options.with_precision(match args.next().as_deref() {
+                    Some("fp32") => Precision::Fp32,
+                    Some("int8") => Precision::Int8,
+                    _ => bail!("--precision needs fp32 or int8"),
+                })
+            }
             "--workers" => jobs = Some(args.next().context("--workers needs a number")?.parse()?),
             "-h" | "--help" => {
-                println!("usage: inference_rate [--rounds N] [--workers N] [--stages] PHOTO_OR_DIR...");
+                println!("usage: inference_rate [--rounds N] [--workers N] [--precision fp32|int8] [--stages] PHOTO_OR_DIR...");
                 return Ok(());
             }
             _ => paths.push(PathBuf::from(a)),
@@ -63,7 +74,7 @@ fn main() -> Result<()> {
     }
     let files = collect(&paths)?;
     if files.is_empty() {
-        bail!("no photos given (usage: inference_rate [--rounds N] [--workers N] [--stages] PHOTO_OR_DIR...)");
+        bail!("no photos given (usage: inference_rate [--rounds N] [--workers N] [--precision fp32|int8] [--stages] PHOTO_OR_DIR...)");
     }
 
     // The pipeline's allocator setting and thread budget (pipeline::workers and Engine::new).
@@ -74,12 +85,10 @@ fn main() -> Result<()> {
 
     let dir = ModelDir::locate(None)?;
     let env = dir.init_runtime()?;
-    let model = dir.model("centerface")?;
-    let detector = Detector::try_new(
-        env,
-        &model.path,
-        DetectorOptions { sessions: workers, threads_per_session: threads, ..Default::default() },
-    )?;
+    let model = dir.model(options.precision().model_name())?;
+    println!("inference_rate: model {} ({})", model.name, model.path.display());
+    let detector =
+        Detector::try_new(env, &model.path, DetectorOptions { sessions: workers, threads_per_session: threads, ..options.clone() })?;
 
     let mut inputs = Vec::with_capacity(files.len());
     for path in files {
@@ -124,19 +133,19 @@ fn main() -> Result<()> {
     println!("inference-only rate: median {:.3} images/s (best {:.3})", rates[rates.len() / 2], rates[rates.len() - 1]);
 
     if stages {
-        stage_breakdown(env, &model.path, threads, &inputs)?;
+        stage_breakdown(env, &model.path, DetectorOptions { threads_per_session: threads, ..options }, &inputs)?;
     }
     Ok(())
 }
 
 /// Milliseconds per photo in each stage on one worker, by size class.
-fn stage_breakdown(env: &ort::environment::Environment, model: &Path, threads: usize, inputs: &[Input]) -> Result<()> {
-    let detector = Detector::try_new(env, model, DetectorOptions { threads_per_session: threads, ..Default::default() })?;
+fn stage_breakdown(env: &ort::environment::Environment, model: &Path, options: DetectorOptions, inputs: &[Input]) -> Result<()> {
+    let detector = Detector::try_new(env, model, options)?;
     let mut classes: Vec<(&str, Vec<&Input>)> = vec![("up to 8 MP", Vec::new()), ("over 8 MP", Vec::new())];
     for i in inputs {
         classes[usize::from(i.width as u64 * i.height as u64 > 8_000_000)].1.push(i);
     }
-    println!("stages on one worker ({threads} intra-op threads), ms per photo:");
+    println!("stages on one worker ({} intra-op threads), ms per photo:", detector.options().threads_per_session);
     println!(
         "  {:<11} {:>6} {:>10} {:>8} {:>8} {:>10} {:>15} {:>8}",
         "class", "photos", "rewritten", "decode", "detect", "(infer)", "redact+encode", "total"

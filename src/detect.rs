@@ -122,6 +122,41 @@ impl Speed {
             Speed::Balanced | Speed::Thorough => FUSED_THRESHOLD,
         }
     }
+
+    /// The model precision at this preset (`--precision` overrides it): int8 only where the
+    /// fused passes make up its single-pass losses (see [`Precision::Int8`]).
+    pub fn default_precision(self) -> Precision {
+        match self {
+            Speed::Fast => Precision::Fp32,
+            Speed::Balanced | Speed::Thorough => Precision::Int8,
+        }
+    }
+}
+
+/// Which CenterFace the detector runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// The original model.
+    Fp32,
+    /// Quantised (uint8 activations, int8 weights, the first 10 Conv layers in fp32): ~1.6x
+    /// faster; on the WIDER dev set as good as fp32 at `balanced`, 0.010 less hard recall at
+    /// `fast`.
+    Int8,
+}
+
+impl Precision {
+    /// The model's name in the models manifest.
+    pub fn model_name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "centerface",
+            Precision::Int8 => "centerface_int8",
+        }
+    }
+}
+
+fn fp32() -> Precision {
+    Precision::Fp32
 }
 
 /// Native-resolution tiles for photos larger than `max_side`.
@@ -144,6 +179,8 @@ pub struct DetectorOptions {
     pub speed: Speed,
     /// Minimum fused score for a face; `None`: the preset's.
     pub threshold: Option<f32>,
+    /// Which model to load; `None`: the preset's.
+    pub precision: Option<Precision>,
     /// The whole-photo pass scales the photo down so its long side is at most this.
     pub max_side: u32,
     /// `None` disables the native-resolution pass over photos larger than `max_side` (and the
@@ -161,6 +198,7 @@ impl Default for DetectorOptions {
         DetectorOptions {
             speed: Speed::default(),
             threshold: None,
+            precision: None,
             max_side: 1280,
             tiling: Some(Tiling::default()),
             sessions: 1,
@@ -176,6 +214,9 @@ pub struct DetectionSettings {
     pub speed: Speed,
     /// The score a face needed.
     pub threshold: f32,
+    /// Absent in reports of older versions, which all ran fp32.
+    #[serde(default = "fp32")]
+    pub precision: Precision,
     pub max_side: u32,
     /// Whether photos larger than `max_side` were also read in native-resolution tiles.
     pub tiles: bool,
@@ -186,6 +227,7 @@ impl DetectorOptions {
         DetectionSettings {
             speed: self.speed,
             threshold: self.threshold(),
+            precision: self.precision(),
             max_side: self.max_side,
             tiles: self.tiling.is_some(),
         }
@@ -201,9 +243,19 @@ impl DetectorOptions {
         self
     }
 
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = Some(precision);
+        self
+    }
+
     /// The threshold in force.
     pub fn threshold(&self) -> f32 {
         self.threshold.unwrap_or(self.speed.default_threshold())
+    }
+
+    /// The precision in force.
+    pub fn precision(&self) -> Precision {
+        self.precision.unwrap_or(self.speed.default_precision())
     }
 }
 
@@ -821,5 +873,15 @@ mod tests {
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].score, 0.9);
         assert_eq!(out[0].bbox, FaceBox { x1: 0.0, y1: 0.0, x2: 100.0, y2: 100.0 });
+    }
+
+    #[test]
+    fn int8_by_default_except_at_fast() {
+        let precision = |speed| DetectorOptions::default().with_speed(speed).precision();
+        assert_eq!(precision(Speed::Fast), Precision::Fp32);
+        assert_eq!(precision(Speed::Balanced), Precision::Int8);
+        assert_eq!(precision(Speed::Thorough), Precision::Int8);
+        let forced = DetectorOptions::default().with_speed(Speed::Fast).with_precision(Precision::Int8);
+        assert_eq!((forced.precision(), forced.settings().precision), (Precision::Int8, Precision::Int8));
     }
 }

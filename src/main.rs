@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use blurgate::calibrate::{ImpostorTail, PairSet, MIN_TAIL_PAIRS};
-use blurgate::detect::{DetectorOptions, Speed, Tiling};
+use blurgate::detect::{DetectorOptions, Precision, Speed, Tiling};
 use blurgate::media_in::DecodeLimits;
 use blurgate::media_out::{EncodeOptions, MetadataPolicy};
 use blurgate::models::{sha256_file, Device, ModelDir};
@@ -307,6 +307,13 @@ struct DetectionArgs {
     #[arg(long, value_name = "SCORE")]
     threshold: Option<f32>,
 
+    /// Detection model: int8 (default for balanced and thorough) is about 1.6x faster than
+    /// fp32 and, measured on the WIDER FACE dev set, finds as many faces at balanced (recall
+    /// within 0.005 of fp32); fast (a single look) loses 0.010 of hard-face recall with it, so
+    /// fast defaults to fp32. The report records the precision.
+    #[arg(long, value_enum, value_name = "PRECISION")]
+    precision: Option<PrecisionArg>,
+
     /// Long side, in pixels, the whole photo is scaled to for the first detection pass.
     #[arg(long, default_value_t = 1280, value_name = "PIXELS")]
     max_side: u32,
@@ -339,6 +346,10 @@ impl DetectionArgs {
                 SpeedArg::Thorough => Speed::Thorough,
             },
             threshold: self.threshold,
+            precision: self.precision.map(|p| match p {
+                PrecisionArg::Fp32 => Precision::Fp32,
+                PrecisionArg::Int8 => Precision::Int8,
+            }),
             max_side: self.max_side,
             tiling: match self.tiles {
                 TilesArg::Never => None,
@@ -479,6 +490,12 @@ enum SpeedArg {
     Fast,
     Balanced,
     Thorough,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PrecisionArg {
+    Fp32,
+    Int8,
 }
 
 #[derive(Clone, Copy, ValueEnum)]

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use blurgate::detect::{FaceBox, Speed};
+use blurgate::detect::{FaceBox, Precision, Speed};
 use blurgate::report::{Action, FileStatus, Report};
 use common::*;
 use image::{imageops, RgbImage};
@@ -105,6 +105,24 @@ fn assert_speaker_and_audience_redacted(canvas: &RgbImage, copies: &[(f32, Vec<F
     }
     let speaker_face = report.files[0].faces.iter().any(|f| f.bbox[3] - f.bbox[1] > 800.0);
     assert!(speaker_face, "{name}: the close-up is found too");
+}
+
+#[test]
+fn int8_model_finds_the_faces_fp32_finds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let photo = fixture("photos/t1.jpg");
+    let int8 = redact(&photo, tmp.path(), "int8", &[]);
+    let fp32 = redact(&photo, tmp.path(), "fp32", &["--precision", "fp32"]);
+    assert_eq!(int8.detection.as_ref().unwrap().precision, Precision::Int8, "int8 is the default at balanced");
+    assert_eq!(fp32.detection.as_ref().unwrap().precision, Precision::Fp32);
+    let boxes = |r: &Report| -> Vec<FaceBox> { r.files[0].faces.iter().map(|f| face_box(f.bbox)).collect() };
+    let (int8, fp32) = (boxes(&int8), boxes(&fp32));
+    assert_eq!((int8.len(), fp32.len()), (6, 6), "t1.jpg shows six people");
+    for (i, a) in fp32.iter().enumerate() {
+        let (j, iou) = int8.iter().map(|b| a.iou(b)).enumerate().max_by(|x, y| x.1.total_cmp(&y.1)).unwrap();
+        assert!(iou >= 0.8, "fp32 face {i} {a:?}: best int8 match {j} {:?} has IoU {iou:.3}", int8[j]);
+        assert!(fp32.iter().all(|c| c.iou(&int8[j]) <= iou), "int8 face {j} fits another fp32 face better");
+    }
 }
 
 #[test]

@@ -655,25 +655,28 @@ fn missing_models_say_how_to_fix_it() {
 
 #[test]
 fn a_damaged_model_is_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let models = tmp.path().join("models");
-    std::fs::create_dir(&models).unwrap();
-    for entry in std::fs::read_dir(models_dir()).unwrap() {
-        let p = entry.unwrap().path();
-        std::os::unix::fs::symlink(&p, models.join(p.file_name().unwrap())).unwrap();
+    for (file, args) in [("centerface_int8.onnx", &[][..]), ("centerface.onnx", &["--precision", "fp32"][..])] {
+        let tmp = tempfile::tempdir().unwrap();
+        let models = tmp.path().join("models");
+        std::fs::create_dir(&models).unwrap();
+        for entry in std::fs::read_dir(models_dir()).unwrap() {
+            let p = entry.unwrap().path();
+            std::os::unix::fs::symlink(&p, models.join(p.file_name().unwrap())).unwrap();
+        }
+        std::fs::remove_file(models.join(file)).unwrap();
+        let mut bytes = std::fs::read(models_dir().join(file)).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(models.join(file), bytes).unwrap();
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_blurgate"))
+            .args(["redact", s(&fixture("photos/obama.jpg")), "--out", s(&tmp.path().join("o")), "--models", s(&models)])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{file}");
+        assert!(stderr(&o).contains("sha256"), "{file}: {}", stderr(&o));
+        assert!(!tmp.path().join("o").exists());
     }
-    std::fs::remove_file(models.join("centerface.onnx")).unwrap();
-    let mut bytes = std::fs::read(models_dir().join("centerface.onnx")).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    std::fs::write(models.join("centerface.onnx"), bytes).unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_blurgate"))
-        .args(["redact", s(&fixture("photos/obama.jpg")), "--out", s(&tmp.path().join("o")), "--models", s(&models)])
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("sha256"), "{}", stderr(&o));
-    assert!(!tmp.path().join("o").exists());
 }
 
 #[test]

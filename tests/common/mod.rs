@@ -59,7 +59,9 @@ pub fn models() -> &'static Models {
     MODELS.get_or_init(|| {
         let dir = ModelDir::open(&models_dir()).expect("models set up");
         let env = dir.init_runtime().expect("ONNX Runtime loads");
-        let detector = Detector::try_new(env, &dir.model("centerface").unwrap().path, DetectorOptions::default()).unwrap();
+        let options = DetectorOptions::default();
+        let model = dir.model(options.precision().model_name()).unwrap();
+        let detector = Detector::try_new(env, &model.path, options).unwrap();
         let embedder = Embedder::try_new(env, &dir.model("sface").unwrap().path, EmbedderOptions::default()).unwrap();
         Models { detector, embedder }
     })
