@@ -85,7 +85,7 @@ fn main() -> Result<()> {
 
     let dir = ModelDir::locate(None)?;
     let env = dir.init_runtime()?;
-    let model = dir.model(options.precision().model_name())?;
+    let model = dir.model(options.precision.model_name())?;
     println!("inference_rate: model {} ({})", model.name, model.path.display());
     let detector =
         Detector::try_new(env, &model.path, DetectorOptions { sessions: workers, threads_per_session: threads, ..options.clone() })?;

@@ -655,7 +655,7 @@ fn missing_models_say_how_to_fix_it() {
 
 #[test]
 fn a_damaged_model_is_refused() {
-    for (file, args) in [("centerface_int8.onnx", &[][..]), ("centerface.onnx", &["--precision", "fp32"][..])] {
+    for (file, args) in [("centerface.onnx", &[][..]), ("centerface_int8.onnx", &["--precision", "int8"][..])] {
         let tmp = tempfile::tempdir().unwrap();
         let models = tmp.path().join("models");
         std::fs::create_dir(&models).unwrap();

@@ -56,7 +56,7 @@ impl Engine {
         let threads = (cores / workers.max(1)).max(1);
         let env = models.init_runtime()?;
         let mut model_hashes = BTreeMap::new();
-        let centerface = models.model(detector.precision().model_name())?;
+        let centerface = models.model(detector.precision.model_name())?;
         model_hashes.insert(centerface.name.clone(), centerface.sha256.clone());
         let detector = Detector::try_new(
             env,
