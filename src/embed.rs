@@ -160,6 +160,11 @@ impl Default for EmbedderOptions {
     }
 }
 
+/// Faces embedded in one inference. ONNX Runtime keeps its memory arena at the largest batch
+/// it has run: a crowd photo's faces in one batch (scripts/eval_matching.sh: a few hundred with
+/// their mirror images, on two sessions) took the process past 24 GB.
+pub const EMBED_BATCH: usize = 16;
+
 pub struct Embedder {
     sessions: SessionPool,
 }
@@ -173,8 +178,16 @@ impl Embedder {
         Ok(Embedder { sessions })
     }
 
-    /// Embeddings of aligned 112×112 faces, one batch.
+    /// Embeddings of aligned 112×112 faces, in batches of at most [`EMBED_BATCH`].
     pub fn embed_aligned(&self, faces: &[RgbImage]) -> Result<Vec<Embedding>> {
+        let mut out = Vec::with_capacity(faces.len());
+        for batch in faces.chunks(EMBED_BATCH) {
+            out.extend(self.embed_batch(batch)?);
+        }
+        Ok(out)
+    }
+
+    fn embed_batch(&self, faces: &[RgbImage]) -> Result<Vec<Embedding>> {
         if faces.is_empty() {
             return Ok(Vec::new());
         }
