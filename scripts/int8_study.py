@@ -45,6 +45,9 @@ import time
 
 import cv2
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from eval_detection import iou_matrix  # noqa: E402 (the scripts folder is not a package)
 import onnx
 import onnxruntime as ort
 
@@ -207,14 +210,6 @@ def decode(outs, thr, w, h):
     s = heat[r, c]
     k = nms(boxes, s)
     return boxes[k], s[k]
-
-
-def iou_matrix(gt, det):
-    ix = np.maximum(0, np.minimum(gt[:, None, 2], det[None, :, 2]) - np.maximum(gt[:, None, 0], det[None, :, 0]) + 1)
-    iy = np.maximum(0, np.minimum(gt[:, None, 3], det[None, :, 3]) - np.maximum(gt[:, None, 1], det[None, :, 1]) + 1)
-    inter = ix * iy
-    area = lambda b: (b[:, 2] - b[:, 0] + 1) * (b[:, 3] - b[:, 1] + 1)
-    return inter / (area(gt)[:, None] + area(det)[None, :] - inter)
 
 
 def recall(args):
