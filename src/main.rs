@@ -325,7 +325,8 @@ struct DetectionArgs {
     #[arg(long, value_enum, default_value_t = TilesArg::Auto, value_name = "WHEN")]
     tiles: TilesArg,
 
-    /// Tile side for the second pass (multiple of 32).
+    /// Largest tile side, in network input pixels, for the native-resolution and zoomed passes
+    /// (multiple of 32).
     #[arg(long, default_value_t = Tiling::default().size, value_name = "PIXELS")]
     tile_size: u32,
 

@@ -167,8 +167,10 @@ fn replacement(img: &RgbImage, face: &FaceBox, mask: &Mask, options: &RedactOpti
 /// [`redact`] for a photo of `size` of which only `patch` (at `origin`) is held at full
 /// resolution, next to `preview`, the whole photo at a reduced size. The replacement is
 /// computed on the preview and scaled up into the patch, which must hold every face's mask:
-/// a blur or pixel blocks are far coarser than the preview's pixels (the detector's first pass
-/// finds no face smaller than about 10 of them), so the result is what [`redact`] gives. The
+/// a blur or pixel blocks are far coarser than the preview's pixels for faces of 10 of them and
+/// more, so the result is what [`redact`] gives; a smaller face (the native and zoomed passes
+/// find them) is replaced by the preview's coarser pixels, a stronger redaction, never a weaker
+/// one. The
 /// preview is redacted too, so overlapping faces compose as they do there.
 pub fn redact_from_preview(
     patch: &mut RgbImage,

@@ -353,9 +353,9 @@ enum Source<'a> {
     Jpeg(JpegPreview<'a>),
 }
 
-/// JPEGs that can be rewritten block by block are decoded at the detector's size (and in full
-/// only when recognition or the tiled pass needs it); a run that sets a JPEG quality decodes
-/// every file in full.
+/// JPEGs that can be rewritten block by block are read as a preview at the detector's size
+/// (decoded in full too, in `find_faces`, when they are larger than that); a run that sets a
+/// JPEG quality decodes every file in full.
 fn open<'a>(bytes: &'a [u8], job: &RedactJob, report: &mut FileReport) -> Result<Source<'a>, String> {
     if job.encode.jpeg_quality.is_none() {
         if let Some(p) = media_in::jpeg_preview(bytes, job.limits, job.detector.max_side) {
