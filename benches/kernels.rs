@@ -52,10 +52,17 @@ fn photo() -> RgbImage {
 
 /// Six faces spread over the photo, 60 to 220 px high.
 fn faces() -> Vec<FaceBox> {
-    [(100.0, 120.0, 60.0), (300.0, 200.0, 90.0), (520.0, 150.0, 120.0), (760.0, 260.0, 150.0), (980.0, 90.0, 180.0), (600.0, 560.0, 220.0)]
-        .iter()
-        .map(|&(x, y, h): &(f32, f32, f32)| FaceBox { x1: x, y1: y, x2: x + h * 0.78, y2: y + h })
-        .collect()
+    [
+        (100.0, 120.0, 60.0),
+        (300.0, 200.0, 90.0),
+        (520.0, 150.0, 120.0),
+        (760.0, 260.0, 150.0),
+        (980.0, 90.0, 180.0),
+        (600.0, 560.0, 220.0),
+    ]
+    .iter()
+    .map(|&(x, y, h): &(f32, f32, f32)| FaceBox { x1: x, y1: y, x2: x + h * 0.78, y2: y + h })
+    .collect()
 }
 
 /// CenterFace output maps for a 1280×888 input: a low background, a 3×3 to 5×5 blob of hot
@@ -132,17 +139,26 @@ fn benches(c: &mut Criterion) {
     c.bench_function("align 112x112", |b| b.iter(|| align(black_box(&img), black_box(&lm))));
 
     let k = 3.2f32;
-    let big = image::imageops::resize(&img, (W as f32 * k) as u32, (H as f32 * k) as u32, image::imageops::FilterType::Triangle);
+    let big = image::imageops::resize(
+        &img,
+        (W as f32 * k) as u32,
+        (H as f32 * k) as u32,
+        image::imageops::FilterType::Triangle,
+    );
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90).encode_image(&big).unwrap();
-    let big_boxes: Vec<FaceBox> = boxes.iter().map(|f| FaceBox { x1: f.x1 * k, y1: f.y1 * k, x2: f.x2 * k, y2: f.y2 * k }).collect();
+    let big_boxes: Vec<FaceBox> =
+        boxes.iter().map(|f| FaceBox { x1: f.x1 * k, y1: f.y1 * k, x2: f.x2 * k, y2: f.y2 * k }).collect();
     let limits = DecodeLimits::default();
     c.bench_function("jpeg_preview 12MP", |b| b.iter(|| media_in::jpeg_preview(black_box(&jpeg), limits, 1280)));
     // The rewrite consumes the preview (its coefficients): a fresh one per iteration, not timed.
     c.bench_function("jpeg_rewrite 12MP 6 faces", |b| {
         b.iter_batched(
             || media_in::jpeg_preview(&jpeg, limits, 1280).expect("a plain JPEG gets a preview"),
-            |preview| media_out::rewrite_jpeg(black_box(&jpeg), preview, &big_boxes, &options, &EncodeOptions::default()).unwrap(),
+            |preview| {
+                media_out::rewrite_jpeg(black_box(&jpeg), preview, &big_boxes, &options, &EncodeOptions::default())
+                    .unwrap()
+            },
             BatchSize::PerIteration,
         )
     });

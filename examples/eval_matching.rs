@@ -18,19 +18,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use blurgate::calibrate::ImpostorTail;
 use blurgate::detect::{DetectorOptions, FaceBox, Landmarks};
 use blurgate::embed::{align, Embedding};
-use blurgate::quality::FaceQuality;
-use image::{imageops, RgbImage};
-use serde::{Deserialize, Serialize};
 use blurgate::media_in::{self, DecodeLimits};
 use blurgate::models::ModelDir;
 use blurgate::pipeline::Engine;
-use blurgate::calibrate::ImpostorTail;
 use blurgate::policy::{self, Decision, Policy, ThresholdSource, Thresholds, DEFAULT_TARGET_FAR};
+use blurgate::quality::FaceQuality;
 use blurgate::quality::QualityGate;
 use blurgate::register::{Person, Register, DEFAULT_PURPOSE};
+use image::{imageops, RgbImage};
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 
 /// One face as the pipeline sees it: the detection, its quality, and the embeddings of the
 /// aligned face and of its mirror image (kept apart so that variants can be compared).
@@ -81,7 +81,8 @@ fn identity_groups(shared: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
     let deepface = ids.join("deepface_pairs");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(deepface.join("identities_checked.json"))?)?;
     for (n, component) in json["components"].as_array().context("components")?.iter().enumerate() {
-        let files = component.as_array().context("component")?.iter().map(|f| deepface.join(f.as_str().unwrap_or_default()));
+        let files =
+            component.as_array().context("component")?.iter().map(|f| deepface.join(f.as_str().unwrap_or_default()));
         groups.push((format!("deepface-{n}"), files.collect()));
     }
     let knn = ids.join("face_recognition_knn/knn_train");
@@ -103,7 +104,8 @@ fn identity_groups(shared: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
 
 fn faces_of(engine: &Engine, path: &Path, photo_index: usize) -> Result<Vec<Face>> {
     let bytes = std::fs::read(path)?;
-    let photo = media_in::decode(&bytes, DecodeLimits::default()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let photo =
+        media_in::decode(&bytes, DecodeLimits::default()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let found = engine.detector().detect(&photo.rgb)?;
     let aligned: Vec<RgbImage> = found.iter().map(|d| align(&photo.rgb, &d.landmarks)).collect();
     let mut batch = aligned.clone();
@@ -126,7 +128,10 @@ fn faces_of(engine: &Engine, path: &Path, photo_index: usize) -> Result<Vec<Face
 
 /// The photo's largest confident face, as `calibrate` takes it.
 fn largest(faces: Vec<Face>) -> Option<Face> {
-    faces.into_iter().filter(|f| f.detection.score >= 0.5).max_by(|a, b| a.detection.bbox.area().total_cmp(&b.detection.bbox.area()))
+    faces
+        .into_iter()
+        .filter(|f| f.detection.score >= 0.5)
+        .max_by(|a, b| a.detection.bbox.area().total_cmp(&b.detection.bbox.area()))
 }
 
 fn measure(shared: &Path) -> Result<Measured> {
@@ -202,7 +207,13 @@ fn today() -> time::Date {
 
 /// Redacted?, the person named, uncertain? — as `blurgate redact` decides.
 fn redacted(register: &Register, face: &Face, t: &Thresholds, v: Variant) -> (bool, Option<String>, bool) {
-    let d = policy::decide(Policy::OptOuts, DEFAULT_PURPOSE, t, register.best_match(&v.embedding(face), today()), &face.quality);
+    let d = policy::decide(
+        Policy::OptOuts,
+        DEFAULT_PURPOSE,
+        t,
+        register.best_match(&v.embedding(face), today()),
+        &face.quality,
+    );
     (d.decision != Decision::Unknown, d.person, d.decision == Decision::Uncertain)
 }
 
@@ -233,7 +244,11 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let usage = "usage: eval_matching SHARED_DIR [--cache FILE] [--compare]";
     let shared = PathBuf::from(args.first().context(usage)?);
-    let cache = args.iter().position(|a| a == "--cache").map(|i| args.get(i + 1).map(PathBuf::from).context(usage)).transpose()?;
+    let cache = args
+        .iter()
+        .position(|a| a == "--cache")
+        .map(|i| args.get(i + 1).map(PathBuf::from).context(usage))
+        .transpose()?;
     let measured = match cache.as_deref().filter(|c| c.is_file()) {
         Some(c) => serde_json::from_slice(&std::fs::read(c)?)?,
         None => {
@@ -274,10 +289,22 @@ fn main() -> Result<()> {
     if args.iter().any(|a| a == "--compare") {
         let before = Variant { fixed: Some((0.40, 0.27)), ..Variant::SHIPPED };
         table("before: fixed thresholds 0.40 / 0.27, best photo", Variant { best_shot: true, ..before }, &sizes);
-        table("register-size thresholds, best photo instead of the mean", Variant { best_shot: true, ..Variant::SHIPPED }, &[20, 100]);
-        table("register-size thresholds, mean template, flip-averaged embeddings", Variant { flip: true, ..Variant::SHIPPED }, &[20, 100]);
+        table(
+            "register-size thresholds, best photo instead of the mean",
+            Variant { best_shot: true, ..Variant::SHIPPED },
+            &[20, 100],
+        );
+        table(
+            "register-size thresholds, mean template, flip-averaged embeddings",
+            Variant { flip: true, ..Variant::SHIPPED },
+            &[20, 100],
+        );
     }
-    table(&format!("blurgate's defaults (target {}% strangers redacted)", DEFAULT_TARGET_FAR * 100.0), Variant::SHIPPED, &sizes);
+    table(
+        &format!("blurgate's defaults (target {}% strangers redacted)", DEFAULT_TARGET_FAR * 100.0),
+        Variant::SHIPPED,
+        &sizes,
+    );
     Ok(())
 }
 
@@ -310,7 +337,9 @@ fn evaluate(people: &[&Identity], crowd: &[Face], fillers: &[usize], shots: usiz
             }
         }
         let t = match v.fixed {
-            Some((matched, uncertain)) => Thresholds { matched, uncertain, source: ThresholdSource::Flags, people: k, target_far: None },
+            Some((matched, uncertain)) => {
+                Thresholds { matched, uncertain, source: ThresholdSource::Flags, people: k, target_far: None }
+            }
             // Counted in people, not register entries (best_shot holds one per photo).
             None => Thresholds::for_people(&ImpostorTail::SHIPPED, k, DEFAULT_TARGET_FAR, ThresholdSource::Model),
         };
@@ -343,9 +372,17 @@ fn evaluate(people: &[&Identity], crowd: &[Face], fillers: &[usize], shots: usiz
 }
 
 fn print_row(shots: usize, k: usize, t: &Tally) {
-    let pct = |a: usize, b: usize| if b == 0 { "n/a".to_string() } else { format!("{:.2}% ({a}/{b})", 100.0 * a as f64 / b as f64) };
-    let ratio = |a: usize, b: usize| if b == 0 { "n/a".to_string() } else { format!("{:.3} ({a}/{b})", a as f64 / b as f64) };
-    let (lo, hi) = t.thresholds.iter().fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x.uncertain), hi.max(x.matched)));
+    let pct = |a: usize, b: usize| {
+        if b == 0 {
+            "n/a".to_string()
+        } else {
+            format!("{:.2}% ({a}/{b})", 100.0 * a as f64 / b as f64)
+        }
+    };
+    let ratio =
+        |a: usize, b: usize| if b == 0 { "n/a".to_string() } else { format!("{:.3} ({a}/{b})", a as f64 / b as f64) };
+    let (lo, hi) =
+        t.thresholds.iter().fold((f32::MAX, f32::MIN), |(lo, hi), x| (lo.min(x.uncertain), hi.max(x.matched)));
     println!(
         "| {shots} | {k} | {} | {hi:.3} / {lo:.3} | {} | {} | {} | {} | {} |",
         t.rounds,

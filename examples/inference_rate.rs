@@ -87,8 +87,11 @@ fn main() -> Result<()> {
     let env = dir.init_runtime()?;
     let model = dir.model(options.precision.model_name())?;
     println!("inference_rate: model {} ({})", model.name, model.path.display());
-    let detector =
-        Detector::try_new(env, &model.path, DetectorOptions { sessions: workers, threads_per_session: threads, ..options.clone() })?;
+    let detector = Detector::try_new(
+        env,
+        &model.path,
+        DetectorOptions { sessions: workers, threads_per_session: threads, ..options.clone() },
+    )?;
 
     let mut inputs = Vec::with_capacity(files.len());
     for path in files {
@@ -139,7 +142,12 @@ fn main() -> Result<()> {
 }
 
 /// Milliseconds per photo in each stage on one worker, by size class.
-fn stage_breakdown(env: &ort::environment::Environment, model: &Path, options: DetectorOptions, inputs: &[Input]) -> Result<()> {
+fn stage_breakdown(
+    env: &ort::environment::Environment,
+    model: &Path,
+    options: DetectorOptions,
+    inputs: &[Input],
+) -> Result<()> {
     let detector = Detector::try_new(env, model, options)?;
     let mut classes: Vec<(&str, Vec<&Input>)> = vec![("up to 8 MP", Vec::new()), ("over 8 MP", Vec::new())];
     for i in inputs {
@@ -150,7 +158,8 @@ fn stage_breakdown(env: &ort::environment::Environment, model: &Path, options: D
         "  {:<11} {:>6} {:>10} {:>8} {:>8} {:>10} {:>15} {:>8}",
         "class", "photos", "rewritten", "decode", "detect", "(infer)", "redact+encode", "total"
     );
-    let (limits, redact_options, encode_options) = (DecodeLimits::default(), RedactOptions::default(), EncodeOptions::default());
+    let (limits, redact_options, encode_options) =
+        (DecodeLimits::default(), RedactOptions::default(), EncodeOptions::default());
     for (label, set) in classes.iter().filter(|(_, s)| !s.is_empty()) {
         let (mut sums, mut rewritten) = ([0f64; 4], 0);
         for i in set {
@@ -169,7 +178,8 @@ fn stage_breakdown(env: &ort::environment::Environment, model: &Path, options: D
             let faces = match &source {
                 Ok(p) if p.rgb.dimensions() == p.size() => detector.detect(&p.rgb)?,
                 Ok(p) => {
-                    let full = p.turn.apply(blurgate::jpeg::decode_full(&i.bytes, &p.header, p.max_memory).map_err(failed)?);
+                    let full =
+                        p.turn.apply(blurgate::jpeg::decode_full(&i.bytes, &p.header, p.max_memory).map_err(failed)?);
                     detector.detect_with_preview(&full, Some(&p.rgb))?
                 }
                 Err(photo) => detector.detect(&photo.rgb)?,

@@ -54,7 +54,8 @@ impl PairSet {
             components: Vec<Vec<String>>,
         }
         let text = std::fs::read_to_string(json).map_err(|e| Error::io(json, e))?;
-        let c: Components = serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", json.display())))?;
+        let c: Components =
+            serde_json::from_str(&text).map_err(|e| Error::Usage(format!("{}: {e}", json.display())))?;
         let base = json.parent().unwrap_or(Path::new("."));
         let groups: Vec<Vec<PathBuf>> = c.components.iter().map(|g| g.iter().map(|f| base.join(f)).collect()).collect();
         Ok(PairSet::from_groups(&groups))
@@ -170,12 +171,11 @@ pub struct Calibration {
 /// Embeds the largest confident face of every photo, then scores the pairs.
 pub fn calibrate(engine: &Engine, set: &PairSet, fars: &[f64]) -> Result<Calibration> {
     let files: Vec<&PathBuf> = set.files().into_iter().collect();
-    let embedded: Vec<(PathBuf, Option<Embedding>)> = files
-        .par_iter()
-        .map(|path| Ok(((*path).clone(), embed_one(engine, path)?)))
-        .collect::<Result<_>>()?;
+    let embedded: Vec<(PathBuf, Option<Embedding>)> =
+        files.par_iter().map(|path| Ok(((*path).clone(), embed_one(engine, path)?))).collect::<Result<_>>()?;
     let skipped = embedded.iter().filter(|(_, e)| e.is_none()).map(|(p, _)| p.display().to_string()).collect();
-    let by_path: BTreeMap<&PathBuf, &Embedding> = embedded.iter().filter_map(|(p, e)| e.as_ref().map(|e| (p, e))).collect();
+    let by_path: BTreeMap<&PathBuf, &Embedding> =
+        embedded.iter().filter_map(|(p, e)| e.as_ref().map(|e| (p, e))).collect();
     let (mut same, mut different) = (Vec::new(), Vec::new());
     for (a, b, is_same) in &set.pairs {
         if let (Some(ea), Some(eb)) = (by_path.get(a), by_path.get(b)) {
@@ -192,7 +192,8 @@ fn embed_one(engine: &Engine, path: &Path) -> Result<Option<Embedding>> {
     let Ok(bytes) = std::fs::read(path) else { return Ok(None) };
     let Ok(photo) = media_in::decode(&bytes, DecodeLimits::default()) else { return Ok(None) };
     let faces = engine.detector().detect(&photo.rgb)?;
-    let Some(face) = faces.iter().filter(|d| d.score >= 0.5).max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area())) else {
+    let Some(face) = faces.iter().filter(|d| d.score >= 0.5).max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+    else {
         return Ok(None);
     };
     Ok(engine.embed(&photo.rgb, &[face.landmarks])?.pop())

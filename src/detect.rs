@@ -44,7 +44,11 @@ impl FaceBox {
     pub fn iou(&self, o: &FaceBox) -> f32 {
         let inter = self.intersection(o);
         let union = self.area() + o.area() - inter;
-        if union > 0.0 { inter / union } else { 0.0 }
+        if union > 0.0 {
+            inter / union
+        } else {
+            0.0
+        }
     }
     /// Scaled about its centre (the redaction mask is larger than the detected box).
     pub fn scaled(&self, factor: f32) -> FaceBox {
@@ -394,7 +398,8 @@ impl Detector {
         let rects = match self.options.tiling {
             Some(t) if pass.gated || copy_long > self.options.max_side => {
                 let overlap = if pass.faces.1.is_finite() { (pass.faces.1 * 1.25) as u32 } else { t.overlap };
-                let native = Tiling { size: (t.size as f32 / s).floor() as u32, overlap: (overlap as f32 / s).ceil() as u32 };
+                let native =
+                    Tiling { size: (t.size as f32 / s).floor() as u32, overlap: (overlap as f32 / s).ceil() as u32 };
                 tiles(w, h, native)
             }
             _ => vec![(0, 0, w, h)],
@@ -402,7 +407,9 @@ impl Detector {
         let mut view = View { pass, covered: Vec::new(), found: Vec::new() };
         for (tx, ty, tw, th) in rects {
             let rect = FaceBox { x1: tx as f32, y1: ty as f32, x2: (tx + tw) as f32, y2: (ty + th) as f32 };
-            if pass.gated && !proposals.iter().any(|p| pass.sees(p.height()) && p.intersection(&rect) >= p.area() * 0.99) {
+            if pass.gated
+                && !proposals.iter().any(|p| pass.sees(p.height()) && p.intersection(&rect) >= p.area() * 0.99)
+            {
                 continue;
             }
             let (cw, ch) = (((tw as f32 * s).round() as u32).max(1), ((th as f32 * s).round() as u32).max(1));
@@ -452,7 +459,6 @@ impl Detector {
         Ok(decode(&grid, threshold, w as f32, h as f32))
     }
 }
-
 
 /// [`Detector::plan`] for these options.
 fn plan(o: &DetectorOptions, w: u32, h: u32) -> Vec<Pass> {
@@ -524,7 +530,11 @@ fn unturned(d: Detection, copy: (u32, u32), flip: bool, quarter_turns: u8) -> De
             3 => [w - y, x],
             _ => [x, y],
         };
-        if flip { [w - x, y] } else { [x, y] }
+        if flip {
+            [w - x, y]
+        } else {
+            [x, y]
+        }
     };
     let ([ax, ay], [bx, by]) = (back([d.bbox.x1, d.bbox.y1]), back([d.bbox.x2, d.bbox.y2]));
     let bbox = FaceBox { x1: ax.min(bx), y1: ay.min(by), x2: ax.max(bx), y2: ay.max(by) };
@@ -764,7 +774,13 @@ mod tests {
     }
 
     fn det(bbox: FaceBox) -> Detection {
-        let lm = [[bbox.x1 + 2.0, bbox.y1 + 3.0], [bbox.x2 - 2.0, bbox.y1 + 3.0], [bbox.x1 + 5.0, bbox.y2 - 5.0], [bbox.x1 + 3.0, bbox.y2 - 2.0], [bbox.x2 - 3.0, bbox.y2 - 2.0]];
+        let lm = [
+            [bbox.x1 + 2.0, bbox.y1 + 3.0],
+            [bbox.x2 - 2.0, bbox.y1 + 3.0],
+            [bbox.x1 + 5.0, bbox.y2 - 5.0],
+            [bbox.x1 + 3.0, bbox.y2 - 2.0],
+            [bbox.x2 - 3.0, bbox.y2 - 2.0],
+        ];
         Detection { bbox, score: 0.8, landmarks: Landmarks(lm) }
     }
 
@@ -853,7 +869,11 @@ mod tests {
             score,
             landmarks: Landmarks([[0.0; 2]; 5]),
         };
-        let out = merge(vec![mk(0.0, 0.0, 100.0, 100.0, 0.6), mk(10.0, 10.0, 40.0, 40.0, 0.9), mk(200.0, 0.0, 220.0, 20.0, 0.5)]);
+        let out = merge(vec![
+            mk(0.0, 0.0, 100.0, 100.0, 0.6),
+            mk(10.0, 10.0, 40.0, 40.0, 0.9),
+            mk(200.0, 0.0, 220.0, 20.0, 0.5),
+        ]);
         assert_eq!(out.len(), 2);
         assert_eq!(out[0].score, 0.9);
         assert_eq!(out[0].bbox, FaceBox { x1: 0.0, y1: 0.0, x2: 100.0, y2: 100.0 });

@@ -133,7 +133,11 @@ pub fn align(img: &RgbImage, landmarks: &Landmarks) -> RgbImage {
     let to_src = Similarity::estimate(&landmarks.0, &TEMPLATE).inverse();
     let (w, h) = (img.width() as i64, img.height() as i64);
     let px = |x: i64, y: i64, c: usize| -> f32 {
-        if x < 0 || y < 0 || x >= w || y >= h { 0.0 } else { img.get_pixel(x as u32, y as u32)[c] as f32 }
+        if x < 0 || y < 0 || x >= w || y >= h {
+            0.0
+        } else {
+            img.get_pixel(x as u32, y as u32)[c] as f32
+        }
     };
     RgbImage::from_fn(ALIGNED_SIDE, ALIGNED_SIDE, |u, v| {
         let [sx, sy] = to_src.apply([u as f32, v as f32]);
@@ -208,7 +212,9 @@ impl Embedder {
             return Err(Error::Ort(format!("unexpected SFace output shape {shape:?}")));
         }
         data.chunks_exact(dim)
-            .map(|v| Embedding::from_raw(v.to_vec()).ok_or_else(|| Error::Ort("SFace returned a zero embedding".into())))
+            .map(|v| {
+                Embedding::from_raw(v.to_vec()).ok_or_else(|| Error::Ort("SFace returned a zero embedding".into()))
+            })
             .collect()
     }
 

@@ -26,8 +26,10 @@ use blurgate::Error;
 /// be read, checked or written is reported and left out of the output, and the run exits 1.
 #[derive(Parser)]
 #[command(name = "blurgate", version, propagate_version = true, max_term_width = 100)]
-#[command(after_help = "Exit codes: 0 all files done, 1 some files failed (see the report), 2 usage or set-up error.\n\
-Models: --models DIR, else $BLURGATE_MODELS, else the models/ folder that scripts/setup.sh fills.")]
+#[command(
+    after_help = "Exit codes: 0 all files done, 1 some files failed (see the report), 2 usage or set-up error.\n\
+Models: --models DIR, else $BLURGATE_MODELS, else the models/ folder that scripts/setup.sh fills."
+)]
 struct Cli {
     /// Folder with manifest.json, the ONNX models and the ONNX Runtime library.
     #[arg(long, global = true, value_name = "DIR", env = "BLURGATE_MODELS")]
@@ -565,9 +567,8 @@ impl MatchArgs {
             return Err(usage("--target-far must be between 0 and 1"));
         }
         let today = today();
-        let thresholds = register
-            .thresholds(today, self.target_far)
-            .overridden(self.match_threshold, self.uncertain_threshold);
+        let thresholds =
+            register.thresholds(today, self.target_far).overridden(self.match_threshold, self.uncertain_threshold);
         if !(thresholds.uncertain <= thresholds.matched && thresholds.matched <= 1.0) {
             return Err(usage(format!(
                 "thresholds must satisfy uncertain <= matched <= 1 (in force: {:.3} / {:.3})",
@@ -665,7 +666,12 @@ fn enroll(a: EnrollArgs, models: ModelDir, detector: DetectorOptions) -> anyhow:
     register.save(&file.path, &key)?;
     if let Some(log) = &a.audit.audit {
         let photos_sha256 = a.photos.iter().map(|p| sha256_file(p)).collect::<Result<_, _>>()?;
-        AuditLog::open(log)?.append(&Event::Enrol { id: a.id.clone(), photos_sha256, embeddings: count, replaced: a.replace })?;
+        AuditLog::open(log)?.append(&Event::Enrol {
+            id: a.id.clone(),
+            photos_sha256,
+            embeddings: count,
+            replaced: a.replace,
+        })?;
     }
     if let Some(where_) = new_key {
         eprintln!("new register: its key was written to {where_} (keep it apart from the register and backed up; without it the register cannot be read)");
@@ -677,7 +683,10 @@ fn enroll(a: EnrollArgs, models: ModelDir, detector: DetectorOptions) -> anyhow:
 
 fn find(a: FindArgs, models: ModelDir, detector: DetectorOptions, quiet: bool) -> anyhow::Result<ExitCode> {
     let (register, _) = RegisterFile::new(&a.register.register, a.register.key_file.as_deref()).load()?;
-    let person = register.person(&a.id).cloned().ok_or_else(|| usage(format!("no person with id `{}` in the register", a.id)))?;
+    let person = register
+        .person(&a.id)
+        .cloned()
+        .ok_or_else(|| usage(format!("no person with id `{}` in the register", a.id)))?;
     let job = FindJob {
         inputs: a.inputs,
         detector: a.detection.options(detector)?,
@@ -756,10 +765,18 @@ fn register(cmd: RegisterCommand) -> anyhow::Result<ExitCode> {
             register.save(&file.path, &key)?;
             let after = file.digest()?;
             if let Some(log) = &audit.audit {
-                AuditLog::open(log)?.append(&Event::PurgeExpired { ids: ids.clone(), register_before: before, register_after: after })?;
+                AuditLog::open(log)?.append(&Event::PurgeExpired {
+                    ids: ids.clone(),
+                    register_before: before,
+                    register_after: after,
+                })?;
             }
-            println!("removed {} expired entr{}{}", ids.len(), if ids.len() == 1 { "y" } else { "ies" },
-                if ids.is_empty() { String::new() } else { format!(": {}", ids.join(", ")) });
+            println!(
+                "removed {} expired entr{}{}",
+                ids.len(),
+                if ids.len() == 1 { "y" } else { "ies" },
+                if ids.is_empty() { String::new() } else { format!(": {}", ids.join(", ")) }
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -790,7 +807,10 @@ fn calibrate(a: CalibrateArgs, models: ModelDir, detector: DetectorOptions) -> a
     let c = blurgate::calibrate::calibrate(&engine, &set, &[0.01, 0.001])?;
     println!("photos: {} ({} without one usable face, left out)", c.photos, c.skipped.len());
     println!("pairs: {} same-person, {} different-person", c.same_pairs, c.different_pairs);
-    println!("mean similarity: same {:.3}, different {:.3}; highest different {:.3}", c.same_mean, c.different_mean, c.different_max);
+    println!(
+        "mean similarity: same {:.3}, different {:.3}; highest different {:.3}",
+        c.same_mean, c.different_mean, c.different_max
+    );
     println!("ROC AUC: {:.4}", c.auc);
     for p in &c.points {
         println!("FAR {:.1}%: threshold {:.3}, TAR {:.3}", p.far * 100.0, p.threshold, p.tar);
@@ -810,11 +830,19 @@ fn calibrate(a: CalibrateArgs, models: ModelDir, detector: DetectorOptions) -> a
     };
     for people in [5, 20, 100] {
         let t = Thresholds::for_people(&tail, people, DEFAULT_TARGET_FAR, ThresholdSource::Calibration);
-        println!("thresholds for {people} people at {}% strangers redacted: match {:.3}, uncertain {:.3}", DEFAULT_TARGET_FAR * 100.0, t.matched, t.uncertain);
+        println!(
+            "thresholds for {people} people at {}% strangers redacted: match {:.3}, uncertain {:.3}",
+            DEFAULT_TARGET_FAR * 100.0,
+            t.matched,
+            t.uncertain
+        );
     }
     if let Some(path) = &a.register {
         let Some(fitted) = c.tail else {
-            return Err(usage(format!("{}: not changed: the calibration photos give too few different-person pairs", path.display())));
+            return Err(usage(format!(
+                "{}: not changed: the calibration photos give too few different-person pairs",
+                path.display()
+            )));
         };
         let file = RegisterFile::new(path, a.key_file.as_deref());
         let (mut register, key) = file.load()?;

@@ -13,8 +13,8 @@ use crate::error::{Error, Result};
 const PHOTO_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "png", "webp", "tif", "tiff", "bmp", "gif"];
 /// Media blurgate cannot read yet: listed as failed so nobody assumes they were checked.
 const UNSUPPORTED_MEDIA: &[&str] = &[
-    "heic", "heif", "avif", "jxl", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "psd", "mp4", "mov",
-    "m4v", "avi", "mkv", "webm", "3gp", "mts",
+    "heic", "heif", "avif", "jxl", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "psd", "mp4", "mov", "m4v",
+    "avi", "mkv", "webm", "3gp", "mts",
 ];
 
 /// A file found in the inputs.
@@ -52,17 +52,15 @@ pub fn walk(inputs: &[PathBuf], follow_symlinks: bool) -> Result<Walk> {
     for input in inputs {
         let meta = std::fs::metadata(input).map_err(|e| Error::io(input, e))?;
         if !meta.is_dir() {
-            let name = input.file_name().ok_or_else(|| Error::Usage(format!("{}: not a file name", input.display())))?;
+            let name =
+                input.file_name().ok_or_else(|| Error::Usage(format!("{}: not a file name", input.display())))?;
             walk.files.push(Walked { input: input.clone(), rel: PathBuf::from(name), unsupported: None });
             continue;
         }
         walk.dirs.push(input.clone());
         let root = input.canonicalize().map_err(|e| Error::io(input, e))?;
-        let entries = WalkDir::new(input)
-            .follow_links(true)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|e| !is_state_dir(e));
+        let entries =
+            WalkDir::new(input).follow_links(true).sort_by_file_name().into_iter().filter_entry(|e| !is_state_dir(e));
         for entry in entries {
             let entry = match entry {
                 Ok(e) => e,
@@ -154,9 +152,10 @@ pub fn plan(inputs: &[PathBuf], out: &Path, follow_symlinks: bool) -> Result<Pla
     for f in &plan.files {
         // Relative paths come from walking real folders, but check anyway: nothing may be
         // written outside `out`.
-        let escapes = f.output.strip_prefix(out).map_or(true, |rel| {
-            rel.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
-        });
+        let escapes = f
+            .output
+            .strip_prefix(out)
+            .map_or(true, |rel| rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))));
         if escapes {
             return Err(Error::Usage(format!("{}: its output path would leave {}", f.input.display(), out.display())));
         }
@@ -243,9 +242,9 @@ fn explain(format: ImageFormat, e: image::ImageError) -> String {
     use image::ImageError as E;
     let name = format!("{format:?}").to_uppercase();
     match e {
-        E::Limits(detail) => format!(
-            "the image is too large to process safely ({detail}); --max-dimension raises the size limit"
-        ),
+        E::Limits(detail) => {
+            format!("the image is too large to process safely ({detail}); --max-dimension raises the size limit")
+        }
         E::Unsupported(detail) => format!("this kind of {name} is not supported ({detail})"),
         E::IoError(detail) if detail.kind() == std::io::ErrorKind::UnexpectedEof => {
             format!("the {name} file is cut short ({detail})")
@@ -396,14 +395,22 @@ pub fn jpeg_preview(bytes: &[u8], limits: DecodeLimits, min_side: u32) -> Option
     let header = crate::jpeg::Header::read(bytes).ok()?;
     let (w, h) = (header.width, header.height);
     let pixels = w as u64 * h as u64 * 3;
-    if !header.supported || !turn.fits(&header) || w == 0 || h == 0 || w.max(h) > limits.max_side || pixels > limits.max_alloc {
+    if !header.supported
+        || !turn.fits(&header)
+        || w == 0
+        || h == 0
+        || w.max(h) > limits.max_side
+        || pixels > limits.max_alloc
+    {
         return None;
     }
     let long = w.max(h);
     let scale = (1..=8).find(|k| (long * k).div_ceil(8) >= min_side.min(long)).unwrap_or(8);
     let max_memory = limits.max_alloc.saturating_mul(2);
     match crate::jpeg::Coefficients::read(bytes, &header, scale, max_memory) {
-        Ok((coefficients, stored)) => Some(JpegPreview { header, turn, rgb: turn.apply(stored), coefficients, max_memory }),
+        Ok((coefficients, stored)) => {
+            Some(JpegPreview { header, turn, rgb: turn.apply(stored), coefficients, max_memory })
+        }
         Err(e) => {
             tracing::debug!("libjpeg could not decode the preview ({e}); decoding in full");
             None

@@ -47,9 +47,7 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
     let img = compose(photo.rgb, photo.alpha, photo.grey);
     let mut out = Cursor::new(Vec::new());
     let result = match photo.format {
-        ImageFormat::Jpeg => {
-            return encode_jpeg(&img, options.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY), icc, exif)
-        }
+        ImageFormat::Jpeg => return encode_jpeg(&img, options.jpeg_quality.unwrap_or(DEFAULT_JPEG_QUALITY), icc, exif),
         ImageFormat::Png => with_metadata(PngEncoder::new(&mut out), &img, icc, exif),
         ImageFormat::WebP => with_metadata(WebPEncoder::new_lossless(&mut out), &img, icc, exif),
         ImageFormat::Tiff => with_metadata(TiffEncoder::new(&mut out), &img, icc, None),
@@ -70,7 +68,13 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, String> 
 /// With no face, only the metadata changes. `faces` are upright; an EXIF-rotated photo is
 /// redacted as stored and its blocks are turned upright as it is written (which turns each
 /// block's coefficients, losing nothing).
-pub fn rewrite_jpeg(source: &[u8], preview: JpegPreview<'_>, faces: &[FaceBox], redact_options: &RedactOptions, options: &EncodeOptions) -> Result<Vec<u8>, String> {
+pub fn rewrite_jpeg(
+    source: &[u8],
+    preview: JpegPreview<'_>,
+    faces: &[FaceBox],
+    redact_options: &RedactOptions,
+    options: &EncodeOptions,
+) -> Result<Vec<u8>, String> {
     let (header, turn) = (preview.header, preview.turn);
     // Redaction runs on the photo as stored; its blocks turn upright as they are written.
     let (w, h) = (header.width, header.height);
@@ -194,7 +198,12 @@ fn jfif_segment(source: &[Segment], transposed: bool) -> [u8; 18] {
 }
 
 /// JPEG through `jpeg-encoder` (SIMD; about twice the speed of `image`'s encoder on 12 MP).
-fn encode_jpeg(img: &DynamicImage, quality: u8, icc: Option<Vec<u8>>, exif: Option<Vec<u8>>) -> Result<Vec<u8>, String> {
+fn encode_jpeg(
+    img: &DynamicImage,
+    quality: u8,
+    icc: Option<Vec<u8>>,
+    exif: Option<Vec<u8>>,
+) -> Result<Vec<u8>, String> {
     use jpeg_encoder::{ColorType, Encoder};
     let (w, h) = (u16::try_from(img.width()), u16::try_from(img.height()));
     let (Ok(w), Ok(h)) = (w, h) else { return Err("JPEG cannot be larger than 65535 pixels a side".into()) };
@@ -219,7 +228,12 @@ fn encode_jpeg(img: &DynamicImage, quality: u8, icc: Option<Vec<u8>>, exif: Opti
     Ok(out)
 }
 
-fn with_metadata(mut enc: impl ImageEncoder, img: &DynamicImage, icc: Option<Vec<u8>>, exif: Option<Vec<u8>>) -> Result<(), String> {
+fn with_metadata(
+    mut enc: impl ImageEncoder,
+    img: &DynamicImage,
+    icc: Option<Vec<u8>>,
+    exif: Option<Vec<u8>>,
+) -> Result<(), String> {
     // An encoder that cannot carry a profile or EXIF simply writes none: both are optional.
     if let Some(icc) = icc {
         let _ = enc.set_icc_profile(icc);
@@ -286,11 +300,17 @@ fn with_upright_orientation(exif: &[u8]) -> Vec<u8> {
         Some(b"MM") => false,
         _ => return out,
     };
-    let u16_at = |b: &[u8], i: usize| b.get(i..i + 2).map(|s| if le { u16::from_le_bytes([s[0], s[1]]) } else { u16::from_be_bytes([s[0], s[1]]) });
+    let u16_at = |b: &[u8], i: usize| {
+        b.get(i..i + 2).map(|s| if le { u16::from_le_bytes([s[0], s[1]]) } else { u16::from_be_bytes([s[0], s[1]]) })
+    };
     let u32_at = |b: &[u8], i: usize| {
         b.get(i..i + 4).map(|s| {
             let a = [s[0], s[1], s[2], s[3]];
-            if le { u32::from_le_bytes(a) } else { u32::from_be_bytes(a) }
+            if le {
+                u32::from_le_bytes(a)
+            } else {
+                u32::from_be_bytes(a)
+            }
         })
     };
     // An IFD's entries as (entry offset, tag, type, value as a SHORT or LONG).
@@ -336,11 +356,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp: PathBuf = dir.join(format!(
-        ".{name}.blurgate-{}-{}.tmp",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
+    let tmp: PathBuf =
+        dir.join(format!(".{name}.blurgate-{}-{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
         file.write_all(bytes)?;

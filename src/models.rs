@@ -75,8 +75,8 @@ impl ModelDir {
             return Err(Error::ModelMissing { what: "model manifest", path });
         }
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-        let manifest: Manifest = serde_json::from_str(&text)
-            .map_err(|e| Error::Manifest { path: path.clone(), reason: e.to_string() })?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|e| Error::Manifest { path: path.clone(), reason: e.to_string() })?;
         if manifest.version != 1 {
             return Err(Error::Manifest {
                 path,
@@ -88,11 +88,9 @@ impl ModelDir {
 
     /// The named model, present and matching its manifest checksum.
     pub fn model(&self, name: &'static str) -> Result<VerifiedModel> {
-        let entry = self.manifest.models.iter().find(|m| m.name == name).ok_or_else(|| {
-            Error::Manifest {
-                path: self.dir.join(MANIFEST),
-                reason: format!("no entry for model `{name}`"),
-            }
+        let entry = self.manifest.models.iter().find(|m| m.name == name).ok_or_else(|| Error::Manifest {
+            path: self.dir.join(MANIFEST),
+            reason: format!("no entry for model `{name}`"),
         })?;
         let path = self.dir.join(&entry.file);
         if !path.is_file() {
@@ -159,7 +157,13 @@ pub enum Device {
 /// pattern: it is planned per input shape, and photos come in many shapes (on the benchmark
 /// set, peak RSS 970 → 752 MiB at the same speed; the arena stays, turning it off cost a third
 /// of the speed).
-pub fn session(env: &Environment, model: &Path, threads: usize, device: Device, config: &[(&str, &str)]) -> Result<Session> {
+pub fn session(
+    env: &Environment,
+    model: &Path,
+    threads: usize,
+    device: Device,
+    config: &[(&str, &str)],
+) -> Result<Session> {
     let mut builder = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::All)?
         .with_intra_threads(threads.max(1))?

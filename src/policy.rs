@@ -118,7 +118,13 @@ impl FaceDecision {
 
 /// The decision for one face. A face too weak to name someone ([`QualityGate::MATCH`]) is at
 /// most `uncertain`: redacted and flagged, never `matched` on weak evidence.
-pub fn decide(policy: Policy, purpose: &str, t: &Thresholds, best: Option<Match<'_>>, quality: &FaceQuality) -> FaceDecision {
+pub fn decide(
+    policy: Policy,
+    purpose: &str,
+    t: &Thresholds,
+    best: Option<Match<'_>>,
+    quality: &FaceQuality,
+) -> FaceDecision {
     let weak = QualityGate::MATCH.refusal(quality).is_some();
     let decision = match best {
         Some(m) if m.similarity >= t.matched && !weak => Decision::Matched,
@@ -165,7 +171,8 @@ mod tests {
 
     #[test]
     fn three_bands_and_policies() {
-        let t = Thresholds { matched: 0.4, uncertain: 0.27, source: ThresholdSource::Flags, people: 1, target_far: None };
+        let t =
+            Thresholds { matched: 0.4, uncertain: 0.27, source: ThresholdSource::Flags, people: 1, target_far: None };
         let opted_out = person(&["promotion"]);
         let consented = person(&[]);
         let m = |p, s| Some(Match { person: p, similarity: s });
@@ -192,7 +199,8 @@ mod tests {
 
     #[test]
     fn a_weak_face_is_never_matched_only_uncertain() {
-        let t = Thresholds { matched: 0.4, uncertain: 0.27, source: ThresholdSource::Flags, people: 1, target_far: None };
+        let t =
+            Thresholds { matched: 0.4, uncertain: 0.27, source: ThresholdSource::Flags, people: 1, target_far: None };
         let opted_out = person(&["promotion"]);
         let best = Some(Match { person: &opted_out, similarity: 0.9 });
         for weak in [
@@ -210,8 +218,10 @@ mod tests {
     fn thresholds_rise_as_the_register_grows() {
         let tail = ImpostorTail::SHIPPED;
         let sizes = [1, 5, 20, 100, 1000];
-        let t: Vec<Thresholds> =
-            sizes.iter().map(|&k| Thresholds::for_people(&tail, k, DEFAULT_TARGET_FAR, ThresholdSource::Model)).collect();
+        let t: Vec<Thresholds> = sizes
+            .iter()
+            .map(|&k| Thresholds::for_people(&tail, k, DEFAULT_TARGET_FAR, ThresholdSource::Model))
+            .collect();
         // Up to 5 people the uncertain edge stays where the fitted tail starts (it says
         // nothing below); from there on both edges rise.
         for w in t.windows(2) {
@@ -227,6 +237,9 @@ mod tests {
         // A stricter target asks for more similarity.
         assert!(Thresholds::for_people(&tail, 20, 0.001, ThresholdSource::Model).uncertain > t[2].uncertain);
         let flags = t[2].overridden(Some(0.5), None);
-        assert_eq!((flags.matched, flags.uncertain, flags.source, flags.target_far), (0.5, t[2].uncertain, ThresholdSource::Flags, None));
+        assert_eq!(
+            (flags.matched, flags.uncertain, flags.source, flags.target_far),
+            (0.5, t[2].uncertain, ThresholdSource::Flags, None)
+        );
     }
 }

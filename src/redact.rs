@@ -136,7 +136,11 @@ impl Mask {
         while x1 < bx1 && self.covers(x1, y, full) {
             x1 += 1;
         }
-        if x0 == x1 { 0..0 } else { x0..x1 }
+        if x0 == x1 {
+            0..0
+        } else {
+            x0..x1
+        }
     }
 
     /// Pixel bounds (x0, y0, x1, y1), exclusive end.
@@ -234,7 +238,15 @@ impl Region {
     /// takes the region's colour at (x + 0.5) * scale - 0.5, bilinear when `smooth`, else the
     /// nearest (keeps pixel blocks sharp).
     #[allow(clippy::too_many_arguments)]
-    fn paste_scaled(&self, patch: &mut RgbImage, origin: (u32, u32), mask: &Mask, full: &FaceBox, scale: (f32, f32), smooth: bool) {
+    fn paste_scaled(
+        &self,
+        patch: &mut RgbImage,
+        origin: (u32, u32),
+        mask: &Mask,
+        full: &FaceBox,
+        scale: (f32, f32),
+        smooth: bool,
+    ) {
         let (w, h) = (self.w, self.height());
         if w == 0 || h == 0 {
             return;
@@ -252,7 +264,8 @@ impl Region {
             if sx0 >= sx1 {
                 continue;
             }
-            let out = &mut raw[((y - origin.1) as usize * pw + (sx0 - origin.0) as usize) * 3..][..(sx1 - sx0) as usize * 3];
+            let out =
+                &mut raw[((y - origin.1) as usize * pw + (sx0 - origin.0) as usize) * 3..][..(sx1 - sx0) as usize * 3];
             resampler.row(Tap::at(y, scale.1, self.y0 as f32, h, smooth), (sx0 - x0) as usize, out);
         }
     }
@@ -534,7 +547,11 @@ mod tests {
             for y in 0..140 {
                 let span = mask.row_span(y, &full);
                 for x in 0..160 {
-                    assert_eq!(span.contains(&x), mask.covers(x, y, &full), "{face:?} {shape:?} at ({x},{y}): {span:?}");
+                    assert_eq!(
+                        span.contains(&x),
+                        mask.covers(x, y, &full),
+                        "{face:?} {shape:?} at ({x},{y}): {span:?}"
+                    );
                 }
             }
         }
@@ -544,7 +561,10 @@ mod tests {
     fn redacting_from_a_preview_matches_redacting_in_full() {
         // A smooth photo: its half-size preview loses nothing a blur keeps.
         let photo = RgbImage::from_fn(240, 200, |x, y| image::Rgb([(x / 2 + y / 2) as u8, x as u8, (255 - y) as u8]));
-        let faces = [FaceBox { x1: 60.0, y1: 40.0, x2: 130.0, y2: 130.0 }, FaceBox { x1: 150.0, y1: 90.0, x2: 200.0, y2: 150.0 }];
+        let faces = [
+            FaceBox { x1: 60.0, y1: 40.0, x2: 130.0, y2: 130.0 },
+            FaceBox { x1: 150.0, y1: 90.0, x2: 200.0, y2: 150.0 },
+        ];
         for style in [Style::Blur, Style::Pixelate, Style::Fill] {
             let options = RedactOptions { style, ..Default::default() };
             let mut expected = photo.clone();
@@ -559,9 +579,9 @@ mod tests {
                 changed += usize::from(p != o);
                 let d = (0..3).map(|c| (p[c] as i32 - e[c] as i32).abs()).max().unwrap();
                 worst = worst.max(d);
-                let masked = faces.iter().any(|f| {
-                    Mask::for_face(f, &options, 240, 200).covers(x + ox, y + oy, &options.mask_box(f))
-                });
+                let masked = faces
+                    .iter()
+                    .any(|f| Mask::for_face(f, &options, 240, 200).covers(x + ox, y + oy, &options.mask_box(f)));
                 if !masked {
                     assert_eq!(p, o, "{style:?} changed ({x},{y}) outside the masks");
                 }

@@ -68,7 +68,12 @@ fn speaker_and_audience(group: &[FaceBox], scales: &[f32]) -> (RgbImage, Vec<(f3
     let speaker = rgb(&fixture("photos/obama.jpg"));
     let side = h * speaker.width() / speaker.height();
     let mut canvas = RgbImage::from_pixel(w, h, image::Rgb([90, 96, 104]));
-    imageops::overlay(&mut canvas, &imageops::resize(&speaker, side, h, imageops::FilterType::Triangle), ((w - side) / 2) as i64, 0);
+    imageops::overlay(
+        &mut canvas,
+        &imageops::resize(&speaker, side, h, imageops::FilterType::Triangle),
+        ((w - side) / 2) as i64,
+        0,
+    );
     let t1 = rgb(&fixture("photos/t1.jpg"));
     let mut copies = Vec::new();
     let (mut left, mut right) = (h, h);

@@ -87,7 +87,8 @@ fn colour_profile_is_kept() {
     std::fs::write(&input, bytes).unwrap();
     redact_one(&input, &tmp.path().join("out"), &[]);
     let out = std::fs::read(tmp.path().join("out/profiled.jpg")).unwrap();
-    let mut decoder = image::ImageReader::new(std::io::Cursor::new(out)).with_guessed_format().unwrap().into_decoder().unwrap();
+    let mut decoder =
+        image::ImageReader::new(std::io::Cursor::new(out)).with_guessed_format().unwrap().into_decoder().unwrap();
     use image::ImageDecoder;
     assert_eq!(decoder.icc_profile().unwrap(), Some(icc));
 }

@@ -158,7 +158,10 @@ fn blurred_face_is_no_longer_recognised() {
         let e_red = m.embedder.embed(&redacted, &[lm]).unwrap();
         let to_original = e[0].similarity(&e_red[0]);
         let to_other = e_other[0].similarity(&e_red[0]);
-        assert!(to_original < RECOGNITION_THRESHOLD, "{style}: redacted face still matches the original ({to_original:.3})");
+        assert!(
+            to_original < RECOGNITION_THRESHOLD,
+            "{style}: redacted face still matches the original ({to_original:.3})"
+        );
         assert!(to_other < RECOGNITION_THRESHOLD, "{style}: redacted face still matches obama2 ({to_other:.3})");
         // Alignment sanity: the aligned crop really is the face region of the redacted image.
         assert_eq!(align(&redacted, &lm).dimensions(), (112, 112));
@@ -249,7 +252,10 @@ fn redact_folder(fill: impl FnOnce(&Path)) -> (tempfile::TempDir, PathBuf, Repor
 
 /// `upright` stored for each EXIF orientation in `orientations` (as `o{N}.jpg` in a folder) and
 /// redacted at default settings, as [`redact_folder`] returns it.
-fn redact_turned(upright: &DynamicImage, orientations: std::ops::RangeInclusive<u8>) -> (tempfile::TempDir, PathBuf, Report) {
+fn redact_turned(
+    upright: &DynamicImage,
+    orientations: std::ops::RangeInclusive<u8>,
+) -> (tempfile::TempDir, PathBuf, Report) {
     redact_folder(|dir| {
         for o in orientations {
             write_turned(upright, o, &dir.join(format!("o{o}.jpg")));
@@ -259,7 +265,8 @@ fn redact_turned(upright: &DynamicImage, orientations: std::ops::RangeInclusive<
 
 /// The output carries no EXIF orientation other than 1 (its pixels are upright).
 fn assert_no_turn_tag(output: &Path, input: &str) {
-    let exif = exif::Reader::new().read_from_container(&mut std::io::BufReader::new(std::fs::File::open(output).unwrap()));
+    let exif =
+        exif::Reader::new().read_from_container(&mut std::io::BufReader::new(std::fs::File::open(output).unwrap()));
     if let Ok(exif) = exif {
         let tag = exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY);
         assert!(tag.is_none_or(|t| t.value.get_uint(0) == Some(1)), "{input}: orientation tag kept");
@@ -310,10 +317,18 @@ fn turned_jpegs_turn_block_by_block_and_lose_nothing_outside_the_faces() {
         assert!(outside > 500_000, "{}: most of the photo lies outside the faces", f.input);
         // Turned blocks decode to the turned pixels up to the IDCT's rounding, which runs rows
         // then columns; encoding afresh (at quality 92) changes many more pixels, by more.
-        assert!(largest <= 4 && changed * 10 < outside, "{}: {changed} of {outside} pixels changed, by up to {largest}", f.input);
+        assert!(
+            largest <= 4 && changed * 10 < outside,
+            "{}: {changed} of {outside} pixels changed, by up to {largest}",
+            f.input
+        );
         let fresh = rgb(Path::new(report_q.files[i].output.as_ref().unwrap()));
         let (changed_q, _, largest_q) = changed_outside(&shown, &fresh, &report_q, i, 24.0);
-        assert!(changed_q > 4 * changed && largest_q > largest, "{}: encoded afresh, {changed_q} pixels changed by up to {largest_q}", f.input);
+        assert!(
+            changed_q > 4 * changed && largest_q > largest,
+            "{}: encoded afresh, {changed_q} pixels changed by up to {largest_q}",
+            f.input
+        );
         let masked = masks(&report, i, &RedactOptions::default());
         let stats = pixel_stats(&shown, &after, &masked, 1.0);
         assert!(stats.inside.iter().all(|&d| d > 10.0), "{}: a face is not redacted: {:?}", f.input, stats.inside);
@@ -325,7 +340,8 @@ fn turned_jpegs_turn_block_by_block_and_lose_nothing_outside_the_faces() {
 fn blocks_no_mask_reaches_keep_their_coefficients() {
     // t1 as another encoder (not libjpeg, as in many cameras) writes it: decoding its blocks and
     // encoding them again with libjpeg would change some of their pixels.
-    let (tmp, dir, report) = redact_folder(|dir| write_jpeg(&image::open(fixture("photos/t1.jpg")).unwrap(), None, &dir.join("t1.jpg")));
+    let (tmp, dir, report) =
+        redact_folder(|dir| write_jpeg(&image::open(fixture("photos/t1.jpg")).unwrap(), None, &dir.join("t1.jpg")));
     let out = tmp.path().join("out");
     assert_eq!(report.files[0].faces.len(), 6);
     let source = std::fs::read(dir.join("t1.jpg")).unwrap();
@@ -380,8 +396,10 @@ fn untouched_blocks(before: &RgbImage, after: &RgbImage, masks: &[(Mask, FaceBox
     let (w, h) = before.dimensions();
     let (cols, rows) = (w.div_ceil(mcu.0), h.div_ceil(mcu.1));
     let mut touched = vec![false; (cols * rows) as usize];
-    let grown: Vec<(Mask, FaceBox)> =
-        masks.iter().map(|(m, full)| (Mask { area: full.scaled(1.03).clipped(w, h), shape: m.shape }, full.scaled(1.03))).collect();
+    let grown: Vec<(Mask, FaceBox)> = masks
+        .iter()
+        .map(|(m, full)| (Mask { area: full.scaled(1.03).clipped(w, h), shape: m.shape }, full.scaled(1.03)))
+        .collect();
     for (x, y, _) in before.enumerate_pixels() {
         if grown.iter().any(|(m, full)| m.covers(x, y, full)) {
             touched[(y / mcu.1 * cols + x / mcu.0) as usize] = true;
@@ -409,7 +427,14 @@ fn untouched_blocks(before: &RgbImage, after: &RgbImage, masks: &[(Mask, FaceBox
 /// Asserts that file `i` of `report` (`name`) changed only near its faces' masks (nothing
 /// further than `margin` pixels from them) and that every face was redacted; how many pixels lie
 /// that far out.
-fn assert_only_faces_changed(name: &str, before: &RgbImage, after: &RgbImage, report: &Report, i: usize, margin: f32) -> usize {
+fn assert_only_faces_changed(
+    name: &str,
+    before: &RgbImage,
+    after: &RgbImage,
+    report: &Report,
+    i: usize,
+    margin: f32,
+) -> usize {
     let (changed, outside, _) = changed_outside(before, after, report, i, margin);
     assert!(outside > 500_000, "{name}: most of the photo lies outside the faces ({outside} pixels)");
     assert_eq!(changed, 0, "{name}: {changed} of {outside} pixels away from the faces changed");
@@ -421,8 +446,12 @@ fn assert_only_faces_changed(name: &str, before: &RgbImage, after: &RgbImage, re
 /// Pixels outside every mask's rectangle (of file `i` in the report) grown by `margin` pixels:
 /// how many differ between the two, how many there are, and the largest channel difference.
 fn changed_outside(before: &RgbImage, after: &RgbImage, report: &Report, i: usize, margin: f32) -> (usize, usize, u8) {
-    let rects: Vec<[f32; 4]> =
-        report.files[i].faces.iter().filter_map(|f| f.mask).map(|m| [m[0] - margin, m[1] - margin, m[2] + margin, m[3] + margin]).collect();
+    let rects: Vec<[f32; 4]> = report.files[i]
+        .faces
+        .iter()
+        .filter_map(|f| f.mask)
+        .map(|m| [m[0] - margin, m[1] - margin, m[2] + margin, m[3] + margin])
+        .collect();
     let (mut changed, mut outside, mut largest) = (0, 0, 0);
     for (x, y, p) in after.enumerate_pixels() {
         let (fx, fy) = (x as f32, y as f32);
@@ -669,7 +698,14 @@ fn a_damaged_model_is_refused() {
         bytes[mid] ^= 0xff;
         std::fs::write(models.join(file), bytes).unwrap();
         let o = std::process::Command::new(env!("CARGO_BIN_EXE_blurgate"))
-            .args(["redact", s(&fixture("photos/obama.jpg")), "--out", s(&tmp.path().join("o")), "--models", s(&models)])
+            .args([
+                "redact",
+                s(&fixture("photos/obama.jpg")),
+                "--out",
+                s(&tmp.path().join("o")),
+                "--models",
+                s(&models),
+            ])
             .args(args)
             .output()
             .unwrap();

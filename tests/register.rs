@@ -53,7 +53,8 @@ fn enrolled(extra: &[&str]) -> Fixture {
 fn redact(f: &Fixture, name: &str, extra: &[&str]) -> (std::process::Output, blurgate::report::Report, PathBuf) {
     let out = f.dir.join(name);
     let report = f.dir.join(format!("{name}.json"));
-    let mut args = vec!["redact", s(&f.photo), "--out", s(&out), "--report", s(&report), "--register", s(&f.register), "-q"];
+    let mut args =
+        vec!["redact", s(&f.photo), "--out", s(&out), "--report", s(&report), "--register", s(&f.register), "-q"];
     args.extend_from_slice(extra);
     let o = blurgate(&args);
     (o, read_report(&report), out.join("two_people.png"))
@@ -99,7 +100,17 @@ fn opt_out_in_a_jpeg_leaves_the_other_face_exactly_as_it_was() {
     let photo = f.dir.join("two_people.jpg");
     rgb(&f.photo).save(&photo).unwrap();
     let (out, report_path) = (f.dir.join("jpeg-out"), f.dir.join("jpeg.json"));
-    let o = blurgate(&["redact", s(&photo), "--out", s(&out), "--report", s(&report_path), "--register", s(&f.register), "-q"]);
+    let o = blurgate(&[
+        "redact",
+        s(&photo),
+        "--out",
+        s(&out),
+        "--report",
+        s(&report_path),
+        "--register",
+        s(&f.register),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let faces = faces_left_to_right(&read_report(&report_path));
     assert_eq!((faces[0].decision, faces[0].action), (Some(Decision::Matched), Action::Redacted));
@@ -128,7 +139,8 @@ fn after_forget_nobody_is_redacted() {
     let o = blurgate(&["forget", "--register", s(&f.register), "--id", "P-0042"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = String::from_utf8_lossy(&o.stdout).into_owned();
-    let digests: Vec<&str> = text.lines().filter(|l| l.contains("sha256")).map(|l| l.rsplit(' ').next().unwrap()).collect();
+    let digests: Vec<&str> =
+        text.lines().filter(|l| l.contains("sha256")).map(|l| l.rsplit(' ').next().unwrap()).collect();
     assert_eq!(digests.len(), 2, "{text}");
     assert_ne!(digests[0], digests[1]);
     assert_eq!(digests[1].len(), 64);
@@ -190,7 +202,8 @@ fn expired_entries_do_not_match_and_are_purged() {
 fn uncertain_matches_can_be_held_back() {
     let f = enrolled(&[]);
     // Thresholds that make the true match merely uncertain.
-    let (o, report, out) = redact(&f, "held", &["--match-threshold", "0.99", "--uncertain-threshold", "0.3", "--hold-uncertain"]);
+    let (o, report, out) =
+        redact(&f, "held", &["--match-threshold", "0.99", "--uncertain-threshold", "0.3", "--hold-uncertain"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stderr(&o).contains("held for review"));
     assert_eq!(report.files[0].status, FileStatus::Held);
@@ -212,10 +225,23 @@ fn find_lists_the_files_that_show_the_person() {
     std::fs::copy(fixture("photos/obama3.jpg"), search.join("obama3.jpg")).unwrap();
     std::fs::copy(fixture("photos/biden.jpg"), search.join("biden.jpg")).unwrap();
     let report_path = f.dir.join("access.json");
-    let o = blurgate(&["find", "--register", s(&f.register), "--id", "P-0042", s(&search), "--report", s(&report_path), "-q"]);
+    let o = blurgate(&[
+        "find",
+        "--register",
+        s(&f.register),
+        "--id",
+        "P-0042",
+        s(&search),
+        "--report",
+        s(&report_path),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(stdout.contains("two_people.png") && stdout.contains("obama3.jpg") && !stdout.contains("biden.jpg"), "{stdout}");
+    assert!(
+        stdout.contains("two_people.png") && stdout.contains("obama3.jpg") && !stdout.contains("biden.jpg"),
+        "{stdout}"
+    );
     let report = read_report(&report_path);
     let hits: Vec<_> = report.files.iter().filter(|x| !x.faces.is_empty()).map(|x| x.input.clone()).collect();
     assert_eq!(hits.len(), 2, "{hits:?}");
@@ -240,7 +266,10 @@ fn audit_log_is_chained_and_an_edit_is_caught() {
     assert_eq!(event["models"]["sface"].as_str().unwrap().len(), 64);
     assert_eq!(event["policy"], "opt-outs");
     assert!(event["thresholds"]["matched"].as_f64().is_some());
-    assert_eq!((&event["thresholds"]["source"], &event["thresholds"]["people"]), (&serde_json::json!("model"), &serde_json::json!(1)));
+    assert_eq!(
+        (&event["thresholds"]["source"], &event["thresholds"]["people"]),
+        (&serde_json::json!("model"), &serde_json::json!(1))
+    );
     assert!(event["faces"].as_array().unwrap().iter().any(|x| x["person"] == "P-0042" && x["decision"] == "matched"));
     assert!(!text.contains("Quiet Person Label") && !text.contains("embedding"));
 
@@ -279,7 +308,9 @@ fn enrolment_refuses_a_small_or_blurred_face_with_its_reason() {
     let register = tmp.path().join("r.reg");
     let obama = rgb(&fixture("photos/obama.jpg"));
     let small = tmp.path().join("small.png");
-    imageops::resize(&obama, obama.width() / 8, obama.height() / 8, imageops::FilterType::Triangle).save(&small).unwrap();
+    imageops::resize(&obama, obama.width() / 8, obama.height() / 8, imageops::FilterType::Triangle)
+        .save(&small)
+        .unwrap();
     let blurred = tmp.path().join("blurred.png");
     imageops::blur(&obama, 6.0).save(&blurred).unwrap();
     for (photo, reason) in [(&small, "too small"), (&blurred, "blurred")] {
@@ -293,7 +324,11 @@ fn enrolment_refuses_a_small_or_blurred_face_with_its_reason() {
 /// A register of three people (obama, the astronaut, the largest face of t1).
 fn register_of_three(dir: &Path) -> PathBuf {
     let register = dir.join("three.reg");
-    for (id, photo, extra) in [("P-1", "photos/obama.jpg", None), ("P-2", "photos/astronaut.png", None), ("P-3", "photos/t1.jpg", Some("--pick"))] {
+    for (id, photo, extra) in [
+        ("P-1", "photos/obama.jpg", None),
+        ("P-2", "photos/astronaut.png", None),
+        ("P-3", "photos/t1.jpg", Some("--pick")),
+    ] {
         let photo = fixture(photo);
         let mut args = vec!["enroll", "--register", s(&register), "--id", id];
         if let Some(flag) = extra {
@@ -320,7 +355,11 @@ fn with_several_people_registered_a_stranger_is_unknown_and_untouched() {
     assert_eq!((t.source, t.people, t.target_far), (ThresholdSource::Model, 3, Some(DEFAULT_TARGET_FAR)));
     let faces = faces_left_to_right(&report);
     assert_eq!((faces[0].decision, faces[0].person.as_deref()), (Some(Decision::Matched), Some("P-1")));
-    assert_eq!((faces[1].decision, faces[1].action), (Some(Decision::Unknown), Action::Kept), "biden is nobody in the register");
+    assert_eq!(
+        (faces[1].decision, faces[1].action),
+        (Some(Decision::Unknown), Action::Kept),
+        "biden is nobody in the register"
+    );
     assert!(faces[1].similarity.unwrap() < t.uncertain);
     let (before, after) = (rgb(&photo), rgb(&out.join("two_people.png")));
     assert!(identical_in(&before, &after, faces[1].bbox), "the stranger's face is unchanged");
@@ -336,14 +375,29 @@ fn an_enrolled_person_in_a_group_photo_is_redacted_and_the_group_kept() {
     // The t1 group with obama3 standing beside it, as a JPEG.
     let group = rgb(&fixture("photos/t1.jpg"));
     let obama = rgb(&fixture("photos/obama3.jpg"));
-    let obama = imageops::resize(&obama, obama.width() * group.height() / obama.height(), group.height(), imageops::FilterType::Triangle);
+    let obama = imageops::resize(
+        &obama,
+        obama.width() * group.height() / obama.height(),
+        group.height(),
+        imageops::FilterType::Triangle,
+    );
     let mut both = RgbImage::new(group.width() + obama.width(), group.height());
     imageops::replace(&mut both, &group, 0, 0);
     imageops::replace(&mut both, &obama, group.width() as i64, 0);
     let photo = tmp.path().join("group.jpg");
     both.save(&photo).unwrap();
     let (out, report_path) = (tmp.path().join("out"), tmp.path().join("r.json"));
-    let o = blurgate(&["redact", s(&photo), "--out", s(&out), "--report", s(&report_path), "--register", s(&register), "-q"]);
+    let o = blurgate(&[
+        "redact",
+        s(&photo),
+        "--out",
+        s(&out),
+        "--report",
+        s(&report_path),
+        "--register",
+        s(&register),
+        "-q",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report = read_report(&report_path);
     let faces = &report.files[0].faces;

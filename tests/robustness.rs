@@ -48,8 +48,8 @@ fn bombs(dir: &Path) {
     std::fs::write(dir.join("bomb.png"), png).unwrap();
     // Baseline JPEG header declaring 65535×65535, three components, then end of image.
     let jpeg = [
-        0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01, 0x03,
-        0x11, 0x01, 0xFF, 0xD9,
+        0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFF, 0xFF, 0xFF, 0xFF, 0x03, 0x01, 0x22, 0x00, 0x02, 0x11, 0x01,
+        0x03, 0x11, 0x01, 0xFF, 0xD9,
     ];
     std::fs::write(dir.join("bomb.jpg"), jpeg).unwrap();
     // GIF whose logical screen and frame are 65535×65535.
@@ -145,7 +145,11 @@ fn awkward_files_are_redacted_or_refused_never_leaked() {
     // Nothing the corpus holds appears in the output unless it was checked.
     let listed: Vec<PathBuf> = report.files.iter().filter_map(|f| f.output.as_ref().map(PathBuf::from)).collect();
     for entry in walkdir::WalkDir::new(&out).into_iter().flatten().filter(|e| e.file_type().is_file()) {
-        assert!(listed.contains(&entry.path().to_path_buf()), "{} was written but not reported", entry.path().display());
+        assert!(
+            listed.contains(&entry.path().to_path_buf()),
+            "{} was written but not reported",
+            entry.path().display()
+        );
     }
 }
 
@@ -160,10 +164,23 @@ fn exif_orientation_corpus_comes_out_upright() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let report_path = tmp.path().join("r.json");
-    let o = blurgate(&["redact", s(&dir), "--out", s(&out), "--tiles", "never", "--style", "fill", "-q", "--report", s(&report_path)]);
+    let o = blurgate(&[
+        "redact",
+        s(&dir),
+        "--out",
+        s(&out),
+        "--tiles",
+        "never",
+        "--style",
+        "fill",
+        "-q",
+        "--report",
+        s(&report_path),
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     // Filled masks may sit a pixel apart: compare what lies outside all of them.
-    let masks: Vec<[f32; 4]> = read_report(&report_path).files.iter().flat_map(|f| f.faces.iter().filter_map(|x| x.mask)).collect();
+    let masks: Vec<[f32; 4]> =
+        read_report(&report_path).files.iter().flat_map(|f| f.faces.iter().filter_map(|x| x.mask)).collect();
     assert_eq!(masks.len(), 8, "one face in each of the eight photos");
     let outside = |x: u32, y: u32| {
         let (fx, fy) = (x as f32, y as f32);
@@ -205,7 +222,9 @@ fn killed_runs_never_leave_partial_files_and_resume_to_completion() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("event");
     std::fs::create_dir_all(src.join("day2")).unwrap();
-    for (i, name) in ["t1.jpg", "obama.jpg", "biden.jpg", "obama3.jpg", "astronaut.png", "obama2.jpg"].iter().enumerate() {
+    for (i, name) in
+        ["t1.jpg", "obama.jpg", "biden.jpg", "obama3.jpg", "astronaut.png", "obama2.jpg"].iter().enumerate()
+    {
         let sub = if i % 2 == 0 { "" } else { "day2" };
         std::fs::copy(fixture(&format!("photos/{name}")), src.join(sub).join(format!("{i}_{name}"))).unwrap();
     }
@@ -230,7 +249,12 @@ fn killed_runs_never_leave_partial_files_and_resume_to_completion() {
     let check_final_names = || {
         for (rel, bytes) in tree(&out) {
             if !is_temporary(&rel) {
-                assert_eq!(Some(&bytes), reference.get(&rel), "{} under its final name differs from a complete run", rel.display());
+                assert_eq!(
+                    Some(&bytes),
+                    reference.get(&rel),
+                    "{} under its final name differs from a complete run",
+                    rel.display()
+                );
             }
         }
     };

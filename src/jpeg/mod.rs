@@ -88,7 +88,11 @@ extern "C" {
 fn failed(err: &[c_char; ERR_LEN]) -> String {
     // SAFETY: the shim always writes a NUL-terminated message (snprintf) before failing.
     let text = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
-    if text.is_empty() { "libjpeg failed".into() } else { text }
+    if text.is_empty() {
+        "libjpeg failed".into()
+    } else {
+        text
+    }
 }
 
 /// A pixel rectangle; `x`, `y` on the iMCU grid, right and bottom edges too unless they are the
@@ -153,7 +157,11 @@ impl Turn {
 
     /// The turn back: from upright to stored.
     pub fn inverse(&self) -> Turn {
-        if self.transpose { Turn { flip_x: self.flip_y, flip_y: self.flip_x, ..*self } } else { *self }
+        if self.transpose {
+            Turn { flip_x: self.flip_y, flip_y: self.flip_x, ..*self }
+        } else {
+            *self
+        }
     }
 
     /// `img` turned.
@@ -168,12 +176,17 @@ impl Turn {
 
     /// Can the photo's blocks turn whole? A mirrored side must hold whole iMCUs.
     pub fn fits(&self, header: &Header) -> bool {
-        (!self.flip_x || header.width.is_multiple_of(header.mcu.0)) && (!self.flip_y || header.height.is_multiple_of(header.mcu.1))
+        (!self.flip_x || header.width.is_multiple_of(header.mcu.0))
+            && (!self.flip_y || header.height.is_multiple_of(header.mcu.1))
     }
 
     /// The upright size of a photo stored as `w` x `h`.
     pub fn upright(&self, w: u32, h: u32) -> (u32, u32) {
-        if self.transpose { (h, w) } else { (w, h) }
+        if self.transpose {
+            (h, w)
+        } else {
+            (w, h)
+        }
     }
 
     /// Where the upright point (x, y) lies in the photo stored as `w` x `h` (continuous
@@ -216,7 +229,8 @@ impl Header {
     pub fn aligned(&self, x0: u32, y0: u32, x1: u32, y1: u32) -> Rect {
         let (mw, mh) = self.mcu;
         let (ax, ay) = (x0 / mw * mw, y0 / mh * mh);
-        let (bx, by) = (x1.div_ceil(mw).saturating_mul(mw).min(self.width), y1.div_ceil(mh).saturating_mul(mh).min(self.height));
+        let (bx, by) =
+            (x1.div_ceil(mw).saturating_mul(mw).min(self.width), y1.div_ceil(mh).saturating_mul(mh).min(self.height));
         Rect { x: ax, y: ay, w: bx.saturating_sub(ax), h: by.saturating_sub(ay) }
     }
 }
@@ -295,7 +309,9 @@ impl<'a> Coefficients<'a> {
                 err.as_mut_ptr(),
             )
         };
-        let coefficients = NonNull::new(raw).map(|raw| Coefficients { raw, mcu: header.mcu, _source: PhantomData }).ok_or_else(|| failed(&err))?;
+        let coefficients = NonNull::new(raw)
+            .map(|raw| Coefficients { raw, mcu: header.mcu, _source: PhantomData })
+            .ok_or_else(|| failed(&err))?;
         Ok((coefficients, decoded(out, (ow, oh), (w, h))?))
     }
 
@@ -308,9 +324,22 @@ impl<'a> Coefficients<'a> {
         // SAFETY: the handle is live; the shim writes `at.h` rows of `at.w * 3` bytes, `stride`
         // apart, from `offset`, all inside the canvas (`within`).
         let rc = unsafe {
-            bgj_coefs_decode(self.raw.as_ptr(), at.x, at.y, at.w, at.h, raw[offset..].as_mut_ptr(), stride as c_ulong, err.as_mut_ptr())
+            bgj_coefs_decode(
+                self.raw.as_ptr(),
+                at.x,
+                at.y,
+                at.w,
+                at.h,
+                raw[offset..].as_mut_ptr(),
+                stride as c_ulong,
+                err.as_mut_ptr(),
+            )
         };
-        if rc != 0 { Err(failed(&err)) } else { Ok(()) }
+        if rc != 0 {
+            Err(failed(&err))
+        } else {
+            Ok(())
+        }
     }
 
     /// Replaces the blocks under `at` with its pixels in `canvas` (whose top-left pixel lies at
@@ -341,7 +370,11 @@ impl<'a> Coefficients<'a> {
                 err.as_mut_ptr(),
             )
         };
-        if rc != 0 { Err(failed(&err)) } else { Ok(()) }
+        if rc != 0 {
+            Err(failed(&err))
+        } else {
+            Ok(())
+        }
     }
 
     /// The photo encoded again from its coefficients (baseline, standard Huffman tables), with no
@@ -352,7 +385,9 @@ impl<'a> Coefficients<'a> {
         let mut err = [0 as c_char; ERR_LEN];
         let flags = [turn.transpose, turn.flip_x, turn.flip_y].map(c_int::from);
         // SAFETY: the handle is live; on success `out` is a malloc'd buffer of `len` bytes.
-        let rc = unsafe { bgj_coefs_write(self.raw.as_ptr(), flags[0], flags[1], flags[2], &mut out, &mut len, err.as_mut_ptr()) };
+        let rc = unsafe {
+            bgj_coefs_write(self.raw.as_ptr(), flags[0], flags[1], flags[2], &mut out, &mut len, err.as_mut_ptr())
+        };
         if rc != 0 || out.is_null() {
             return Err(failed(&err));
         }

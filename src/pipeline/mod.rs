@@ -66,7 +66,8 @@ impl Engine {
         let embedder = if recognise {
             let sface = models.model("sface")?;
             model_hashes.insert(sface.name.clone(), sface.sha256.clone());
-            let options = EmbedderOptions { sessions: workers, threads_per_session: threads, device: detector.options().device };
+            let options =
+                EmbedderOptions { sessions: workers, threads_per_session: threads, device: detector.options().device };
             Some(Embedder::try_new(env, &sface.path, options)?)
         } else {
             None
@@ -236,7 +237,8 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir) -> Result<Report> {
     let engine = Engine::new(models, job.detector.clone(), job.matching.is_some(), workers)?;
     let audit = job.audit.as_deref().map(AuditLog::open).transpose()?;
     std::fs::create_dir_all(&job.out).map_err(|e| Error::io(&job.out, e))?;
-    let run = Run { engine: &engine, job, state: RunState::open(&job.out, job.fresh)?, settings: job.settings_hash(&engine) };
+    let run =
+        Run { engine: &engine, job, state: RunState::open(&job.out, job.fresh)?, settings: job.settings_hash(&engine) };
     let files = run_pool(&plan.files, workers, job.progress, |p| {
         let report = process(p, &run);
         match audit.as_ref().filter(|_| !report.resumed) {
@@ -397,7 +399,14 @@ fn render_full(mut photo: Photo, boxes: &[FaceBox], job: &RedactJob) -> Result<V
 }
 
 /// The redacted copy of the file.
-fn render(source: Source, bytes: &[u8], boxes: &[FaceBox], p: &Planned, job: &RedactJob, report: &mut FileReport) -> Result<Vec<u8>, String> {
+fn render(
+    source: Source,
+    bytes: &[u8],
+    boxes: &[FaceBox],
+    p: &Planned,
+    job: &RedactJob,
+    report: &mut FileReport,
+) -> Result<Vec<u8>, String> {
     match source {
         Source::Full(photo) => render_full(photo, boxes, job),
         Source::Jpeg(preview) => match media_out::rewrite_jpeg(bytes, preview, boxes, &job.redact, &job.encode) {

@@ -41,7 +41,8 @@ pub fn embed_reference_photos(engine: &Engine, photos: &[PathBuf], options: &Enr
     for path in photos {
         let refuse = |reason: String| Error::Usage(format!("{}: {reason}", path.display()));
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let photo = media_in::decode(&bytes, DecodeLimits::default()).map_err(|e| refuse(format!("cannot decode: {e}")))?;
+        let photo =
+            media_in::decode(&bytes, DecodeLimits::default()).map_err(|e| refuse(format!("cannot decode: {e}")))?;
         let faces = engine.detector().detect(&photo.rgb)?;
         let probes = engine.embedder()?.probes(&photo.rgb, &faces)?;
         embeddings.push(pick(probes, options).map_err(refuse)?);
@@ -83,7 +84,9 @@ fn pick(probes: Vec<Probe>, o: &EnrolOptions) -> std::result::Result<Embedding, 
             let reason = o.gate.refusal(&largest.quality).expect("refused");
             Err(format!("{found} face(s) found but none is usable: {reason}; use a clear, sharp, front-facing photo"))
         }
-        _ if o.pick_largest => Ok(usable.into_iter().max_by(|a, b| size(a).total_cmp(&size(b))).expect("several").embedding),
+        _ if o.pick_largest => {
+            Ok(usable.into_iter().max_by(|a, b| size(a).total_cmp(&size(b))).expect("several").embedding)
+        }
         n => Err(format!("{n} faces found: enrol from a photo that shows only this person, or pass --pick largest")),
     }
 }

@@ -82,10 +82,7 @@ impl KeySource {
             }
             KeySource::File(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| {
-                    Error::Register(format!(
-                        "register key {}: {e}; give --key-file FILE or set {KEY_ENV}",
-                        p.display()
-                    ))
+                    Error::Register(format!("register key {}: {e}; give --key-file FILE or set {KEY_ENV}", p.display()))
                 })?;
                 RegisterKey::from_hex(&text).map_err(|e| Error::Register(format!("{}: {e}", p.display())))
             }

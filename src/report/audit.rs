@@ -43,9 +43,22 @@ pub enum Event {
         policy: Policy,
         faces: Vec<AuditFace>,
     },
-    Enrol { id: String, photos_sha256: Vec<String>, embeddings: usize, replaced: bool },
-    Forget { id: String, register_before: String, register_after: String },
-    PurgeExpired { ids: Vec<String>, register_before: String, register_after: String },
+    Enrol {
+        id: String,
+        photos_sha256: Vec<String>,
+        embeddings: usize,
+        replaced: bool,
+    },
+    Forget {
+        id: String,
+        register_before: String,
+        register_after: String,
+    },
+    PurgeExpired {
+        ids: Vec<String>,
+        register_before: String,
+        register_after: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,7 +96,10 @@ impl AuditLog {
             None => (0, GENESIS.to_string()),
             Some(last) => {
                 let (seq, hash) = check_line(last, None).map_err(|e| {
-                    Error::Usage(format!("{}: the last line is damaged ({e}); run `blurgate audit verify`", path.display()))
+                    Error::Usage(format!(
+                        "{}: the last line is damaged ({e}); run `blurgate audit verify`",
+                        path.display()
+                    ))
                 })?;
                 (seq + 1, hash)
             }
@@ -97,10 +113,10 @@ impl AuditLog {
         let (file, seq, prev) = &mut *guard;
         let event_json = serde_json::to_string(event).expect("audit event serialises");
         let raw = serde_json::value::RawValue::from_string(event_json).expect("valid JSON");
-        let time = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("formats");
-        let body = serde_json::to_string(&Body { seq: *seq, time, prev: prev.clone(), event: &raw }).expect("serialises");
+        let time =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formats");
+        let body =
+            serde_json::to_string(&Body { seq: *seq, time, prev: prev.clone(), event: &raw }).expect("serialises");
         let hash = sha256_hex(body.as_bytes());
         let line = format!("{},\"hash\":\"{hash}\"}}\n", &body[..body.len() - 1]);
         file.write_all(line.as_bytes()).and_then(|()| file.sync_data()).map_err(|e| Error::io(&self.path, e))?;
