@@ -231,11 +231,6 @@ impl DetectorOptions {
         self
     }
 
-    pub fn with_threshold(mut self, threshold: f32) -> Self {
-        self.threshold = Some(threshold);
-        self
-    }
-
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
         self

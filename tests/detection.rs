@@ -11,10 +11,6 @@ use blurgate::report::{Action, FileStatus, Report};
 use common::*;
 use image::{imageops, RgbImage};
 
-fn face_box(b: [f32; 4]) -> FaceBox {
-    FaceBox { x1: b[0], y1: b[1], x2: b[2], y2: b[3] }
-}
-
 /// t1.jpg's six faces as `redact` finds them at defaults on the photo alone.
 fn t1_faces(tmp: &Path) -> Vec<FaceBox> {
     let report = redact(&fixture("photos/t1.jpg"), tmp, "t1", &[]);

@@ -13,10 +13,6 @@ use common::*;
 use image::{DynamicImage, RgbImage};
 use sha2::{Digest, Sha256};
 
-fn face_box(b: [f32; 4]) -> FaceBox {
-    FaceBox { x1: b[0], y1: b[1], x2: b[2], y2: b[3] }
-}
-
 /// Masks of the redacted faces in a report entry, as the redactor drew them.
 fn masks(report: &Report, i: usize, options: &RedactOptions) -> Vec<(Mask, FaceBox)> {
     let f = &report.files[i];

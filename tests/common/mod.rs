@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use blurgate::detect::{Detector, DetectorOptions};
+use blurgate::detect::{Detector, DetectorOptions, FaceBox};
 use blurgate::embed::{Embedder, EmbedderOptions};
 use blurgate::models::ModelDir;
 use blurgate::report::Report;
@@ -42,6 +42,11 @@ pub fn stderr(o: &Output) -> String {
 
 pub fn read_report(path: &Path) -> Report {
     serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report parses")
+}
+
+/// A report's `[x1, y1, x2, y2]` as a box.
+pub fn face_box(b: [f32; 4]) -> FaceBox {
+    FaceBox { x1: b[0], y1: b[1], x2: b[2], y2: b[3] }
 }
 
 pub fn rgb(path: &Path) -> RgbImage {
