@@ -22,9 +22,8 @@ use std::time::Duration;
 
 use blurgate::detect::{decode, to_chw, FaceBox, Grid, Landmarks};
 use blurgate::embed::align;
-use blurgate::jpeg::{self, Turn};
-use blurgate::media_in::{self, DecodeLimits};
-use blurgate::media_out::{self, EncodeOptions};
+use blurgate::media::jpeg::{self, Turn};
+use blurgate::media::{self, DecodeLimits, EncodeOptions};
 use blurgate::redact::{redact, RedactOptions, Style};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use image::RgbImage;
@@ -110,7 +109,7 @@ fn maps() -> Maps {
 
 fn benches(c: &mut Criterion) {
     // The pipeline's allocator setting: large buffers reused, not page-faulted in again.
-    blurgate::pipeline::keep_freed_memory();
+    blurgate::jobs::keep_freed_memory();
     let img = photo();
 
     c.bench_function("preprocess to_chw 1280x886", |b| b.iter(|| to_chw(black_box(&img), 0, 0, W, H)));
@@ -150,14 +149,13 @@ fn benches(c: &mut Criterion) {
     let big_boxes: Vec<FaceBox> =
         boxes.iter().map(|f| FaceBox { x1: f.x1 * k, y1: f.y1 * k, x2: f.x2 * k, y2: f.y2 * k }).collect();
     let limits = DecodeLimits::default();
-    c.bench_function("jpeg_preview 12MP", |b| b.iter(|| media_in::jpeg_preview(black_box(&jpeg), limits, 1280)));
+    c.bench_function("jpeg_preview 12MP", |b| b.iter(|| jpeg::preview(black_box(&jpeg), limits, 1280)));
     // The rewrite consumes the preview (its coefficients): a fresh one per iteration, not timed.
     c.bench_function("jpeg_rewrite 12MP 6 faces", |b| {
         b.iter_batched(
-            || media_in::jpeg_preview(&jpeg, limits, 1280).expect("a plain JPEG gets a preview"),
+            || jpeg::preview(&jpeg, limits, 1280).expect("a plain JPEG gets a preview"),
             |preview| {
-                media_out::rewrite_jpeg(black_box(&jpeg), preview, &big_boxes, &options, &EncodeOptions::default())
-                    .unwrap()
+                jpeg::rewrite(black_box(&jpeg), preview, &big_boxes, &options, &EncodeOptions::default()).unwrap()
             },
             BatchSize::PerIteration,
         )
@@ -165,7 +163,7 @@ fn benches(c: &mut Criterion) {
     // The floor under both: libjpeg's entropy decoding alone (coefficients, with the DC-only
     // 1/8 preview that costs nearly nothing) and entropy encoding alone (unchanged coefficients
     // written again).
-    let preview = media_in::jpeg_preview(&jpeg, limits, 1280).expect("a plain JPEG gets a preview");
+    let preview = jpeg::preview(&jpeg, limits, 1280).expect("a plain JPEG gets a preview");
     let (header, max_memory) = (preview.header, preview.max_memory);
     drop(preview);
     c.bench_function("jpeg floor 12MP: entropy decode (coefficients, 1/8 preview)", |b| {
@@ -181,9 +179,9 @@ fn benches(c: &mut Criterion) {
     let full = EncodeOptions { jpeg_quality: Some(92), ..Default::default() };
     c.bench_function("full path 12MP: decode + blur + encode", |b| {
         b.iter(|| {
-            let mut photo = media_in::decode(black_box(&jpeg), limits).unwrap();
+            let mut photo = media::decode(black_box(&jpeg), limits).unwrap();
             redact(&mut photo.rgb, &big_boxes, &options);
-            media_out::encode(photo, &full).unwrap()
+            media::encode(photo, &full).unwrap()
         })
     });
 }

@@ -18,15 +18,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use blurgate::calibrate::ImpostorTail;
 use blurgate::detect::{DetectorOptions, FaceBox, Landmarks};
 use blurgate::embed::{align, Embedding};
-use blurgate::media_in::{self, DecodeLimits};
+use blurgate::embed::{FaceQuality, QualityGate};
+use blurgate::jobs::{plan, Engine, Recognition};
+use blurgate::matching::ImpostorTail;
+use blurgate::matching::{self, Decision, Policy, ThresholdSource, Thresholds, DEFAULT_TARGET_FAR};
+use blurgate::media::{self, DecodeLimits};
 use blurgate::models::ModelDir;
-use blurgate::pipeline::Engine;
-use blurgate::policy::{self, Decision, Policy, ThresholdSource, Thresholds, DEFAULT_TARGET_FAR};
-use blurgate::quality::FaceQuality;
-use blurgate::quality::QualityGate;
 use blurgate::register::{Person, Register, DEFAULT_PURPOSE};
 use image::{imageops, RgbImage};
 use rayon::prelude::*;
@@ -68,8 +67,9 @@ struct Measured {
 }
 
 fn photos_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let walk = media_in::walk(&[dir.to_path_buf()], false)?;
-    let mut files: Vec<PathBuf> = walk.files.into_iter().filter(|f| f.unsupported.is_none()).map(|f| f.input).collect();
+    let walk = plan::walk(&[dir.into()], false)?;
+    let mut files: Vec<PathBuf> =
+        walk.files.into_iter().filter(|f| f.problem.is_none()).map(|f| f.input.local_path().to_path_buf()).collect();
     files.sort();
     Ok(files)
 }
@@ -105,7 +105,7 @@ fn identity_groups(shared: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
 fn faces_of(engine: &Engine, path: &Path, photo_index: usize) -> Result<Vec<Face>> {
     let bytes = std::fs::read(path)?;
     let photo =
-        media_in::decode(&bytes, DecodeLimits::default()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        media::decode(&bytes, DecodeLimits::default()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     let found = engine.detector().detect(&photo.rgb)?;
     let aligned: Vec<RgbImage> = found.iter().map(|d| align(&photo.rgb, &d.landmarks)).collect();
     let mut batch = aligned.clone();
@@ -137,7 +137,7 @@ fn largest(faces: Vec<Face>) -> Option<Face> {
 fn measure(shared: &Path) -> Result<Measured> {
     let models = ModelDir::locate(None)?;
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let engine = Engine::new(&models, DetectorOptions::default(), true, workers)?;
+    let engine = Engine::new(&models, DetectorOptions::default(), Recognition::On, workers)?;
     let groups = identity_groups(shared)?;
     let identities: Vec<Identity> = groups
         .par_iter()
@@ -207,11 +207,10 @@ fn today() -> time::Date {
 
 /// Redacted?, the person named, uncertain? — as `blurgate redact` decides.
 fn redacted(register: &Register, face: &Face, t: &Thresholds, v: Variant) -> (bool, Option<String>, bool) {
-    let d = policy::decide(
+    let d = matching::decide(
         Policy::OptOuts,
-        DEFAULT_PURPOSE,
         t,
-        register.best_match(&v.embedding(face), today()),
+        register.best_match(&v.embedding(face), today(), DEFAULT_PURPOSE),
         &face.quality,
     );
     (d.decision != Decision::Unknown, d.person, d.decision == Decision::Uncertain)

@@ -29,8 +29,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use blurgate::detect::{infer_only, Detector, DetectorOptions, Precision};
-use blurgate::media_in::{decode, jpeg_preview, DecodeLimits};
-use blurgate::media_out::{encode, rewrite_jpeg, EncodeOptions};
+use blurgate::media::jpeg::{preview as jpeg_preview, rewrite as rewrite_jpeg};
+use blurgate::media::{decode, encode, DecodeLimits, EncodeOptions};
 use blurgate::models::ModelDir;
 use blurgate::redact::{redact, RedactOptions};
 use rayon::prelude::*;
@@ -78,14 +78,14 @@ fn main() -> Result<()> {
     }
 
     // The pipeline's allocator setting and thread budget (pipeline::workers and Engine::new).
-    blurgate::pipeline::keep_freed_memory();
+    blurgate::jobs::keep_freed_memory();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = jobs.unwrap_or(cores).clamp(1, files.len());
     let threads = (cores / workers).max(1);
 
     let dir = ModelDir::locate(None)?;
     let env = dir.init_runtime()?;
-    let model = dir.model(options.precision.model_name())?;
+    let model = dir.model(options.precision.model())?;
     println!("inference_rate: model {} ({})", model.name, model.path.display());
     let detector = Detector::try_new(
         env,
@@ -167,19 +167,21 @@ fn stage_breakdown(
             for &(h, w) in &i.shapes {
                 infer_only(&detector, h, w)?;
             }
-            let failed = |e: String| anyhow::anyhow!("{}: {e}", i.path.display());
+            let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", i.path.display());
             let t = Instant::now();
             let source = match jpeg_preview(&i.bytes, limits, detector.options().max_side) {
                 Some(p) => Ok(p),
-                None => Err(decode(&i.bytes, limits).map_err(failed)?),
+                None => Err(decode(&i.bytes, limits).map_err(|e| failed(&e))?),
             };
             sums[0] += ms(t);
             let t = Instant::now();
             let faces = match &source {
                 Ok(p) if p.rgb.dimensions() == p.size() => detector.detect(&p.rgb)?,
                 Ok(p) => {
-                    let full =
-                        p.turn.apply(blurgate::jpeg::decode_full(&i.bytes, &p.header, p.max_memory).map_err(failed)?);
+                    let full = p.turn.apply(
+                        blurgate::media::jpeg::decode_full(&i.bytes, &p.header, p.max_memory)
+                            .map_err(|e| failed(&e))?,
+                    );
                     detector.detect_with_preview(&full, Some(&p.rgb))?
                 }
                 Err(photo) => detector.detect(&photo.rgb)?,
@@ -195,12 +197,12 @@ fn stage_breakdown(
             // Ok: a JPEG rewritten block by block; Err: any other photo, decoded in full.
             match source {
                 Ok(p) => {
-                    rewrite_jpeg(&i.bytes, p, &boxes, &redact_options, &encode_options).map_err(failed)?;
+                    rewrite_jpeg(&i.bytes, p, &boxes, &redact_options, &encode_options).map_err(|e| failed(&e))?;
                     rewritten += 1;
                 }
                 Err(mut photo) => {
                     redact(&mut photo.rgb, &boxes, &redact_options);
-                    encode(photo, &encode_options).map_err(failed)?;
+                    encode(photo, &encode_options).map_err(|e| failed(&e))?;
                 }
             }
             sums[3] += ms(t);

@@ -15,7 +15,7 @@ use ort::value::TensorRef;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::models::{Device, SessionPool};
+use crate::models::{Device, ModelKind, SessionPool};
 
 /// Axis-aligned face box in image pixels, `x2`/`y2` exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -143,11 +143,11 @@ pub enum Precision {
 }
 
 impl Precision {
-    /// The model's name in the models manifest.
-    pub fn model_name(self) -> &'static str {
+    /// The model this precision runs.
+    pub fn model(self) -> ModelKind {
         match self {
-            Precision::Fp32 => "centerface",
-            Precision::Int8 => "centerface_int8",
+            Precision::Fp32 => ModelKind::CenterFace,
+            Precision::Int8 => ModelKind::CenterFaceInt8,
         }
     }
 }
@@ -316,7 +316,10 @@ pub struct Detector {
 impl Detector {
     pub fn try_new(env: &Environment, model: &Path, options: DetectorOptions) -> Result<Self> {
         if options.tiling.is_some_and(|t| t.size % 32 != 0 || t.overlap >= t.size) {
-            return Err(Error::Usage("tile size must be a multiple of 32 and larger than the overlap".into()));
+            return Err(Error::InvalidSetting {
+                name: "tile size",
+                problem: "must be a multiple of 32 and larger than the overlap",
+            });
         }
         let sessions =
             SessionPool::new(env, model, options.sessions, options.threads_per_session, options.device, &[])?;
@@ -448,7 +451,7 @@ impl Detector {
         }
         let (gh, gw) = (maps[0].0[2] as usize, maps[0].0[3] as usize);
         if maps.iter().any(|(s, _)| s.len() != 4 || s[2] as usize != gh || s[3] as usize != gw) {
-            return Err(Error::Ort("unexpected CenterFace output shapes".into()));
+            return Err(Error::ModelOutput { model: "CenterFace", what: "unexpected output shapes" });
         }
         let grid = Grid { w: gw, h: gh, heat: maps[0].1, scale: maps[1].1, offset: maps[2].1, landmarks: maps[3].1 };
         Ok(decode(&grid, threshold, w as f32, h as f32))

@@ -1,23 +1,28 @@
 //! blurgate: finds every face in event photos and redacts them before publication.
 //!
-//! The modules follow the data: [`media_in`] (walk, decode, orientation) → [`detect`]
-//! (CenterFace) → [`redact`] (masks and fills) → [`media_out`] (encode, metadata policy,
-//! atomic write), orchestrated by [`pipeline`] and summarised by [`report`]. [`models`] finds
-//! and verifies the model files and loads ONNX Runtime.
+//! Layers, each using only those below it (`scripts/check_layers.py` enforces it):
+//!
+//! - jobs: [`jobs`] (redact, find, enrol, calibrate over an [`jobs::Engine`])
+//! - records: [`report`] (the JSON report), [`audit`] (the hash-chained audit log)
+//! - stages: [`media`] (decode and encode per kind), [`detect`], [`embed`], [`matching`],
+//!   [`register`], [`redact`]
+//! - foundations: [`storage`] (locations, listing, atomic writes), [`digest`], [`models`]
+//!   (registry, verification, ONNX Runtime), [`error`]
+//!
+//! The command line (`src/cli/`, in the binary) sits above them all.
 
-pub mod calibrate;
+pub mod audit;
 pub mod detect;
+pub mod digest;
 pub mod embed;
 pub mod error;
-pub mod jpeg;
-pub mod media_in;
-pub mod media_out;
+pub mod jobs;
+pub mod matching;
+pub mod media;
 pub mod models;
-pub mod pipeline;
-pub mod policy;
-pub mod quality;
 pub mod redact;
 pub mod register;
 pub mod report;
+pub mod storage;
 
 pub use error::{Error, Result};

@@ -1,16 +1,14 @@
-//! Model discovery and verification: finds `models/`, checks every file against
-//! `manifest.json` (sha256) and loads ONNX Runtime once per process.
+//! The model registry ([`ModelKind`]), discovery and verification: finds `models/`, checks
+//! every file against `manifest.json` (sha256) and loads ONNX Runtime once per process.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::error::{Error, ManifestProblem, Result};
 use ort::environment::Environment;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::Session;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-
-use crate::error::{Error, Result};
 
 pub const MODELS_ENV: &str = "BLURGATE_MODELS";
 const MANIFEST: &str = "manifest.json";
@@ -35,6 +33,29 @@ pub struct ModelEntry {
     pub file: String,
     pub sha256: String,
     pub licence: String,
+}
+
+/// The models blurgate knows, keyed by what they are for; `scripts/setup.sh` fetches and pins
+/// each (`scripts/prepare_models.py`) and records it in the manifest under [`ModelKind::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ModelKind {
+    /// CenterFace face detector (fp32).
+    CenterFace,
+    /// CenterFace quantised to int8 by set-up (`--precision int8`).
+    CenterFaceInt8,
+    /// SFace face recogniser (128-d embeddings).
+    SFace,
+}
+
+impl ModelKind {
+    /// The model's entry in `models/manifest.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::CenterFace => "centerface",
+            ModelKind::CenterFaceInt8 => "centerface_int8",
+            ModelKind::SFace => "sface",
+        }
+    }
 }
 
 /// A model file that was found and whose checksum matched the manifest.
@@ -76,21 +97,19 @@ impl ModelDir {
         }
         let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
         let manifest: Manifest =
-            serde_json::from_str(&text).map_err(|e| Error::Manifest { path: path.clone(), reason: e.to_string() })?;
+            serde_json::from_str(&text).map_err(|e| Error::Manifest { path: path.clone(), problem: e.into() })?;
         if manifest.version != 1 {
-            return Err(Error::Manifest {
-                path,
-                reason: format!("version {} is not supported (expected 1)", manifest.version),
-            });
+            return Err(Error::Manifest { path, problem: ManifestProblem::Version(manifest.version) });
         }
         Ok(ModelDir { dir: dir.to_path_buf(), manifest })
     }
 
     /// The named model, present and matching its manifest checksum.
-    pub fn model(&self, name: &'static str) -> Result<VerifiedModel> {
+    pub fn model(&self, kind: ModelKind) -> Result<VerifiedModel> {
+        let name = kind.name();
         let entry = self.manifest.models.iter().find(|m| m.name == name).ok_or_else(|| Error::Manifest {
             path: self.dir.join(MANIFEST),
-            reason: format!("no entry for model `{name}`"),
+            problem: ManifestProblem::NoEntry(name),
         })?;
         let path = self.dir.join(&entry.file);
         if !path.is_file() {
@@ -214,7 +233,7 @@ impl SessionPool {
 
 fn warn_cpu_fallback(reason: &str) {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| tracing::warn!("--device cuda: {reason}; running on the CPU"));
+    ONCE.call_once(|| tracing::warn!("the CUDA execution provider was asked for: {reason}; running on the CPU"));
 }
 
 #[cfg(feature = "cuda")]
@@ -232,19 +251,9 @@ fn with_cuda(builder: SessionBuilder) -> SessionBuilder {
     builder
 }
 
-pub fn sha256_file(path: &Path) -> Result<String> {
-    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut hasher = Sha256::new();
-    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
-    Ok(hex(&hasher.finalize()))
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
-    let found = sha256_file(path)?;
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let found = crate::digest::sha256_reader(file).map_err(|e| Error::io(path, e))?;
     if found.eq_ignore_ascii_case(expected) {
         Ok(())
     } else {

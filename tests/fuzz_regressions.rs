@@ -10,8 +10,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
 use blurgate::detect::FaceBox;
-use blurgate::media_in::{decode, jpeg_is_complete, jpeg_preview, DecodeLimits};
-use blurgate::media_out::{rewrite_jpeg, EncodeOptions};
+use blurgate::media::jpeg::markers::is_complete as jpeg_is_complete;
+use blurgate::media::jpeg::{preview as jpeg_preview, rewrite as rewrite_jpeg};
+use blurgate::media::{decode, DecodeLimits, EncodeOptions};
 use blurgate::redact::RedactOptions;
 use blurgate::register::{store, Register, RegisterKey};
 
@@ -75,7 +76,7 @@ fn decode_preprocess(data: &[u8]) -> Result<bool, String> {
             }
             Ok(true)
         }
-        Err(e) if e.trim().is_empty() => Err("decode failed with an empty message".into()),
+        Err(e) if e.to_string().trim().is_empty() => Err("decode failed with an empty message".into()),
         Err(_) => Ok(false),
     }
 }
@@ -96,7 +97,7 @@ fn jpeg_rewrite(data: &[u8]) -> Result<bool, String> {
             }
             Ok(true)
         }
-        Err(e) if e.trim().is_empty() => Err("rewrite failed with an empty message".into()),
+        Err(e) if e.to_string().trim().is_empty() => Err("rewrite failed with an empty message".into()),
         Err(_) => Ok(false),
     }
 }
@@ -111,7 +112,7 @@ fn register_open(data: &[u8], key: &RegisterKey) -> Result<Option<usize>, String
     if mode & 1 == 0 {
         return match store::open(rest, key) {
             Ok(reg) => Ok(Some(reg.people.len())),
-            Err(e) if e.trim().is_empty() => Err("open failed with an empty message".into()),
+            Err(e) if e.to_string().trim().is_empty() => Err("open failed with an empty message".into()),
             Err(_) => Ok(None),
         };
     }

@@ -303,7 +303,7 @@ fn turned_jpegs_turn_block_by_block_and_lose_nothing_outside_the_faces() {
     for (i, f) in report.files.iter().enumerate() {
         // What the source shows once its tag is applied.
         let source = std::fs::read(&f.input).unwrap();
-        let shown = blurgate::media_in::decode(&source, Default::default()).unwrap().rgb;
+        let shown = blurgate::media::decode(&source, Default::default()).unwrap().rgb;
         let after = rgb(Path::new(f.output.as_ref().unwrap()));
         assert_eq!(after.dimensions(), (1280, 880), "{}: not upright", f.input);
         // The six people, confidently; a weak extra detection (the encoder's artefacts differ
@@ -344,7 +344,7 @@ fn blocks_no_mask_reaches_keep_their_coefficients() {
     let (before, after) = (rgb(&dir.join("t1.jpg")), rgb(&out.join("t1.jpg")));
     let masked = masks(&report, 0, &RedactOptions::default());
     // The corners of each ellipse's rectangle, away from the blocks the ellipse reaches.
-    let mcu = blurgate::jpeg::Header::read(&source).unwrap().mcu;
+    let mcu = blurgate::media::jpeg::Header::read(&source).unwrap().mcu;
     let (kept, changed) = untouched_blocks(&before, &after, &masked, mcu);
     assert!(kept > 5_000, "only {kept} pixels of the masks' rectangles lie away from the masks' blocks");
     assert_eq!(changed, 0, "{changed} of {kept} pixels in blocks no mask reaches changed");
@@ -360,9 +360,9 @@ fn regions_decoded_from_the_coefficients_match_the_whole_photo_decoded() {
     let read = |name: &str| std::fs::read(fixture(&format!("photos/{name}"))).unwrap();
     let photos = [("t1.jpg", read("t1.jpg")), ("obama.jpg", read("obama.jpg")), ("grey t1", grey_t1())];
     for (name, bytes) in photos.into_iter().chain(t1_variants()) {
-        let header = blurgate::jpeg::Header::read(&bytes).unwrap();
-        let whole = blurgate::jpeg::decode_full(&bytes, &header, 1 << 30).unwrap();
-        let (mut coefficients, _) = blurgate::jpeg::Coefficients::read(&bytes, &header, 3, 1 << 30).unwrap();
+        let header = blurgate::media::jpeg::Header::read(&bytes).unwrap();
+        let whole = blurgate::media::jpeg::decode_full(&bytes, &header, 1 << 30).unwrap();
+        let (mut coefficients, _) = blurgate::media::jpeg::Coefficients::read(&bytes, &header, 3, 1 << 30).unwrap();
         let (w, h) = (header.width, header.height);
         let (mw, mh) = header.mcu;
         let regions = [

@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use blurgate::policy::{Decision, ThresholdSource, DEFAULT_TARGET_FAR};
+use blurgate::matching::{Decision, ThresholdSource, DEFAULT_TARGET_FAR};
 use blurgate::report::{Action, FileStatus};
 use common::*;
 use image::{imageops, RgbImage};

@@ -333,7 +333,7 @@ fn a_second_run_into_the_same_output_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("publish");
     std::fs::create_dir_all(&out).unwrap();
-    let state = blurgate::pipeline::state::state_dir(&out).unwrap();
+    let state = blurgate::jobs::state::state_dir(&out).unwrap();
     std::fs::create_dir_all(&state).unwrap();
     let lock = std::fs::File::create(state.join("lock")).unwrap();
     lock.lock().unwrap();

@@ -2,7 +2,6 @@
 //! each as face embeddings, never photos. Stored encrypted ([`store`]); records hold only the
 //! id, an optional label, the refused purposes, enrolment and expiry dates and embeddings.
 
-pub mod enrol;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -10,10 +9,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::{Date, OffsetDateTime};
 
-use crate::calibrate::ImpostorTail;
 use crate::embed::Embedding;
-use crate::error::{Error, Result};
-use crate::policy::{ThresholdSource, Thresholds};
+use crate::error::{Error, RegisterProblem, Result};
+use crate::matching::{ImpostorTail, Match, ThresholdSource, Thresholds};
 pub use store::{KeySource, RegisterKey};
 
 /// The purpose refused when enrolment names none.
@@ -53,23 +51,16 @@ impl Person {
     }
 }
 
-/// The closest register entry for a face.
-#[derive(Debug, Clone, Copy)]
-pub struct Match<'a> {
-    pub person: &'a Person,
-    pub similarity: f32,
-}
-
 impl Register {
     /// Reads and decrypts the register at `path`.
     pub fn load(path: &Path, key: &RegisterKey) -> Result<Register> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        store::open(&bytes, key).map_err(|reason| Error::Register(format!("{}: {reason}", path.display())))
+        store::open(&bytes, key).map_err(|problem| Error::Register { path: path.to_path_buf(), problem })
     }
 
     /// Encrypts and writes atomically (a temporary file renamed over the old one).
     pub fn save(&self, path: &Path, key: &RegisterKey) -> Result<()> {
-        crate::media_out::write_atomic(path, &store::seal(self, key)).map_err(|e| Error::io(path, e))
+        crate::storage::write_atomic(path, &store::seal(self, key)).map_err(|e| Error::io(path, e))
     }
 
     pub fn person(&self, id: &str) -> Option<&Person> {
@@ -107,12 +98,15 @@ impl Register {
     /// The most similar unexpired person, each compared through the mean of their embeddings
     /// (one template per person: the mean of three photos separated the hard genuine pairs
     /// better than the best of them, and one comparison per person keeps
-    /// [`Register::thresholds`] exact).
-    pub fn best_match(&self, face: &Embedding, today: Date) -> Option<Match<'_>> {
+    /// [`Register::thresholds`] exact), and whether they refused `purpose`.
+    pub fn best_match(&self, face: &Embedding, today: Date, purpose: &str) -> Option<Match<'_>> {
         self.people
             .iter()
             .filter(|p| !p.is_expired(today))
-            .filter_map(|p| Some(Match { person: p, similarity: Embedding::mean(&p.embeddings)?.similarity(face) }))
+            .filter_map(|p| {
+                let similarity = Embedding::mean(&p.embeddings)?.similarity(face);
+                Some(Match { id: &p.id, similarity, refuses: p.refuses(purpose) })
+            })
             .max_by(|a, b| a.similarity.total_cmp(&b.similarity))
     }
 
@@ -148,11 +142,7 @@ impl RegisterFile {
 
     pub fn load(&self) -> Result<(Register, RegisterKey)> {
         if !self.path.is_file() {
-            return Err(Error::Register(format!(
-                "{}: no such register; create one with `blurgate enroll --register {}`",
-                self.path.display(),
-                self.path.display()
-            )));
+            return Err(Error::Register { path: self.path.clone(), problem: RegisterProblem::Missing });
         }
         let key = self.key.load()?;
         Ok((Register::load(&self.path, &key)?, key))
@@ -177,7 +167,8 @@ impl RegisterFile {
     }
 
     pub fn digest(&self) -> Result<String> {
-        crate::models::sha256_file(&self.path)
+        let file = std::fs::File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
+        crate::digest::sha256_reader(file).map_err(|e| Error::io(&self.path, e))
     }
 
     /// Deletes `id`, writes the register, then re-reads it from disk to prove the entry is gone.
@@ -185,11 +176,13 @@ impl RegisterFile {
         let (mut register, key) = self.load()?;
         let before = self.digest()?;
         if !register.forget(id) {
-            return Err(Error::Usage(format!("{}: no person with id `{id}` (nothing changed)", self.path.display())));
+            let problem = RegisterProblem::UnknownPerson(id.to_string());
+            return Err(Error::Register { path: self.path.clone(), problem });
         }
         register.save(&self.path, &key)?;
         if Register::load(&self.path, &key)?.person(id).is_some() {
-            return Err(Error::Register(format!("{}: `{id}` is still present after writing", self.path.display())));
+            let problem = RegisterProblem::StillPresent(id.to_string());
+            return Err(Error::Register { path: self.path.clone(), problem });
         }
         Ok(Forgotten { before, after: self.digest()? })
     }
@@ -200,9 +193,8 @@ pub fn today() -> Date {
 }
 
 /// `YYYY-MM-DD`.
-pub fn parse_date(text: &str) -> std::result::Result<Date, String> {
+pub fn parse_date(text: &str) -> std::result::Result<Date, time::error::Parse> {
     Date::parse(text, time::macros::format_description!("[year]-[month]-[day]"))
-        .map_err(|e| format!("`{text}` is not a date like 2027-06-30: {e}"))
 }
 
 #[cfg(test)]
@@ -227,8 +219,8 @@ mod tests {
         reg.enrol(person("a", vec![1.0, 0.0], Some(parse_date("2026-11-22").unwrap())), false);
         reg.enrol(person("b", vec![0.6, 0.8], None), false);
         let face = Embedding::from_raw(vec![1.0, 0.0]).unwrap();
-        let m = reg.best_match(&face, today).unwrap();
-        assert_eq!(m.person.id, "b");
+        let m = reg.best_match(&face, today, DEFAULT_PURPOSE).unwrap();
+        assert_eq!((m.id, m.refuses), ("b", true));
         assert!((m.similarity - 0.6).abs() < 1e-6);
         assert_eq!(reg.purge_expired(today), vec!["a".to_string()]);
         assert!(reg.person("a").is_none());

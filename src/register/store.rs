@@ -16,7 +16,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 
 use super::Register;
-use crate::error::{Error, Result};
+use crate::error::{Error, KeyProblem, RegisterProblem, Result};
 
 const MAGIC: &[u8; 8] = b"BLURGREG";
 const FORMAT_VERSION: u16 = 1;
@@ -40,10 +40,10 @@ impl RegisterKey {
     }
 
     /// 64 hexadecimal digits, surrounding whitespace ignored.
-    pub fn from_hex(text: &str) -> std::result::Result<Self, String> {
+    pub fn from_hex(text: &str) -> std::result::Result<Self, KeyProblem> {
         let t = text.trim();
         if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("a register key is 64 hexadecimal digits".into());
+            return Err(KeyProblem::NotAKey);
         }
         let mut key = [0u8; 32];
         for (i, k) in key.iter_mut().enumerate() {
@@ -53,7 +53,7 @@ impl RegisterKey {
     }
 
     pub fn to_hex(&self) -> String {
-        crate::models::hex(&self.0)
+        crate::digest::hex(&self.0)
     }
 }
 
@@ -78,13 +78,13 @@ impl KeySource {
         match self {
             KeySource::Env => {
                 let v = std::env::var(KEY_ENV).unwrap_or_default();
-                RegisterKey::from_hex(&v).map_err(|e| Error::Register(format!("{KEY_ENV}: {e}")))
+                RegisterKey::from_hex(&v).map_err(|problem| Error::RegisterKey { from: KEY_ENV.into(), problem })
             }
             KeySource::File(p) => {
-                let text = std::fs::read_to_string(p).map_err(|e| {
-                    Error::Register(format!("register key {}: {e}; give --key-file FILE or set {KEY_ENV}", p.display()))
-                })?;
-                RegisterKey::from_hex(&text).map_err(|e| Error::Register(format!("{}: {e}", p.display())))
+                let from = p.display().to_string();
+                let text = std::fs::read_to_string(p)
+                    .map_err(|e| Error::RegisterKey { from: from.clone(), problem: KeyProblem::Unreadable(e) })?;
+                RegisterKey::from_hex(&text).map_err(|problem| Error::RegisterKey { from, problem })
             }
         }
     }
@@ -123,22 +123,21 @@ pub fn seal(register: &Register, key: &RegisterKey) -> Vec<u8> {
     out
 }
 
-pub fn open(bytes: &[u8], key: &RegisterKey) -> std::result::Result<Register, String> {
+pub fn open(bytes: &[u8], key: &RegisterKey) -> std::result::Result<Register, RegisterProblem> {
     if bytes.len() < HEADER_LEN + 16 || &bytes[..8] != MAGIC {
-        return Err("not a blurgate register file".into());
+        return Err(RegisterProblem::NotARegister);
     }
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
     let cipher_id = u16::from_be_bytes([bytes[10], bytes[11]]);
     if version != FORMAT_VERSION || cipher_id != CIPHER_XCHACHA20POLY1305 {
-        return Err(format!("register format {version} / cipher {cipher_id} is not supported by this blurgate"));
+        return Err(RegisterProblem::UnsupportedFormat { version, cipher: cipher_id });
     }
     let (header, sealed) = bytes.split_at(HEADER_LEN);
     let nonce = XNonce::from_slice(&header[12..]);
     let cipher = XChaCha20Poly1305::new((&key.0).into());
-    let plain = cipher
-        .decrypt(nonce, Payload { msg: sealed, aad: header })
-        .map_err(|_| "wrong key, or the file was altered or damaged".to_string())?;
-    serde_json::from_slice(&plain).map_err(|e| format!("register content is invalid: {e}"))
+    let plain =
+        cipher.decrypt(nonce, Payload { msg: sealed, aad: header }).map_err(|_| RegisterProblem::WrongKeyOrAltered)?;
+    serde_json::from_slice(&plain).map_err(RegisterProblem::InvalidContent)
 }
 
 #[cfg(test)]
@@ -156,7 +155,7 @@ mod tests {
             bad[i] ^= 0x01;
             assert!(open(&bad, &key).is_err(), "flipped byte {i} accepted");
         }
-        assert!(open(&sealed, &RegisterKey::generate()).unwrap_err().contains("wrong key"));
+        assert!(matches!(open(&sealed, &RegisterKey::generate()), Err(RegisterProblem::WrongKeyOrAltered)));
         assert!(open(&sealed[..sealed.len() - 1], &key).is_err());
     }
 

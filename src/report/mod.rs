@@ -5,11 +5,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub mod audit;
-
 use crate::detect::{Detection, DetectionSettings};
 use crate::error::{Error, Result};
-use crate::policy::{Decision, FaceDecision, Thresholds};
+pub use crate::matching::Action;
+use crate::matching::{Decision, FaceDecision, Thresholds};
 
 pub const REPORT_VERSION: u32 = 1;
 
@@ -24,6 +23,9 @@ pub struct Report {
     /// With a register: the band edges in force and why (source, people, target rate).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<Thresholds>,
+    /// `redact --dry-run`: nothing was written; `output` says where each file would go.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +49,10 @@ pub struct FileReport {
     pub status: FileStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What kind of failure `error` is: `read`, `unsupported`, `decode`, `limit`, `model`,
+    /// `encode`, `write`, `state`, `audit` or `internal`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<String>,
     /// Upright output size in pixels; `null` when the file could not be decoded.
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -67,12 +73,13 @@ pub struct FileReport {
 }
 
 impl FileReport {
-    pub fn new(input: &std::path::Path) -> Self {
+    pub fn new(input: &impl std::fmt::Display) -> Self {
         FileReport {
-            input: input.display().to_string(),
+            input: input.to_string(),
             output: None,
             status: FileStatus::Failed,
             error: None,
+            error_kind: None,
             width: None,
             height: None,
             faces: Vec::new(),
@@ -83,13 +90,6 @@ impl FileReport {
             seconds: 0.0,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Action {
-    Redacted,
-    Kept,
 }
 
 /// One face, in the upright output image's pixels.
@@ -177,12 +177,12 @@ impl Report {
             ignored,
             seconds: (seconds * 1000.0).round() / 1000.0,
         };
-        Report { version: REPORT_VERSION, detection: None, files, summary, thresholds: None }
+        Report { version: REPORT_VERSION, detection: None, files, summary, thresholds: None, dry_run: false }
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("report serialises");
-        crate::media_out::write_atomic(path, &json).map_err(|e| Error::io(path, e))
+        crate::storage::write_atomic(path, &json).map_err(|e| Error::io(path, e))
     }
 
     /// One line for people: what happened, how fast.

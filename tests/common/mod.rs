@@ -65,9 +65,14 @@ pub fn models() -> &'static Models {
         let dir = ModelDir::open(&models_dir()).expect("models set up");
         let env = dir.init_runtime().expect("ONNX Runtime loads");
         let options = DetectorOptions::default();
-        let model = dir.model(options.precision.model_name()).unwrap();
+        let model = dir.model(options.precision.model()).unwrap();
         let detector = Detector::try_new(env, &model.path, options).unwrap();
-        let embedder = Embedder::try_new(env, &dir.model("sface").unwrap().path, EmbedderOptions::default()).unwrap();
+        let embedder = Embedder::try_new(
+            env,
+            &dir.model(blurgate::models::ModelKind::SFace).unwrap().path,
+            EmbedderOptions::default(),
+        )
+        .unwrap();
         Models { detector, embedder }
     })
 }

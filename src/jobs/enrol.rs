@@ -1,14 +1,13 @@
-//! Enrolment quality gates: one clear face per reference photo, large, sharp, confident and
-//! frontal enough to embed reliably ([`QualityGate::ENROL`]), and photos of one person that
-//! agree with each other.
+//! `blurgate enroll`: one person's embeddings from reference photos, through quality gates:
+//! one clear face per photo, large, sharp, confident and frontal enough to embed reliably
+//! ([`QualityGate::ENROL`]), and photos of one person that agree with each other.
 
 use std::path::PathBuf;
 
-use crate::embed::{Embedding, Probe};
-use crate::error::{Error, Result};
-use crate::media_in::{self, DecodeLimits};
-use crate::pipeline::Engine;
-use crate::quality::QualityGate;
+use super::engine::Engine;
+use crate::embed::{Embedding, Probe, QualityGate};
+use crate::error::{Error, Refusal, Result};
+use crate::media::{self, DecodeLimits};
 
 #[derive(Debug, Clone, Copy)]
 pub struct EnrolOptions {
@@ -39,10 +38,10 @@ pub struct Enrolment {
 pub fn embed_reference_photos(engine: &Engine, photos: &[PathBuf], options: &EnrolOptions) -> Result<Enrolment> {
     let mut embeddings = Vec::with_capacity(photos.len());
     for path in photos {
-        let refuse = |reason: String| Error::Usage(format!("{}: {reason}", path.display()));
+        let refuse = |refusal: Refusal| Error::ReferencePhoto { photo: path.clone(), refusal };
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let photo =
-            media_in::decode(&bytes, DecodeLimits::default()).map_err(|e| refuse(format!("cannot decode: {e}")))?;
+            media::decode(&bytes, DecodeLimits::default()).map_err(|e| refuse(Refusal::Unreadable(e.to_string())))?;
         let faces = engine.detector().detect(&photo.rgb)?;
         let probes = engine.embedder()?.probes(&photo.rgb, &faces)?;
         embeddings.push(pick(probes, options).map_err(refuse)?);
@@ -62,31 +61,28 @@ pub fn embed_reference_photos(engine: &Engine, photos: &[PathBuf], options: &Enr
         }
     }
     if !disagreements.is_empty() && !options.force {
-        return Err(Error::Usage(format!(
-            "{}: check that every photo shows the same person, or pass --force to enrol them anyway",
-            disagreements.join("; ")
-        )));
+        return Err(Error::PhotosDisagree(disagreements));
     }
     Ok(Enrolment { embeddings, warnings: disagreements })
 }
 
 /// The one usable face of a reference photo, or why there is none.
-fn pick(probes: Vec<Probe>, o: &EnrolOptions) -> std::result::Result<Embedding, String> {
+fn pick(probes: Vec<Probe>, o: &EnrolOptions) -> std::result::Result<Embedding, Refusal> {
     let found = probes.len();
     let (mut usable, refused): (Vec<Probe>, Vec<Probe>) =
         probes.into_iter().partition(|p| o.gate.refusal(&p.quality).is_none());
     let size = |p: &Probe| p.quality.size;
     match usable.len() {
         1 => Ok(usable.remove(0).embedding),
-        0 if found == 0 => Err("no face found: use a clear, front-facing photo of the person".into()),
+        0 if found == 0 => Err(Refusal::NoFace),
         0 => {
             let largest = refused.iter().max_by(|a, b| size(a).total_cmp(&size(b))).expect("a face was found");
             let reason = o.gate.refusal(&largest.quality).expect("refused");
-            Err(format!("{found} face(s) found but none is usable: {reason}; use a clear, sharp, front-facing photo"))
+            Err(Refusal::NoneUsable { found, reason })
         }
         _ if o.pick_largest => {
             Ok(usable.into_iter().max_by(|a, b| size(a).total_cmp(&size(b))).expect("several").embedding)
         }
-        n => Err(format!("{n} faces found: enrol from a photo that shows only this person, or pass --pick largest")),
+        n => Err(Refusal::SeveralFaces(n)),
     }
 }

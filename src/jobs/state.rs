@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::report::FileReport;
+use crate::storage::{self, Location, STATE_SUFFIX};
 
 const JOURNAL: &str = "journal.jsonl";
 const LOCK: &str = "lock";
@@ -39,19 +40,15 @@ pub struct RunState {
 impl RunState {
     /// Locks `out` for this run, removes temporary files an interrupted run left behind, and
     /// reads the journal (unless `fresh`, which starts it anew).
-    pub fn open(out: &Path, fresh: bool) -> Result<RunState> {
+    pub fn open(out: &Location, fresh: bool) -> Result<RunState> {
+        let out = out.local_path();
         let dir = state_dir(out)?;
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock_path = dir.join(LOCK);
         let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Usage(format!(
-                    "another blurgate run is writing to {}: wait for it to finish or choose another --out",
-                    out.display()
-                )))
-            }
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Busy { out: out.to_path_buf() }),
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
         remove_stale_temporaries(out);
@@ -79,12 +76,12 @@ impl RunState {
 
     /// The earlier result for `output`, if the same input was checked with the same settings
     /// and the output on disk is still the one written then.
-    pub fn finished(&self, output: &Path, input_sha256: &str, settings: &str) -> Option<&Finished> {
-        let f = self.done.get(output)?;
+    pub fn finished(&self, output: &Location, input_sha256: &str, settings: &str) -> Option<&Finished> {
+        let f = self.done.get(output.local_path())?;
         if f.input_sha256 != input_sha256 || f.settings != settings {
             return None;
         }
-        let on_disk = crate::models::sha256_file(output).ok()?;
+        let on_disk = output.sha256().ok()?;
         (on_disk == f.output_sha256).then_some(f)
     }
 
@@ -100,17 +97,17 @@ impl RunState {
 pub fn state_dir(out: &Path) -> Result<PathBuf> {
     let abs = out.canonicalize().map_err(|e| Error::io(out, e))?;
     let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) else {
-        return Err(Error::Usage(format!("{}: choose an output folder below the file system root", out.display())));
+        return Err(Error::OutputAtRoot { out: out.to_path_buf() });
     };
-    Ok(parent.join(format!(".{}{}", name.to_string_lossy(), crate::media_in::STATE_SUFFIX)))
+    Ok(parent.join(format!(".{}{STATE_SUFFIX}", name.to_string_lossy())))
 }
 
-/// Temporary files are named `.NAME.blurgate-PID-N.tmp` (see `media_out::write_atomic`).
+/// Temporary files an interrupted [`storage::write_atomic`] left.
 fn remove_stale_temporaries(out: &Path) {
-    let stale = walkdir::WalkDir::new(out).into_iter().flatten().filter(|e| {
-        let name = e.file_name().to_string_lossy();
-        e.file_type().is_file() && name.starts_with('.') && name.ends_with(".tmp") && name.contains(".blurgate-")
-    });
+    let stale = walkdir::WalkDir::new(out)
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file() && storage::is_stale_temporary(&e.file_name().to_string_lossy()));
     for entry in stale {
         let _ = std::fs::remove_file(entry.path());
     }

@@ -1,12 +1,31 @@
-//! What to redact: per face, the register match becomes a [`Decision`] (three bands set by two
-//! thresholds) and the policy turns the decision into an [`Action`].
+//! What to redact: per face, the closest register entry ([`Match`]) becomes a [`Decision`]
+//! (three bands set by two [`Thresholds`]) and the [`Policy`] turns the decision into an
+//! [`Action`]. [`tail`] says where the thresholds lie for a register of a given size.
+
+pub mod tail;
 
 use serde::{Deserialize, Serialize};
 
-use crate::calibrate::ImpostorTail;
-use crate::quality::{FaceQuality, QualityGate};
-use crate::register::Match;
-use crate::report::Action;
+use crate::embed::{FaceQuality, QualityGate};
+pub use tail::ImpostorTail;
+
+/// What happens to a face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Redacted,
+    Kept,
+}
+
+/// The closest register entry for a face.
+#[derive(Debug, Clone, Copy)]
+pub struct Match<'a> {
+    /// The person's register id.
+    pub id: &'a str,
+    pub similarity: f32,
+    /// The person refused the purpose the photos are for.
+    pub refuses: bool,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -17,6 +36,17 @@ pub enum Policy {
     OptOuts,
     /// The register lists people who consented: redact everyone else.
     ConsentedOnly,
+}
+
+impl Policy {
+    /// The name the report, the audit log and the command line use.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::All => "all",
+            Policy::OptOuts => "opt-outs",
+            Policy::ConsentedOnly => "consented-only",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,20 +148,14 @@ impl FaceDecision {
 
 /// The decision for one face. A face too weak to name someone ([`QualityGate::MATCH`]) is at
 /// most `uncertain`: redacted and flagged, never `matched` on weak evidence.
-pub fn decide(
-    policy: Policy,
-    purpose: &str,
-    t: &Thresholds,
-    best: Option<Match<'_>>,
-    quality: &FaceQuality,
-) -> FaceDecision {
+pub fn decide(policy: Policy, t: &Thresholds, best: Option<Match<'_>>, quality: &FaceQuality) -> FaceDecision {
     let weak = QualityGate::MATCH.refusal(quality).is_some();
     let decision = match best {
         Some(m) if m.similarity >= t.matched && !weak => Decision::Matched,
         Some(m) if m.similarity >= t.uncertain => Decision::Uncertain,
         _ => Decision::Unknown,
     };
-    let refuses = best.is_some_and(|m| m.person.refuses(purpose));
+    let refuses = best.is_some_and(|m| m.refuses);
     let action = match (policy, decision) {
         (Policy::All, _) => Action::Redacted,
         // An uncertain face is redacted under every policy: never pass a doubt.
@@ -144,7 +168,7 @@ pub fn decide(
     let named = decision != Decision::Unknown;
     FaceDecision {
         decision,
-        person: best.filter(|_| named).map(|m| m.person.id.clone()),
+        person: best.filter(|_| named).map(|m| m.id.to_string()),
         similarity: best.map(|m| (m.similarity * 1000.0).round() / 1000.0),
         action,
     }
@@ -153,19 +177,6 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embed::Embedding;
-    use crate::register::Person;
-
-    fn person(refuses: &[&str]) -> Person {
-        Person {
-            id: "p1".into(),
-            label: None,
-            refuses: refuses.iter().map(|s| s.to_string()).collect(),
-            enrolled_at: time::OffsetDateTime::UNIX_EPOCH,
-            expires_at: None,
-            embeddings: vec![Embedding::from_raw(vec![1.0]).unwrap()],
-        }
-    }
 
     const GOOD: FaceQuality = FaceQuality { size: 120.0, score: 0.9, sharpness: 10.0, yaw: 0.05 };
 
@@ -173,25 +184,24 @@ mod tests {
     fn three_bands_and_policies() {
         let t =
             Thresholds { matched: 0.4, uncertain: 0.27, source: ThresholdSource::Flags, people: 1, target_far: None };
-        let opted_out = person(&["promotion"]);
-        let consented = person(&[]);
-        let m = |p, s| Some(Match { person: p, similarity: s });
+        let (opted_out, consented) = (true, false);
+        let m = |refuses, similarity| Some(Match { id: "p1", similarity, refuses });
         use Action::*;
         use Policy::*;
         let cases = [
-            (OptOuts, m(&opted_out, 0.5), Decision::Matched, Redacted),
-            (OptOuts, m(&opted_out, 0.3), Decision::Uncertain, Redacted),
-            (OptOuts, m(&opted_out, 0.1), Decision::Unknown, Kept),
+            (OptOuts, m(opted_out, 0.5), Decision::Matched, Redacted),
+            (OptOuts, m(opted_out, 0.3), Decision::Uncertain, Redacted),
+            (OptOuts, m(opted_out, 0.1), Decision::Unknown, Kept),
             (OptOuts, None, Decision::Unknown, Kept),
-            (OptOuts, m(&consented, 0.9), Decision::Matched, Kept),
-            (ConsentedOnly, m(&consented, 0.9), Decision::Matched, Kept),
-            (ConsentedOnly, m(&consented, 0.3), Decision::Uncertain, Redacted),
-            (ConsentedOnly, m(&consented, 0.1), Decision::Unknown, Redacted),
-            (ConsentedOnly, m(&opted_out, 0.9), Decision::Matched, Redacted),
-            (All, m(&consented, 0.9), Decision::Matched, Redacted),
+            (OptOuts, m(consented, 0.9), Decision::Matched, Kept),
+            (ConsentedOnly, m(consented, 0.9), Decision::Matched, Kept),
+            (ConsentedOnly, m(consented, 0.3), Decision::Uncertain, Redacted),
+            (ConsentedOnly, m(consented, 0.1), Decision::Unknown, Redacted),
+            (ConsentedOnly, m(opted_out, 0.9), Decision::Matched, Redacted),
+            (All, m(consented, 0.9), Decision::Matched, Redacted),
         ];
         for (policy, best, decision, action) in cases {
-            let d = decide(policy, "promotion", &t, best, &GOOD);
+            let d = decide(policy, &t, best, &GOOD);
             assert_eq!((d.decision, d.action), (decision, action), "{policy:?} {:?}", best.map(|b| b.similarity));
             assert_eq!(d.person.is_some(), decision != Decision::Unknown);
         }
@@ -201,15 +211,14 @@ mod tests {
     fn a_weak_face_is_never_matched_only_uncertain() {
         let t =
             Thresholds { matched: 0.4, uncertain: 0.27, source: ThresholdSource::Flags, people: 1, target_far: None };
-        let opted_out = person(&["promotion"]);
-        let best = Some(Match { person: &opted_out, similarity: 0.9 });
+        let best = Some(Match { id: "p1", similarity: 0.9, refuses: true });
         for weak in [
             FaceQuality { size: 20.0, ..GOOD },
             FaceQuality { sharpness: 1.0, ..GOOD },
             FaceQuality { yaw: 0.8, ..GOOD },
             FaceQuality { score: 0.35, ..GOOD },
         ] {
-            let d = decide(Policy::OptOuts, "promotion", &t, best, &weak);
+            let d = decide(Policy::OptOuts, &t, best, &weak);
             assert_eq!((d.decision, d.action), (Decision::Uncertain, Action::Redacted), "{weak:?}");
         }
     }

@@ -84,15 +84,25 @@ extern "C" {
     fn bgj_free(p: *mut c_void);
 }
 
+/// What went wrong in a libjpeg call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LibjpegError {
+    /// libjpeg's own message.
+    #[error("{0}")]
+    Library(String),
+    #[error("libjpeg decoded {got:?} pixels, expected {want:?}")]
+    WrongSize { got: (u32, u32), want: (u32, u32) },
+    #[error("the region lies outside the canvas")]
+    OutsideCanvas,
+    #[error("the changed-block map does not match the region")]
+    BlockMap,
+}
+
 /// libjpeg's message for a failed call.
-fn failed(err: &[c_char; ERR_LEN]) -> String {
+fn failed(err: &[c_char; ERR_LEN]) -> LibjpegError {
     // SAFETY: the shim always writes a NUL-terminated message (snprintf) before failing.
     let text = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
-    if text.is_empty() {
-        "libjpeg failed".into()
-    } else {
-        text
-    }
+    LibjpegError::Library(if text.is_empty() { "libjpeg failed".into() } else { text })
 }
 
 /// A pixel rectangle; `x`, `y` on the iMCU grid, right and bottom edges too unless they are the
@@ -209,7 +219,7 @@ pub struct Header {
 }
 
 impl Header {
-    pub fn read(bytes: &[u8]) -> Result<Header, String> {
+    pub fn read(bytes: &[u8]) -> Result<Header, LibjpegError> {
         let mut raw = RawHeader::default();
         let mut err = [0 as c_char; ERR_LEN];
         // SAFETY: `bytes` outlives the call; `raw` and `err` are valid for writes.
@@ -236,15 +246,15 @@ impl Header {
 }
 
 /// The RGB pixels the shim wrote into `out`, sized `want`, once it says it wrote `got`.
-fn decoded(out: Vec<u8>, got: (c_uint, c_uint), want: (u32, u32)) -> Result<RgbImage, String> {
+fn decoded(out: Vec<u8>, got: (c_uint, c_uint), want: (u32, u32)) -> Result<RgbImage, LibjpegError> {
     if got != want {
-        return Err(format!("libjpeg decoded {}x{} pixels, expected {}x{}", got.0, got.1, want.0, want.1));
+        return Err(LibjpegError::WrongSize { got, want });
     }
     Ok(RgbImage::from_raw(want.0, want.1, out).expect("buffer sized for the image"))
 }
 
 /// The whole photo at full size.
-pub fn decode_full(bytes: &[u8], header: &Header, max_memory: u64) -> Result<RgbImage, String> {
+pub fn decode_full(bytes: &[u8], header: &Header, max_memory: u64) -> Result<RgbImage, LibjpegError> {
     let mut out = vec![0u8; header.width as usize * header.height as usize * 3];
     let (mut ow, mut oh) = (0, 0);
     let mut err = [0 as c_char; ERR_LEN];
@@ -288,7 +298,12 @@ pub struct Coefficients<'a> {
 impl<'a> Coefficients<'a> {
     /// Reads the photo's coefficients and, in the same pass over the compressed data, its pixels
     /// at `scale`/8 of its size (1..=8, sides rounded up): libjpeg's DCT scaling.
-    pub fn read(bytes: &'a [u8], header: &Header, scale: u32, max_memory: u64) -> Result<(Self, RgbImage), String> {
+    pub fn read(
+        bytes: &'a [u8],
+        header: &Header,
+        scale: u32,
+        max_memory: u64,
+    ) -> Result<(Self, RgbImage), LibjpegError> {
         let scale = scale.clamp(1, 8);
         let (w, h) = ((header.width * scale).div_ceil(8), (header.height * scale).div_ceil(8));
         let mut out = vec![0u8; w as usize * h as usize * 3];
@@ -317,8 +332,8 @@ impl<'a> Coefficients<'a> {
 
     /// Decodes the pixels of `at` (on the iMCU grid) from the coefficients, as libjpeg decodes
     /// the photo, into `canvas`, whose top-left pixel lies at `origin` of the photo.
-    pub fn decode(&mut self, at: Rect, canvas: &mut RgbImage, origin: (u32, u32)) -> Result<(), String> {
-        let (offset, stride) = within(at, canvas, origin).ok_or("the region lies outside the canvas")?;
+    pub fn decode(&mut self, at: Rect, canvas: &mut RgbImage, origin: (u32, u32)) -> Result<(), LibjpegError> {
+        let (offset, stride) = within(at, canvas, origin).ok_or(LibjpegError::OutsideCanvas)?;
         let mut err = [0 as c_char; ERR_LEN];
         let raw: &mut [u8] = canvas;
         // SAFETY: the handle is live; the shim writes `at.h` rows of `at.w * 3` bytes, `stride`
@@ -346,11 +361,17 @@ impl<'a> Coefficients<'a> {
     /// `origin` of the photo), encoded with the photo's own quantisation tables and sampling,
     /// except in the iMCUs that `changed` (one flag per iMCU of `at`, row by row) leaves out:
     /// those keep their coefficients exactly.
-    pub fn replace(&mut self, at: Rect, canvas: &RgbImage, origin: (u32, u32), changed: &[bool]) -> Result<(), String> {
-        let (offset, stride) = within(at, canvas, origin).ok_or("the region lies outside the canvas")?;
+    pub fn replace(
+        &mut self,
+        at: Rect,
+        canvas: &RgbImage,
+        origin: (u32, u32),
+        changed: &[bool],
+    ) -> Result<(), LibjpegError> {
+        let (offset, stride) = within(at, canvas, origin).ok_or(LibjpegError::OutsideCanvas)?;
         let (mw, mh) = self.mcu;
         if changed.len() != (at.w.div_ceil(mw) * at.h.div_ceil(mh)) as usize {
-            return Err("the changed-block map does not match the region".into());
+            return Err(LibjpegError::BlockMap);
         }
         let keep: Vec<u8> = changed.iter().map(|&c| u8::from(!c)).collect();
         let mut err = [0 as c_char; ERR_LEN];
@@ -379,7 +400,7 @@ impl<'a> Coefficients<'a> {
 
     /// The photo encoded again from its coefficients (baseline, standard Huffman tables), with no
     /// APPn segments, turned upright by `turn` in the DCT domain (no block decoded).
-    pub fn write(&mut self, turn: Turn) -> Result<Vec<u8>, String> {
+    pub fn write(&mut self, turn: Turn) -> Result<Vec<u8>, LibjpegError> {
         let mut out: *mut u8 = std::ptr::null_mut();
         let mut len: c_ulong = 0;
         let mut err = [0 as c_char; ERR_LEN];

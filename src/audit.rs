@@ -12,12 +12,11 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-
+use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
-use crate::policy::{Decision, Policy, Thresholds};
-use crate::report::{Action, FileStatus};
+use crate::matching::{Action, Decision, Policy, Thresholds};
+use crate::report::FileStatus;
+use serde::{Deserialize, Serialize};
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 const HASH_SUFFIX_LEN: usize = r#","hash":""#.len() + 64 + r#""}"#.len();
@@ -95,12 +94,8 @@ impl AuditLog {
         let (seq, prev) = match text.lines().last() {
             None => (0, GENESIS.to_string()),
             Some(last) => {
-                let (seq, hash) = check_line(last, None).map_err(|e| {
-                    Error::Usage(format!(
-                        "{}: the last line is damaged ({e}); run `blurgate audit verify`",
-                        path.display()
-                    ))
-                })?;
+                let (seq, hash) = check_line(last, None)
+                    .map_err(|e| Error::AuditDamaged { path: path.to_path_buf(), reason: e.to_string() })?;
                 (seq + 1, hash)
             }
         };
@@ -126,29 +121,50 @@ impl AuditLog {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    crate::models::hex(&Sha256::digest(bytes))
+/// What is wrong with a line of the log.
+#[derive(Debug, thiserror::Error)]
+pub enum LineProblem {
+    #[error("not an audit record")]
+    NotARecord,
+    #[error("no hash at the end of the line")]
+    NoHash,
+    #[error("the line was changed after it was written (its hash does not match)")]
+    Changed,
+    #[error("unreadable record: {0}")]
+    Unreadable(serde_json::Error),
+    #[error("the chain is broken before this line (a line was removed, inserted or changed)")]
+    ChainBroken,
+    #[error("sequence number {found}, expected {expected}")]
+    Sequence { found: u64, expected: u64 },
+}
+
+/// The first bad line `audit verify` found (1-based).
+#[derive(Debug, thiserror::Error)]
+#[error("line {line}: {problem}")]
+pub struct Broken {
+    pub line: usize,
+    pub problem: LineProblem,
 }
 
 /// Checks one line's own hash (and its link to `prev` when given); returns its seq and hash.
-fn check_line(line: &str, prev: Option<&str>) -> std::result::Result<(u64, String), String> {
+fn check_line(line: &str, prev: Option<&str>) -> std::result::Result<(u64, String), LineProblem> {
     if line.len() < HASH_SUFFIX_LEN + 2 || !line.ends_with("\"}") {
-        return Err("not an audit record".into());
+        return Err(LineProblem::NotARecord);
     }
     let (body_head, suffix) = line.split_at(line.len() - HASH_SUFFIX_LEN);
     let hash = suffix
         .strip_prefix(",\"hash\":\"")
         .and_then(|h| h.strip_suffix("\"}"))
         .filter(|h| h.len() == 64)
-        .ok_or("no hash at the end of the line")?;
+        .ok_or(LineProblem::NoHash)?;
     let body = format!("{body_head}}}");
     if sha256_hex(body.as_bytes()) != hash {
-        return Err("the line was changed after it was written (its hash does not match)".into());
+        return Err(LineProblem::Changed);
     }
-    let parsed: Body = serde_json::from_str(&body).map_err(|e| format!("unreadable record: {e}"))?;
+    let parsed: Body = serde_json::from_str(&body).map_err(LineProblem::Unreadable)?;
     if let Some(prev) = prev {
         if parsed.prev != prev {
-            return Err("the chain is broken before this line (a line was removed, inserted or changed)".into());
+            return Err(LineProblem::ChainBroken);
         }
     }
     Ok((parsed.seq, hash.to_string()))
@@ -162,7 +178,7 @@ pub struct Verified {
     pub head: String,
 }
 
-pub fn verify(path: &Path) -> Result<std::result::Result<Verified, String>> {
+pub fn verify(path: &Path) -> Result<std::result::Result<Verified, Broken>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut prev = GENESIS.to_string();
     let mut count = 0u64;
@@ -172,8 +188,10 @@ pub fn verify(path: &Path) -> Result<std::result::Result<Verified, String>> {
                 prev = hash;
                 count += 1;
             }
-            Ok((seq, _)) => return Ok(Err(format!("line {}: sequence number {seq}, expected {i}", i + 1))),
-            Err(e) => return Ok(Err(format!("line {}: {e}", i + 1))),
+            Ok((found, _)) => {
+                return Ok(Err(Broken { line: i + 1, problem: LineProblem::Sequence { found, expected: i as u64 } }))
+            }
+            Err(problem) => return Ok(Err(Broken { line: i + 1, problem })),
         }
     }
     Ok(Ok(Verified { records: count, head: prev }))
@@ -209,15 +227,15 @@ mod tests {
         let mut edited = own.clone();
         edited[1] = edited[1].replace("p2", "px");
         write(&edited);
-        assert!(verify(&path).unwrap().unwrap_err().starts_with("line 2"));
+        assert_eq!(verify(&path).unwrap().unwrap_err().line, 2);
 
         let mut last_edited = own.clone();
         last_edited[2] = last_edited[2].replace("p3", "py");
         write(&last_edited);
-        assert!(verify(&path).unwrap().unwrap_err().starts_with("line 3"));
+        assert_eq!(verify(&path).unwrap().unwrap_err().line, 3);
 
         write(&[own[0].clone(), own[2].clone()]);
-        assert!(verify(&path).unwrap().unwrap_err().starts_with("line 2"));
+        assert_eq!(verify(&path).unwrap().unwrap_err().line, 2);
 
         write(&[own[1].clone(), own[0].clone(), own[2].clone()]);
         assert!(verify(&path).unwrap().is_err());

@@ -2,6 +2,8 @@
 //! then L2 normalisation. Embeddings are biometric data: they never leave the process except
 //! encrypted in a register.
 
+pub mod quality;
+
 use std::path::Path;
 
 use image::RgbImage;
@@ -12,7 +14,7 @@ use ort::value::TensorRef;
 use crate::detect::{Detection, Landmarks};
 use crate::error::{Error, Result};
 use crate::models::{Device, SessionPool};
-use crate::quality::FaceQuality;
+pub use quality::{FaceQuality, QualityGate};
 
 type StdResult<T, E> = std::result::Result<T, E>;
 
@@ -209,11 +211,11 @@ impl Embedder {
         let (shape, data) = outputs[OUTPUT].try_extract_tensor::<f32>()?;
         let dim = *shape.last().unwrap_or(&0) as usize;
         if shape.len() != 2 || shape[0] as usize != faces.len() || dim == 0 {
-            return Err(Error::Ort(format!("unexpected SFace output shape {shape:?}")));
+            return Err(Error::ModelOutput { model: "SFace", what: "an unexpected output shape" });
         }
         data.chunks_exact(dim)
             .map(|v| {
-                Embedding::from_raw(v.to_vec()).ok_or_else(|| Error::Ort("SFace returned a zero embedding".into()))
+                Embedding::from_raw(v.to_vec()).ok_or(Error::ModelOutput { model: "SFace", what: "a zero embedding" })
             })
             .collect()
     }

@@ -1,0 +1,195 @@
+//! Argument types shared by several commands, and the value enums with their one mapping each
+//! onto the library's types.
+
+use std::path::PathBuf;
+
+use clap::ValueEnum;
+use serde::Deserialize;
+
+use blurgate::detect::{Precision, Speed, Tiling};
+use blurgate::matching::{Policy, DEFAULT_TARGET_FAR};
+use blurgate::media::DecodeLimits;
+use blurgate::models::Device;
+use blurgate::redact::Style;
+use blurgate::register::DEFAULT_PURPOSE;
+
+#[derive(clap::Args, Debug)]
+pub struct RegisterArgs {
+    /// The encrypted register file.
+    #[arg(long, value_name = "FILE")]
+    pub register: PathBuf,
+
+    /// File holding the register key (64 hex digits). Default: $BLURGATE_REGISTER_KEY, else
+    /// FILE.key beside the register.
+    #[arg(long, value_name = "KEYFILE")]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct AuditArg {
+    /// Append a hash-chained record of every decision to this JSON Lines file.
+    #[arg(long, value_name = "FILE")]
+    pub audit: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct MatchArgs {
+    /// Share of strangers' faces that may be redacted for resembling someone in the register;
+    /// the thresholds are chosen for it and for the register's size.
+    #[arg(long, default_value_t = DEFAULT_TARGET_FAR, value_name = "RATE")]
+    pub target_far: f64,
+
+    /// Similarity at or above which a face is the registered person (default: chosen for
+    /// --target-far and the register's size).
+    #[arg(long, value_name = "SIM")]
+    pub match_threshold: Option<f32>,
+
+    /// Similarity at or above which a face may be the person: redacted and flagged for review
+    /// (default: chosen for --target-far and the register's size).
+    #[arg(long, value_name = "SIM")]
+    pub uncertain_threshold: Option<f32>,
+
+    /// The use the photos are for, checked against each person's refused purposes.
+    #[arg(long, default_value = DEFAULT_PURPOSE)]
+    pub purpose: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DetectionArgs {
+    /// How hard to look for faces. balanced (default): the whole photo, a mirrored copy, a
+    /// half-size copy, native-resolution tiles for large photos, and x2 / x3 zoomed tiles
+    /// wherever the finest whole-photo pass saw any candidate, fused per face. thorough: also
+    /// mirrored zooms and the photo turned 90/180/270 degrees (faces upside down in the
+    /// pixels); about three times as slow. fast: the whole photo and native tiles only; about
+    /// ten times faster on crowd photos, but misses many faces under 16 px. The report records
+    /// the preset.
+    #[arg(long, value_enum, default_value_t = SpeedArg::Balanced, value_name = "PRESET")]
+    pub speed: SpeedArg,
+
+    /// Score a face needs, from 0 to 1 (default: 0.15 for balanced and thorough, where it is
+    /// the face's score averaged over the passes that could see it; 0.3 for fast); lower
+    /// finds more faces and more false alarms.
+    #[arg(long, value_name = "SCORE")]
+    pub threshold: Option<f32>,
+
+    /// Detection model: int8 is about 1.6x faster than fp32 and, measured on the WIDER FACE
+    /// dev set, finds as many faces at balanced (recall within 0.005 of fp32); fast (a single
+    /// look) loses 0.010 of hard-face recall with it. Opt-in while its boxes are checked
+    /// against every redaction test. The report records the precision.
+    #[arg(long, value_enum, default_value_t = PrecisionArg::Fp32, value_name = "PRECISION")]
+    pub precision: PrecisionArg,
+
+    /// Long side, in pixels, the whole photo is scaled to for the first detection pass.
+    #[arg(long, default_value_t = 1280, value_name = "PIXELS")]
+    pub max_side: u32,
+
+    /// Pass over photos larger than --max-side in overlapping tiles at full resolution, for
+    /// faces too small for the whole-photo pass: auto and always run it on every large photo
+    /// (auto no longer skips it when only large faces were found: a speaker in front of an
+    /// audience is exactly that photo); never skips it (small faces will be missed).
+    #[arg(long, value_enum, default_value_t = TilesArg::Auto, value_name = "WHEN")]
+    pub tiles: TilesArg,
+
+    /// Largest tile side, in network input pixels, for the native-resolution and zoomed passes
+    /// (multiple of 32).
+    #[arg(long, default_value_t = Tiling::default().size, value_name = "PIXELS")]
+    pub tile_size: u32,
+
+    /// Refuse photos whose width or height exceeds this many pixels.
+    #[arg(long, default_value_t = DecodeLimits::default().max_side, value_name = "PIXELS")]
+    pub max_dimension: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceArg {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SpeedArg {
+    Fast,
+    Balanced,
+    Thorough,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrecisionArg {
+    Fp32,
+    Int8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TilesArg {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyArg {
+    All,
+    OptOuts,
+    ConsentedOnly,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StyleArg {
+    Blur,
+    Pixelate,
+    Fill,
+}
+
+impl From<DeviceArg> for Device {
+    fn from(d: DeviceArg) -> Device {
+        match d {
+            DeviceArg::Cpu => Device::Cpu,
+            DeviceArg::Cuda => Device::Cuda,
+        }
+    }
+}
+
+impl From<SpeedArg> for Speed {
+    fn from(s: SpeedArg) -> Speed {
+        match s {
+            SpeedArg::Fast => Speed::Fast,
+            SpeedArg::Balanced => Speed::Balanced,
+            SpeedArg::Thorough => Speed::Thorough,
+        }
+    }
+}
+
+impl From<PrecisionArg> for Precision {
+    fn from(p: PrecisionArg) -> Precision {
+        match p {
+            PrecisionArg::Fp32 => Precision::Fp32,
+            PrecisionArg::Int8 => Precision::Int8,
+        }
+    }
+}
+
+impl From<PolicyArg> for Policy {
+    fn from(p: PolicyArg) -> Policy {
+        match p {
+            PolicyArg::All => Policy::All,
+            PolicyArg::OptOuts => Policy::OptOuts,
+            PolicyArg::ConsentedOnly => Policy::ConsentedOnly,
+        }
+    }
+}
+
+impl From<StyleArg> for Style {
+    fn from(s: StyleArg) -> Style {
+        match s {
+            StyleArg::Blur => Style::Blur,
+            StyleArg::Pixelate => Style::Pixelate,
+            StyleArg::Fill => Style::Fill,
+        }
+    }
+}

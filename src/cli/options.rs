@@ -1,0 +1,54 @@
+//! The one place where parsed arguments (already merged with the settings file) become the
+//! library's option types, checked as they go.
+
+use blurgate::detect::{DetectorOptions, Tiling};
+use blurgate::jobs::{Matching, RunOptions};
+use blurgate::media::DecodeLimits;
+use blurgate::models::Device;
+use blurgate::register::{today, Register};
+
+use super::args::{DetectionArgs, MatchArgs, TilesArg};
+use super::exit::usage;
+
+pub fn detection(a: &DetectionArgs, device: Device) -> anyhow::Result<DetectorOptions> {
+    if a.threshold.is_some_and(|t| !(0.0..=1.0).contains(&t)) {
+        return Err(usage("--threshold must be between 0 and 1"));
+    }
+    Ok(DetectorOptions {
+        speed: a.speed.into(),
+        threshold: a.threshold,
+        precision: a.precision.into(),
+        max_side: a.max_side,
+        tiling: match a.tiles {
+            TilesArg::Never => None,
+            TilesArg::Auto | TilesArg::Always => Some(Tiling { size: a.tile_size, ..Tiling::default() }),
+        },
+        device,
+        ..DetectorOptions::default()
+    })
+}
+
+pub fn limits(a: &DetectionArgs) -> DecodeLimits {
+    DecodeLimits::default().with_max_side(a.max_dimension)
+}
+
+/// Run control shared by the jobs that go over many files.
+pub fn run(detection: &DetectionArgs, jobs: Option<usize>) -> RunOptions {
+    RunOptions::default().with_limits(limits(detection)).with_jobs(jobs)
+}
+
+/// Recognition against `register` with the thresholds in force today.
+pub fn matching(a: &MatchArgs, register: Register) -> anyhow::Result<Matching> {
+    if !(a.target_far > 0.0 && a.target_far < 1.0) {
+        return Err(usage("--target-far must be between 0 and 1"));
+    }
+    let today = today();
+    let thresholds = register.thresholds(today, a.target_far).overridden(a.match_threshold, a.uncertain_threshold);
+    if !(thresholds.uncertain <= thresholds.matched && thresholds.matched <= 1.0) {
+        return Err(usage(format!(
+            "thresholds must satisfy uncertain <= matched <= 1 (in force: {:.3} / {:.3})",
+            thresholds.uncertain, thresholds.matched
+        )));
+    }
+    Ok(Matching { register, purpose: a.purpose.clone(), thresholds, today })
+}

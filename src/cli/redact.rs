@@ -1,0 +1,227 @@
+//! `blurgate redact`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::ArgMatches;
+
+use blurgate::jobs::{run_redact, Decisions, RedactJob, RenderOptions};
+use blurgate::media::{EncodeOptions, MetadataPolicy};
+use blurgate::redact::{RedactOptions, Shape};
+use blurgate::register::RegisterFile;
+use blurgate::report::FileStatus;
+use blurgate::storage::Location;
+
+use super::args::{AuditArg, DetectionArgs, MatchArgs, PolicyArg, StyleArg};
+use super::config::{take, take_opt, Config};
+use super::exit::{usage, FILES_FAILED};
+use super::progress::Progress;
+use super::{options, Context};
+
+pub const AFTER_HELP: &str = "\
+Policies: without --register every face is redacted. With a register, each face is compared
+with the enrolled people: similarity >= --match-threshold is a match, between the two
+thresholds is uncertain (redacted and flagged for review, or with --hold-uncertain the whole
+file is held back and not written), below is unknown. opt-outs redacts matched people who
+refused --purpose; consented-only redacts everyone except matched people who consented.
+
+What is kept: the colour profile and the Artist and Copyright tags. GPS, camera serials, maker
+notes and XMP (which can name the people in a photo) are removed unless --keep-metadata. The
+EXIF thumbnail, comments and anything after a JPEG's end (a second picture some cameras append)
+are always removed.
+
+JPEG quality: a JPEG keeps its own quality. Only the blocks a mask reaches (whole 16x16 units
+in most photos) are encoded again, with the photo's own tables; the rest of its image data is
+copied unchanged, so a photo with no face loses nothing. An EXIF-rotated JPEG has its blocks
+turned upright losslessly when its sides are whole 16-pixel blocks (as phone and camera photos
+are). Other rotated JPEGs, CMYK and 12-bit JPEGs, and --jpeg-quality Q, encode the whole photo
+afresh (at Q, default 92).
+
+Fail closed: a file that cannot be decoded (truncated, corrupt, unsupported such as HEIC) or
+written is listed as failed on stderr and in the report, nothing of it is written (an older copy
+under its output name is removed), the other files still complete, and the exit code is 1.
+Outputs appear under their final names only once complete.
+
+Dry run (--dry-run): every file is checked as above, nothing is written; stdout lists each file
+as \"write\", \"hold\" or \"refuse\" with its output path or reason.
+
+Report (--report FILE, JSON): {\"version\":1, \"files\":[{\"input\", \"output\", \"status\":
+\"redacted\"|\"unchanged\"|\"failed\"|\"held\", \"error\", \"error_kind\" (read, unsupported,
+decode, limit, model, encode, write, state, audit, internal), \"review\", \"width\", \"height\",
+\"input_sha256\", \"output_sha256\", \"faces\":[{\"box\":[x1,y1,x2,y2], \"score\", \"landmarks\",
+\"action\":\"redacted\"|\"kept\", \"mask\", \"decision\":\"matched\"|\"uncertain\"|\"unknown\",
+\"person\", \"similarity\"}]}], \"summary\":{...}}. Coordinates are pixels of the upright output
+image. Embeddings are never written.
+
+Exit codes: 0 every file done, 1 some files failed or were held for review, 2 usage or set-up
+error (nothing written).";
+
+#[derive(clap::Args, Debug)]
+pub struct RedactArgs {
+    /// Photos and folders to redact (JPEG, PNG, WebP, TIFF, BMP, GIF first frame).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+
+    /// Folder for the redacted copies (created if needed; must not be inside an input folder).
+    #[arg(long, short, value_name = "DIR")]
+    pub out: PathBuf,
+
+    /// Write a JSON report of every file and face to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
+    /// How faces are hidden.
+    #[arg(long, value_enum, default_value_t = StyleArg::Blur)]
+    pub style: StyleArg,
+
+    /// Redact rectangles instead of ellipses.
+    #[arg(long)]
+    pub boxes: bool,
+
+    /// Mask size relative to the detected face box.
+    #[arg(long, default_value_t = 1.3, value_name = "FACTOR")]
+    pub mask_scale: f32,
+
+    #[command(flatten)]
+    pub detection: DetectionArgs,
+
+    /// Register of enrolled people (see `blurgate enroll`). With it the default policy is
+    /// opt-outs.
+    #[arg(long, value_name = "FILE")]
+    pub register: Option<PathBuf>,
+
+    /// File holding the register key (default: $BLURGATE_REGISTER_KEY, else FILE.key).
+    #[arg(long, value_name = "KEYFILE", requires = "register")]
+    pub key_file: Option<PathBuf>,
+
+    /// Who is redacted: all (every face; default without a register), opt-outs (registered
+    /// people who refused --purpose; default with a register), consented-only (everyone not
+    /// matched to a consenting person in the register).
+    #[arg(long, value_enum)]
+    pub policy: Option<PolicyArg>,
+
+    #[command(flatten)]
+    pub matching: MatchArgs,
+
+    /// Do not write files with an uncertain match; list them for review instead.
+    #[arg(long)]
+    pub hold_uncertain: bool,
+
+    #[command(flatten)]
+    pub audit: AuditArg,
+
+    /// Keep the source EXIF (GPS, camera serials, maker notes...). By default only the colour
+    /// profile and the Artist and Copyright tags are kept.
+    #[arg(long)]
+    pub keep_metadata: bool,
+
+    /// Encode every JPEG afresh at this quality (1-100). By default a JPEG keeps its own
+    /// quality: only the blocks a redaction reaches are encoded again and the rest of its
+    /// image data is copied unchanged (EXIF-rotated ones turned losslessly when their sides are
+    /// whole blocks); JPEGs that cannot be rewritten that way (CMYK, 12-bit, rotated with partial
+    /// blocks) are encoded at quality 92.
+    #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub jpeg_quality: Option<u8>,
+
+    /// Follow symbolic links that lead outside an input folder (by default they are skipped).
+    #[arg(long)]
+    pub follow_symlinks: bool,
+
+    /// Check every file again. By default a run into the same --out resumes: files finished
+    /// earlier with the same input, settings and register are skipped (reported as resumed).
+    #[arg(long)]
+    pub fresh: bool,
+
+    /// Photos processed at once (default: one per CPU core).
+    #[arg(long, short = 'j', value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Decide everything and write nothing: list each file as it would be written, held for
+    /// review or refused (failed), with the report (--report) saying the same. No output
+    /// folder, run state or audit record is created.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl RedactArgs {
+    /// The settings file's values for every flag not given.
+    fn merge(&mut self, m: &ArgMatches, c: &Config) {
+        self.detection.merge(m, &c.detection);
+        self.matching.merge(m, &c.matching);
+        take(m, "style", &mut self.style, &c.render.style);
+        take(m, "boxes", &mut self.boxes, &c.render.boxes);
+        take(m, "mask_scale", &mut self.mask_scale, &c.render.mask_scale);
+        take(m, "keep_metadata", &mut self.keep_metadata, &c.render.keep_metadata);
+        take_opt(m, "jpeg_quality", &mut self.jpeg_quality, &c.render.jpeg_quality);
+        take_opt(m, "register", &mut self.register, &c.matching.register);
+        take_opt(m, "key_file", &mut self.key_file, &c.matching.key_file);
+        take_opt(m, "policy", &mut self.policy, &c.matching.policy);
+        take(m, "hold_uncertain", &mut self.hold_uncertain, &c.matching.hold_uncertain);
+        take_opt(m, "audit", &mut self.audit.audit, &c.run.audit);
+        take(m, "follow_symlinks", &mut self.follow_symlinks, &c.run.follow_symlinks);
+        take_opt(m, "jobs", &mut self.jobs, &c.run.jobs);
+    }
+
+    fn render(&self) -> anyhow::Result<RenderOptions> {
+        if self.mask_scale < 1.0 {
+            return Err(usage("--mask-scale must be at least 1.0 (the mask never shrinks below the face)"));
+        }
+        let redact = RedactOptions {
+            style: self.style.into(),
+            shape: if self.boxes { Shape::Box } else { Shape::Ellipse },
+            mask_scale: self.mask_scale,
+        };
+        let metadata = if self.keep_metadata { MetadataPolicy::Keep } else { MetadataPolicy::Strip };
+        let encode = EncodeOptions::default().with_metadata(metadata).with_jpeg_quality(self.jpeg_quality);
+        Ok(RenderOptions::default().with_redact(redact).with_encode(encode))
+    }
+
+    fn decisions(&self) -> anyhow::Result<Decisions> {
+        let mut decisions = Decisions::default().with_hold_uncertain(self.hold_uncertain);
+        if let Some(path) = &self.register {
+            let (register, _) = RegisterFile::new(path, self.key_file.as_deref()).load()?;
+            decisions = decisions.with_matching(options::matching(&self.matching, register)?);
+        }
+        Ok(match self.policy {
+            Some(p) => decisions.with_policy(p.into()),
+            None => decisions,
+        })
+    }
+}
+
+pub fn run(mut a: RedactArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
+    a.merge(m, &ctx.config);
+    let render = a.render()?;
+    let decisions = a.decisions()?;
+    let run = options::run(&a.detection, a.jobs)
+        .with_follow_symlinks(a.follow_symlinks)
+        .with_fresh(a.fresh)
+        .with_audit(a.audit.audit.clone())
+        .with_dry_run(a.dry_run);
+    let job = RedactJob::new(a.inputs.iter().map(|p| Location::from(p.clone())).collect(), a.out.clone().into())
+        .with_detection(options::detection(&a.detection, ctx.device)?)
+        .with_render(render)
+        .with_decisions(decisions)
+        .with_run(run);
+    let report = run_redact(&job, &ctx.models()?, &Progress::new(!ctx.quiet))?;
+    if let Some(path) = &a.report {
+        report.write(path)?;
+    }
+    if a.dry_run {
+        for f in &report.files {
+            match (f.status, &f.output, &f.error) {
+                (FileStatus::Held, _, _) => println!("hold\t{}\tuncertain match", f.input),
+                (_, Some(out), _) => println!("write\t{}\t{out}", f.input),
+                (_, None, error) => println!("refuse\t{}\t{}", f.input, error.as_deref().unwrap_or("")),
+            }
+        }
+    }
+    for f in report.files.iter().filter(|f| f.status == FileStatus::Held) {
+        eprintln!("held for review: {} (uncertain match; not written)", f.input);
+    }
+    if !ctx.quiet {
+        eprintln!("{}{}", report.summary_line(), if a.dry_run { " (dry run: nothing written)" } else { "" });
+    }
+    let s = &report.summary;
+    Ok(if s.failed > 0 || s.held > 0 { ExitCode::from(FILES_FAILED) } else { ExitCode::SUCCESS })
+}

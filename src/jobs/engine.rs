@@ -1,0 +1,133 @@
+//! The models a job needs, loaded once and shared by its workers: the detector, and the
+//! recogniser when faces are matched against a register.
+
+use std::collections::BTreeMap;
+
+use image::RgbImage;
+use time::Date;
+
+use crate::detect::{Detection, Detector, DetectorOptions, Landmarks};
+use crate::embed::{Embedder, EmbedderOptions, Embedding};
+use crate::error::{Error, Result};
+use crate::matching::{self, FaceDecision, Policy, Thresholds};
+use crate::models::{ModelDir, ModelKind};
+use crate::register::Register;
+
+/// Recognition against a register.
+#[derive(Debug, Clone)]
+pub struct Matching {
+    pub register: Register,
+    /// The use of the photos, checked against each person's refused purposes.
+    pub purpose: String,
+    /// The band edges in force (see [`Register::thresholds`]).
+    pub thresholds: Thresholds,
+    /// Entries that expired before this day no longer match.
+    pub today: Date,
+}
+
+/// Whether an engine loads the recogniser as well as the detector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recognition {
+    Off,
+    On,
+}
+
+/// Model name → sha256 of the file loaded, for the audit log and the run's settings.
+pub type ModelDigests = BTreeMap<String, String>;
+
+pub struct Engine {
+    detector: Detector,
+    embedder: Option<Embedder>,
+    digests: ModelDigests,
+}
+
+impl Engine {
+    /// Loads the detector (and the recogniser with [`Recognition::On`]) with one session per
+    /// worker, the machine's cores shared out between them.
+    pub fn new(
+        models: &ModelDir,
+        detector: DetectorOptions,
+        recognition: Recognition,
+        workers: usize,
+    ) -> Result<Engine> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = (cores / workers.max(1)).max(1);
+        let env = models.init_runtime()?;
+        let mut digests = BTreeMap::new();
+        let centerface = models.model(detector.precision.model())?;
+        digests.insert(centerface.name.clone(), centerface.sha256.clone());
+        let detector = Detector::try_new(
+            env,
+            &centerface.path,
+            DetectorOptions { sessions: workers, threads_per_session: threads, ..detector },
+        )?;
+        let embedder = match recognition {
+            Recognition::Off => None,
+            Recognition::On => {
+                let sface = models.model(ModelKind::SFace)?;
+                digests.insert(sface.name.clone(), sface.sha256.clone());
+                let options = EmbedderOptions {
+                    sessions: workers,
+                    threads_per_session: threads,
+                    device: detector.options().device,
+                };
+                Some(Embedder::try_new(env, &sface.path, options)?)
+            }
+        };
+        Ok(Engine { detector, embedder, digests })
+    }
+
+    pub fn detector(&self) -> &Detector {
+        &self.detector
+    }
+
+    /// The model files in use, by name.
+    pub fn model_digests(&self) -> &ModelDigests {
+        &self.digests
+    }
+
+    /// The face recogniser; an error if the engine was built without recognition.
+    pub fn embedder(&self) -> Result<&Embedder> {
+        self.embedder.as_ref().ok_or(Error::RecognitionNotLoaded)
+    }
+
+    /// Embeddings of the faces at `landmarks`.
+    pub fn embed(&self, rgb: &RgbImage, landmarks: &[Landmarks]) -> Result<Vec<Embedding>> {
+        self.embedder()?.embed(rgb, landmarks)
+    }
+
+    /// Every face in the photo and, with a register, its match decision under `policy`
+    /// (without one, every face is to be redacted).
+    pub fn analyse(
+        &self,
+        rgb: &RgbImage,
+        policy: Policy,
+        matching: Option<&Matching>,
+    ) -> Result<Vec<(Detection, Option<FaceDecision>)>> {
+        let faces = self.detector.detect(rgb)?;
+        self.decide(rgb, faces, policy, matching)
+    }
+
+    /// The match decision of every face found in `rgb` (the photo at full resolution), or
+    /// none without a register (then `rgb` is not looked at).
+    pub fn decide(
+        &self,
+        rgb: &RgbImage,
+        faces: Vec<Detection>,
+        policy: Policy,
+        matching: Option<&Matching>,
+    ) -> Result<Vec<(Detection, Option<FaceDecision>)>> {
+        let Some(m) = matching else {
+            return Ok(faces.into_iter().map(|d| (d, None)).collect());
+        };
+        let probes = self.embedder()?.probes(rgb, &faces)?;
+        Ok(faces
+            .into_iter()
+            .zip(probes)
+            .map(|(d, p)| {
+                let best = m.register.best_match(&p.embedding, m.today, &m.purpose);
+                (d, Some(matching::decide(policy, &m.thresholds, best, &p.quality)))
+            })
+            .collect())
+    }
+}

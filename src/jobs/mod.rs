@@ -1,0 +1,82 @@
+//! The jobs: what each command does, over an [`Engine`] of its own. [`redact`] writes redacted
+//! copies, [`find`] answers a right-of-access request, [`enrol`] turns reference photos into
+//! embeddings, [`calibrate`] measures recognition on an organisation's photos. They share the
+//! file plan ([`plan`]), the worker pool, the run state ([`state`]: resume and lock), per-file
+//! outcomes ([`outcome`]) and an [`Observer`] that hears about progress.
+
+pub mod calibrate;
+pub mod engine;
+pub mod enrol;
+pub mod find;
+pub mod observer;
+pub mod outcome;
+pub mod plan;
+mod pool;
+pub mod redact;
+pub mod state;
+
+use std::path::PathBuf;
+
+pub use engine::{Engine, Matching, Recognition};
+pub use find::{run_find, FindJob};
+pub use observer::{Observer, Silent};
+pub use outcome::FileError;
+pub use pool::keep_freed_memory;
+pub use redact::{run_redact, Decisions, RedactJob};
+
+use crate::media::{DecodeLimits, EncodeOptions};
+use crate::redact::RedactOptions;
+
+/// How redacted copies look and are encoded.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RenderOptions {
+    pub redact: RedactOptions,
+    pub encode: EncodeOptions,
+}
+
+impl RenderOptions {
+    pub fn with_redact(self, redact: RedactOptions) -> Self {
+        RenderOptions { redact, ..self }
+    }
+    pub fn with_encode(self, encode: EncodeOptions) -> Self {
+        RenderOptions { encode, ..self }
+    }
+}
+
+/// How a job runs, apart from what it decides: parallelism, input limits, resuming, records.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Files processed at once; `None`: one per core.
+    pub jobs: Option<usize>,
+    /// Limits checked before any pixel buffer is allocated.
+    pub limits: DecodeLimits,
+    /// Follow symbolic links that lead out of an input folder.
+    pub follow_symlinks: bool,
+    /// Check every file again instead of resuming an interrupted run.
+    pub fresh: bool,
+    /// Append a record of every decision to this audit log.
+    pub audit: Option<PathBuf>,
+    /// Decide everything, write nothing (no outputs, run state or audit records).
+    pub dry_run: bool,
+}
+
+impl RunOptions {
+    pub fn with_jobs(self, jobs: Option<usize>) -> Self {
+        RunOptions { jobs, ..self }
+    }
+    pub fn with_limits(self, limits: DecodeLimits) -> Self {
+        RunOptions { limits, ..self }
+    }
+    pub fn with_follow_symlinks(self, follow_symlinks: bool) -> Self {
+        RunOptions { follow_symlinks, ..self }
+    }
+    pub fn with_fresh(self, fresh: bool) -> Self {
+        RunOptions { fresh, ..self }
+    }
+    pub fn with_audit(self, audit: Option<PathBuf>) -> Self {
+        RunOptions { audit, ..self }
+    }
+    pub fn with_dry_run(self, dry_run: bool) -> Self {
+        RunOptions { dry_run, ..self }
+    }
+}

@@ -1,0 +1,348 @@
+//! `blurgate redact`: plan the files, then decode → detect → (embed → match) → redact → encode
+//! → write each one on the worker pool, one model session per worker, with an audit record
+//! per file. Nothing appears under an output name unless the whole file was checked and
+//! written.
+
+use std::time::Instant;
+
+use super::engine::{Engine, Matching, ModelDigests, Recognition};
+use super::observer::Observer;
+use super::outcome::{record_failure, FileError};
+use super::plan::{self, Planned};
+use super::state::{Finished, RunState};
+use super::{pool, RenderOptions, RunOptions};
+use crate::audit::{AuditFace, AuditLog, Event};
+use crate::detect::{Detection, DetectorOptions, FaceBox};
+use crate::digest::sha256_hex;
+use crate::error::{Error, Result};
+use crate::matching::{Action, FaceDecision, Policy};
+use crate::media::{self, jpeg, Photo};
+use crate::models::ModelDir;
+use crate::redact::{self, Mask};
+use crate::report::{FaceReport, FileReport, FileStatus, Report};
+use crate::storage::Location;
+
+/// Who is redacted, and what happens to a doubt.
+#[derive(Debug, Clone)]
+pub struct Decisions {
+    pub policy: Policy,
+    /// Recognition against a register; `None`: no register (then only [`Policy::All`]).
+    pub matching: Option<Matching>,
+    /// Files with an uncertain match are not written but listed for review.
+    pub hold_uncertain: bool,
+}
+
+impl Default for Decisions {
+    fn default() -> Self {
+        Decisions { policy: Policy::All, matching: None, hold_uncertain: false }
+    }
+}
+
+impl Decisions {
+    /// With a register, opt-outs by default.
+    pub fn with_matching(self, matching: Matching) -> Self {
+        Decisions { policy: Policy::OptOuts, matching: Some(matching), ..self }
+    }
+    pub fn with_policy(self, policy: Policy) -> Self {
+        Decisions { policy, ..self }
+    }
+    pub fn with_hold_uncertain(self, hold_uncertain: bool) -> Self {
+        Decisions { hold_uncertain, ..self }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RedactJob {
+    pub inputs: Vec<Location>,
+    pub out: Location,
+    pub detection: DetectorOptions,
+    pub render: RenderOptions,
+    pub decisions: Decisions,
+    pub run: RunOptions,
+}
+
+impl RedactJob {
+    /// Every face of `inputs` redacted into `out` with the default settings.
+    pub fn new(inputs: Vec<Location>, out: Location) -> Self {
+        RedactJob {
+            inputs,
+            out,
+            detection: DetectorOptions::default(),
+            render: RenderOptions::default(),
+            decisions: Decisions::default(),
+            run: RunOptions::default(),
+        }
+    }
+    pub fn with_detection(self, detection: DetectorOptions) -> Self {
+        RedactJob { detection, ..self }
+    }
+    pub fn with_render(self, render: RenderOptions) -> Self {
+        RedactJob { render, ..self }
+    }
+    pub fn with_decisions(self, decisions: Decisions) -> Self {
+        RedactJob { decisions, ..self }
+    }
+    pub fn with_run(self, run: RunOptions) -> Self {
+        RedactJob { run, ..self }
+    }
+
+    /// Hash of everything that decides a file's output: a resumed run skips a file only if
+    /// this is unchanged.
+    fn settings_hash(&self, models: &ModelDigests) -> String {
+        let register = self.decisions.matching.as_ref().map(|m| {
+            let json = serde_json::to_vec(&m.register).expect("register serialises");
+            (sha256_hex(&json), &m.purpose, m.thresholds, m.today)
+        });
+        let text = format!(
+            "{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            env!("CARGO_PKG_VERSION"),
+            self.detection,
+            self.render,
+            self.run.limits,
+            self.decisions.policy,
+            self.decisions.hold_uncertain,
+            models,
+            register
+        );
+        sha256_hex(text.as_bytes())
+    }
+}
+
+pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -> Result<Report> {
+    let started = Instant::now();
+    let decisions = &job.decisions;
+    if decisions.policy != Policy::All && decisions.matching.is_none() {
+        return Err(Error::PolicyNeedsRegister { policy: decisions.policy.name() });
+    }
+    let plan = plan::plan(&job.inputs, &job.out, job.run.follow_symlinks)?;
+    if plan.files.is_empty() {
+        return Err(Error::NoMedia);
+    }
+    let workers = pool::workers(job.run.jobs, plan.files.len());
+    let recognition = if decisions.matching.is_some() { Recognition::On } else { Recognition::Off };
+    let engine = Engine::new(models, job.detection.clone(), recognition, workers)?;
+    let dry_run = job.run.dry_run;
+    // A dry run writes nothing: no output folder, no run state, no audit record.
+    let audit = job.run.audit.as_deref().filter(|_| !dry_run).map(AuditLog::open).transpose()?;
+    let state = if dry_run {
+        None
+    } else {
+        job.out.create_folder()?;
+        Some(RunState::open(&job.out, job.run.fresh)?)
+    };
+    let run = Run { engine: &engine, job, state, settings: job.settings_hash(engine.model_digests()) };
+    let files = pool::run(plan.files, workers, observer, |p| {
+        let output = p.output.clone();
+        let mut report = process(p, &run);
+        if let Some(log) = audit.as_ref().filter(|_| !report.resumed) {
+            if let Err(e) = log.append(&audit_event("redact", &report, &engine, job)) {
+                let _ = output.delete();
+                record_failure(&mut report, &FileError::Audit(e));
+            }
+        }
+        report
+    })?;
+    let mut report = Report::new(files, plan.ignored, started.elapsed().as_secs_f64());
+    report.detection = Some(job.detection.settings());
+    report.thresholds = decisions.matching.as_ref().map(|m| m.thresholds);
+    report.dry_run = dry_run;
+    Ok(report)
+}
+
+fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) -> Event {
+    Event::File {
+        command: command.into(),
+        input: r.input.clone(),
+        input_sha256: r.input_sha256.clone(),
+        output: r.output.clone(),
+        output_sha256: r.output_sha256.clone(),
+        status: r.status,
+        error: r.error.clone(),
+        models: engine.model_digests().clone(),
+        detector_threshold: job.detection.threshold(),
+        thresholds: job.decisions.matching.as_ref().map(|m| m.thresholds),
+        policy: job.decisions.policy,
+        faces: r
+            .faces
+            .iter()
+            .map(|f| AuditFace { decision: f.decision, person: f.person.clone(), action: f.action })
+            .collect(),
+    }
+}
+
+/// What every file of a redact run shares.
+struct Run<'a> {
+    engine: &'a Engine,
+    job: &'a RedactJob,
+    /// `None` in a dry run.
+    state: Option<RunState>,
+    settings: String,
+}
+
+/// One file, start to finish; a panic in any stage fails this file only. A failed file's
+/// output is removed: a copy left by an earlier run must not outlive a failure to check this
+/// version.
+fn process(p: Planned, run: &Run) -> FileReport {
+    let mut report = FileReport::new(&p.input);
+    let output = p.output.clone();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| redact_file(p, run, &mut report)))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(FileError::Internal(what))
+        });
+    if let Err(e) = outcome {
+        if !run.job.run.dry_run {
+            let _ = output.delete();
+        }
+        tracing::debug!(file = %output, reason = %e, "not published");
+        record_failure(&mut report, &e);
+    }
+    report
+}
+
+pub(crate) fn read_input(input: &Location, report: &mut FileReport) -> Result<Vec<u8>, FileError> {
+    let bytes = input.read().map_err(FileError::Read)?;
+    report.input_sha256 = Some(sha256_hex(&bytes));
+    Ok(bytes)
+}
+
+pub(crate) fn decode(bytes: &[u8], limits: media::DecodeLimits, report: &mut FileReport) -> Result<Photo, FileError> {
+    let photo = media::decode(bytes, limits)?;
+    (report.width, report.height) = (Some(photo.rgb.width()), Some(photo.rgb.height()));
+    Ok(photo)
+}
+
+/// A decoded input: in full, or a JPEG as a reduced preview, to be rewritten block by block.
+enum Source<'a> {
+    Full(Photo),
+    Jpeg(jpeg::Preview<'a>),
+}
+
+/// JPEGs that can be rewritten block by block are read as a preview at the detector's size
+/// (decoded in full too, in `find_faces`, when they are larger than that); a run that sets a
+/// JPEG quality decodes every file in full.
+fn open<'a>(bytes: &'a [u8], job: &RedactJob, report: &mut FileReport) -> Result<Source<'a>, FileError> {
+    if job.render.encode.jpeg_quality.is_none() {
+        if let Some(p) = jpeg::preview(bytes, job.run.limits, job.detection.max_side) {
+            let (w, h) = p.size();
+            (report.width, report.height) = (Some(w), Some(h));
+            return Ok(Source::Jpeg(p));
+        }
+    }
+    decode(bytes, job.run.limits, report).map(Source::Full)
+}
+
+/// The faces in the photo, with their match decisions. A JPEG read as a reduced preview is
+/// decoded in full too (the native and zoomed passes and recognition need every pixel), and
+/// the preview serves the coarse passes.
+fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection, Option<FaceDecision>)>, FileError> {
+    let (engine, decisions) = (run.engine, &run.job.decisions);
+    let (policy, matching) = (decisions.policy, decisions.matching.as_ref());
+    let p = match source {
+        Source::Full(photo) => return engine.analyse(&photo.rgb, policy, matching).map_err(FileError::Model),
+        Source::Jpeg(p) => p,
+    };
+    let full = if p.rgb.dimensions() == p.size() {
+        None
+    } else {
+        let stored = jpeg::decode_full(bytes, &p.header, p.max_memory).map_err(|e| FileError::Decode(e.into()))?;
+        Some(p.turn.apply(stored))
+    };
+    let (img, preview) = match &full {
+        Some(full) => (full, Some(&p.rgb)),
+        None => (&p.rgb, None),
+    };
+    let found = engine.detector().detect_with_preview(img, preview).map_err(FileError::Model)?;
+    engine.decide(img, found, policy, matching).map_err(FileError::Model)
+}
+
+fn render_full(mut photo: Photo, boxes: &[FaceBox], render: &RenderOptions) -> Result<Vec<u8>, FileError> {
+    redact::redact(&mut photo.rgb, boxes, &render.redact);
+    Ok(media::encode(photo, &render.encode)?)
+}
+
+/// The redacted copy of the file.
+fn render(
+    source: Source,
+    bytes: &[u8],
+    boxes: &[FaceBox],
+    p: &Planned,
+    job: &RedactJob,
+    report: &mut FileReport,
+) -> Result<Vec<u8>, FileError> {
+    match source {
+        Source::Full(photo) => render_full(photo, boxes, &job.render),
+        Source::Jpeg(preview) => match jpeg::rewrite(bytes, preview, boxes, &job.render.redact, &job.render.encode) {
+            Ok(encoded) => Ok(encoded),
+            Err(e) => {
+                tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", p.input);
+                render_full(decode(bytes, job.run.limits, report)?, boxes, &job.render)
+            }
+        },
+    }
+}
+
+fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(), FileError> {
+    let job = run.job;
+    if let Some(problem) = p.problem.take() {
+        return Err(problem);
+    }
+    let bytes = read_input(&p.input, report)?;
+    let input_sha256 = report.input_sha256.clone().expect("set by read_input");
+    if let Some(done) = run.state.as_ref().and_then(|s| s.finished(&p.output, &input_sha256, &run.settings)) {
+        *report = FileReport { resumed: true, ..done.report.clone() };
+        return Ok(());
+    }
+    let source = open(&bytes, job, report)?;
+    let faces = find_faces(&source, &bytes, run)?;
+    let (w, h) = (report.width.unwrap_or(0), report.height.unwrap_or(0));
+    let action = |d: &Option<FaceDecision>| d.as_ref().map_or(Action::Redacted, |fd| fd.action);
+    let boxes: Vec<_> = faces.iter().filter(|(_, d)| action(d) == Action::Redacted).map(|(f, _)| f.bbox).collect();
+    report.review = faces.iter().any(|(_, d)| d.as_ref().is_some_and(FaceDecision::needs_review));
+    report.faces = faces
+        .into_iter()
+        .map(|(f, d)| {
+            let a = action(&d);
+            let mask = (a == Action::Redacted).then(|| {
+                let m = Mask::for_face(&f.bbox, &job.render.redact, w, h).area;
+                [m.x1, m.y1, m.x2, m.y2]
+            });
+            FaceReport::new(&f, a, mask, d)
+        })
+        .collect();
+    if report.review && job.decisions.hold_uncertain {
+        if !job.run.dry_run {
+            let _ = p.output.delete();
+        }
+        report.status = FileStatus::Held;
+        return Ok(());
+    }
+    report.status = if boxes.is_empty() { FileStatus::Unchanged } else { FileStatus::Redacted };
+    let encoded = render(source, &bytes, &boxes, &p, job, report)?;
+    drop(bytes);
+    let output_sha256 = sha256_hex(&encoded);
+    let Some(state) = &run.state else {
+        // A dry run: this is what would be written.
+        report.output = Some(p.output.to_string());
+        report.output_sha256 = Some(output_sha256);
+        return Ok(());
+    };
+    p.output
+        .write_atomic(&encoded)
+        .map_err(|err| FileError::Write { path: p.output.local_path().to_path_buf(), err })?;
+    report.output = Some(p.output.to_string());
+    report.output_sha256 = Some(output_sha256.clone());
+    state
+        .record(&Finished {
+            output: p.output.local_path().to_path_buf(),
+            input_sha256,
+            settings: run.settings.clone(),
+            output_sha256,
+            report: report.clone(),
+        })
+        .map_err(FileError::State)
+}
