@@ -4,13 +4,13 @@
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]        (default 300)
 #
 # Targets (fuzz/fuzz_targets/):
-#   decode_preprocess  bytes -> media_in::decode (4096 px, 64 MiB limits) -> detect::to_chw,
-#                      plus media_in::jpeg_is_complete (a custom mutator re-computes PNG chunk
+#   decode_preprocess  bytes -> media::decode (4096 px, 64 MiB limits) -> detect::to_chw,
+#                      plus media::jpeg::markers::is_complete (a custom mutator re-computes PNG chunk
 #                      CRCs so mutated PNGs get past the CRC check)
 #   register_open      bytes -> register::store::open with a fixed key; or, first byte odd,
 #                      plaintext register JSON -> seal -> open round trip
-#   jpeg_rewrite       bytes -> media_in::jpeg_preview (libjpeg-turbo reduced decode) ->
-#                      media_out::rewrite_jpeg with a face over the middle -> decode again
+#   jpeg_rewrite       bytes -> media::jpeg::preview (libjpeg-turbo reduced decode) ->
+#                      media::jpeg::rewrite with a face over the middle -> decode again
 #                      (seeded from decode_preprocess's seeds)
 #
 # Environment:

@@ -355,7 +355,7 @@ if [[ ${BLURGATE_SKIP_BUILD:-0} == 1 ]]; then
 elif [[ ! -f Cargo.toml ]]; then
   say "no Cargo.toml: skipping cargo build --release"
 else
-  # The JPEG rewrite (src/jpeg/shim.c) builds against the system's libjpeg-turbo.
+  # The JPEG rewrite (src/media/jpeg/shim.c) builds against the system's libjpeg-turbo.
   if [[ ! -f /usr/include/jpeglib.h ]]; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
       say "installing libjpeg62-turbo-dev (libjpeg-turbo headers) with apt-get"

@@ -147,18 +147,13 @@ fn default_candidates() -> Vec<PathBuf> {
 
 fn init_runtime(path: &Path) -> Result<&'static Environment> {
     // ort keeps only a weak reference to the environment: hold it for the life of the process.
-    static ENV: OnceLock<Result<Environment, String>> = OnceLock::new();
+    type Loaded = Result<Environment, Box<dyn std::error::Error + Send + Sync>>;
+    static ENV: OnceLock<Loaded> = OnceLock::new();
     if !path.is_file() {
         return Err(Error::ModelMissing { what: "ONNX Runtime library", path: path.to_path_buf() });
     }
-    let loaded = ENV.get_or_init(|| {
-        let builder = ort::init_from(path).map_err(|e| e.to_string())?;
-        builder.with_name("blurgate").build().map_err(|e| e.to_string())
-    });
-    match loaded {
-        Ok(env) => Ok(env),
-        Err(reason) => Err(Error::Runtime { path: path.to_path_buf(), reason: reason.clone() }),
-    }
+    let loaded = ENV.get_or_init(|| Ok(ort::init_from(path)?.with_name("blurgate").build()?));
+    loaded.as_ref().map_err(|e| Error::Runtime { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 /// Where inference runs.

@@ -2,13 +2,11 @@
 //! distant group in a 12 MP photo dominated by a close-up, a group upside down in the pixels)
 //! are found and redacted, on the real model.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use blurgate::detect::{FaceBox, Precision, Speed};
 use blurgate::report::{Action, FileStatus, Report};
-use common::*;
 use image::{imageops, RgbImage};
 
 /// t1.jpg's six faces as `redact` finds them at defaults on the photo alone.

@@ -1,11 +1,9 @@
 //! Metadata policy on real files: GPS, camera and maker data and XMP go; the colour profile,
 //! Artist and Copyright stay; `--keep-metadata` opts out.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -1,15 +1,13 @@
 //! `blurgate redact` end to end on real photos with the real CenterFace and SFace models.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use blurgate::detect::FaceBox;
 use blurgate::embed::align;
 use blurgate::redact::{Mask, RedactOptions, Shape};
 use blurgate::report::{Action, FileStatus, Report};
-use common::*;
 use image::{DynamicImage, RgbImage};
 use sha2::{Digest, Sha256};
 

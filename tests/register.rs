@@ -1,12 +1,10 @@
 //! The opt-out register end to end: enrol, selective redaction, participants' rights, audit.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use blurgate::matching::{Decision, ThresholdSource, DEFAULT_TARGET_FAR};
 use blurgate::report::{Action, FileStatus};
-use common::*;
 use image::{imageops, RgbImage};
 
 fn s(p: &Path) -> &str {

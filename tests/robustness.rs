@@ -1,15 +1,13 @@
 //! Fail-closed behaviour under hostile input and interruption: decompression bombs, awkward
 //! real-world files, SIGKILL at random moments with resume, symlinks, concurrent runs.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use blurgate::report::{FileStatus, Report};
-use common::*;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

@@ -5,8 +5,8 @@
 #![no_main]
 
 use blurgate::detect::FaceBox;
-use blurgate::media_in::{decode, jpeg_preview, DecodeLimits};
-use blurgate::media_out::{rewrite_jpeg, EncodeOptions};
+use blurgate::media::jpeg::{preview as jpeg_preview, rewrite as rewrite_jpeg};
+use blurgate::media::{decode, DecodeLimits, EncodeOptions};
 use blurgate::redact::RedactOptions;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,6 +22,6 @@ fuzz_target!(|data: &[u8]| {
             let photo = decode(&out, LIMITS).expect("the rewritten JPEG decodes");
             assert_eq!(photo.rgb.dimensions(), (w, h), "the rewrite changed the size");
         }
-        Err(e) => assert!(!e.trim().is_empty(), "empty error message"),
+        Err(e) => assert!(!e.to_string().trim().is_empty(), "empty error message"),
     }
 });

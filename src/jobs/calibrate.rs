@@ -13,6 +13,7 @@ use crate::embed::Embedding;
 use crate::error::{Error, Result};
 use crate::matching::tail::{evaluate, Calibration};
 use crate::media::{self, DecodeLimits};
+use crate::storage::Location;
 
 /// Pairs of photos and whether they show the same person.
 #[derive(Debug, Default)]
@@ -37,10 +38,8 @@ impl PairSet {
     /// One sub-folder per person.
     pub fn from_identities(dir: &Path) -> Result<PairSet> {
         let mut groups = Vec::new();
-        let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.flatten().collect();
-        entries.sort_by_key(|e| e.file_name());
-        for entry in entries.into_iter().filter(|e| e.path().is_dir()) {
-            let found = plan::walk(&[entry.path().into()], false)?;
+        for person in Location::from(dir).subfolders()? {
+            let found = plan::walk(&[person], false)?;
             groups.push(
                 found
                     .files
@@ -60,7 +59,7 @@ impl PairSet {
         struct Components {
             components: Vec<Vec<String>>,
         }
-        let text = std::fs::read_to_string(json).map_err(|e| Error::io(json, e))?;
+        let text = Location::from(json).read_text()?;
         let c: Components = serde_json::from_str(&text)
             .map_err(|e| Error::PairList { path: json.to_path_buf(), problem: e.to_string() })?;
         let base = json.parent().unwrap_or(Path::new("."));
@@ -71,7 +70,7 @@ impl PairSet {
     /// CSV with a header and columns `file_x,file_y,same` (same: yes/no, true/false, 1/0),
     /// paths relative to the CSV file.
     pub fn from_csv(csv: &Path) -> Result<PairSet> {
-        let text = std::fs::read_to_string(csv).map_err(|e| Error::io(csv, e))?;
+        let text = Location::from(csv).read_text()?;
         let base = csv.parent().unwrap_or(Path::new("."));
         let mut pairs = Vec::new();
         for (n, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
@@ -117,7 +116,7 @@ pub fn calibrate(engine: &Engine, set: &PairSet, fars: &[f64]) -> Result<Calibra
 }
 
 fn embed_one(engine: &Engine, path: &Path) -> Result<Option<Embedding>> {
-    let Ok(bytes) = std::fs::read(path) else { return Ok(None) };
+    let Ok(bytes) = Location::from(path).read() else { return Ok(None) };
     let Ok(photo) = media::decode(&bytes, DecodeLimits::default()) else { return Ok(None) };
     let faces = engine.detector().detect(&photo.rgb)?;
     let Some(face) = faces.iter().filter(|d| d.score >= 0.5).max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))

@@ -8,6 +8,7 @@ use super::engine::Engine;
 use crate::embed::{Embedding, Probe, QualityGate};
 use crate::error::{Error, Refusal, Result};
 use crate::media::{self, DecodeLimits};
+use crate::storage::Location;
 
 #[derive(Debug, Clone, Copy)]
 pub struct EnrolOptions {
@@ -39,7 +40,7 @@ pub fn embed_reference_photos(engine: &Engine, photos: &[PathBuf], options: &Enr
     let mut embeddings = Vec::with_capacity(photos.len());
     for path in photos {
         let refuse = |refusal: Refusal| Error::ReferencePhoto { photo: path.clone(), refusal };
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = Location::from(path.as_path()).read().map_err(|e| Error::io(path, e))?;
         let photo =
             media::decode(&bytes, DecodeLimits::default()).map_err(|e| refuse(Refusal::Unreadable(e.to_string())))?;
         let faces = engine.detector().detect(&photo.rgb)?;

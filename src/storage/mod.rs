@@ -137,7 +137,7 @@ impl Location {
                 let inside = entry.path().canonicalize().is_ok_and(|target| target.starts_with(&root));
                 if !inside {
                     tracing::warn!(
-                        "skipped {}: a symbolic link to outside {} (use --follow-symlinks to include it)",
+                        "skipped {}: a symbolic link to outside {} (links out of an input folder are followed only when asked)",
                         entry.path().display(),
                         dir.display()
                     );
@@ -151,6 +151,25 @@ impl Location {
             }
         }
         Ok(listing)
+    }
+
+    /// The folders directly below this one, sorted by name.
+    pub fn subfolders(&self) -> Result<Vec<Location>> {
+        let dir = self.local_path();
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        found.sort();
+        Ok(found.into_iter().map(Location::Local).collect())
+    }
+
+    /// The content as text.
+    pub fn read_text(&self) -> Result<String> {
+        let p = self.local_path();
+        std::fs::read_to_string(p).map_err(|e| Error::io(p, e))
     }
 
     /// Whether `self` lies inside `other` (or is it), after resolving what exists of both.

@@ -1,6 +1,5 @@
 //! Shared helpers for the integration tests: fixture photos and models come from
 //! scripts/setup.sh (or BLURGATE_FIXTURES / BLURGATE_MODELS), the binary from cargo.
-#![allow(dead_code)] // each test file uses its own subset
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

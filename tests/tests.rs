@@ -1,0 +1,12 @@
+//! blurgate's integration tests: one test binary (as ripgrep's `tests/tests.rs`), one module per
+//! area of behaviour, all on real photos and the real models, sharing the helpers in `common`.
+
+mod common;
+mod detection;
+mod fuzz_regressions;
+mod library;
+mod metadata;
+mod redact;
+mod register;
+mod robustness;
+mod settings;
