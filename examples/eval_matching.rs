@@ -68,8 +68,12 @@ struct Measured {
 
 fn photos_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let walk = plan::walk(&[dir.into()], false)?;
-    let mut files: Vec<PathBuf> =
-        walk.files.into_iter().filter(|f| f.problem.is_none()).map(|f| f.input.local_path().to_path_buf()).collect();
+    let mut files: Vec<PathBuf> = walk
+        .files
+        .into_iter()
+        .filter(|f| matches!(f.verdict, plan::Verdict::Check))
+        .map(|f| f.input.local_path().to_path_buf())
+        .collect();
     files.sort();
     Ok(files)
 }

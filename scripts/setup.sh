@@ -355,14 +355,19 @@ if [[ ${BLURGATE_SKIP_BUILD:-0} == 1 ]]; then
 elif [[ ! -f Cargo.toml ]]; then
   say "no Cargo.toml: skipping cargo build --release"
 else
-  # The JPEG rewrite (src/media/jpeg/shim.c) builds against the system's libjpeg-turbo.
-  if [[ ! -f /usr/include/jpeglib.h ]]; then
+  # The JPEG rewrite (src/media/jpeg/shim.c) builds against the system's libjpeg-turbo, HEIC
+  # and AVIF (src/media/heif/shim.c) against libheif (Debian 12: 1.15, with libde265, x265,
+  # dav1d and aom inside).
+  missing=()
+  [[ -f /usr/include/jpeglib.h ]] || missing+=(libjpeg62-turbo-dev)
+  [[ -f /usr/include/libheif/heif.h || -f /usr/include/x86_64-linux-gnu/libheif/heif.h ]] || missing+=(libheif-dev)
+  if (( ${#missing[@]} )); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-      say "installing libjpeg62-turbo-dev (libjpeg-turbo headers) with apt-get"
-      { DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjpeg62-turbo-dev || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjpeg62-turbo-dev; }; } >/dev/null \
-        || die "apt-get install libjpeg62-turbo-dev failed"
+      say "installing ${missing[*]} with apt-get"
+      { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; }; } >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
     else
-      die "libjpeg-turbo headers missing: install libjpeg62-turbo-dev (Debian) or libjpeg-turbo-devel"
+      die "C library headers missing: install ${missing[*]} (Debian) or their equivalents"
     fi
   fi
   say "cargo build --release"

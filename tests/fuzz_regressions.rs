@@ -65,7 +65,7 @@ fn decode_preprocess(data: &[u8]) -> Result<bool, String> {
             if photo.alpha.as_ref().is_some_and(|a| a.dimensions() != (w, h)) {
                 return Err("alpha plane and RGB differ in size".into());
             }
-            if photo.format == image::ImageFormat::Jpeg && !complete {
+            if photo.format == blurgate::media::Format::Image(image::ImageFormat::Jpeg) && !complete {
                 return Err("a JPEG without end-of-image marker decoded".into());
             }
             let t = blurgate::detect::to_chw(&photo.rgb, 0, 0, w, h);

@@ -70,15 +70,6 @@ fn pixel_stats(before: &RgbImage, after: &RgbImage, masks: &[(Mask, FaceBox)], m
     }
 }
 
-fn run_ok(args: &[&str]) {
-    let o = blurgate(args);
-    assert!(o.status.success(), "blurgate {args:?} failed: {}", stderr(&o));
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 #[test]
 fn group_photo_every_face_found_and_blurred_the_rest_untouched() {
     let tmp = tempfile::tempdir().unwrap();
@@ -602,9 +593,12 @@ fn folder_tree_is_mirrored_and_originals_untouched() {
     run_ok(&["redact", s(&src), "--out", s(&out), "--report", s(&report_path), "-q"]);
     assert_eq!(tree_hashes(&src), before, "inputs must be byte-identical after a run");
     let report = read_report(&report_path);
-    assert_eq!(report.summary.files, 4);
-    assert_eq!(report.summary.ignored, 1);
+    // Every file is accounted for: the text file is listed as skipped, with why.
+    assert_eq!(report.summary.files, 5);
+    assert_eq!((report.summary.skipped, report.summary.ignored), (1, 1));
     assert_eq!(report.summary.failed, 0);
+    let notes = report.files.iter().find(|f| f.input.ends_with("notes.txt")).expect("notes.txt is listed");
+    assert_eq!((notes.status, notes.reason.as_deref()), (FileStatus::Skipped, Some("not a media file")));
     for (rel, format) in [
         ("day1/stage/group.jpg", image::ImageFormat::Jpeg),
         ("day2/portrait.png", image::ImageFormat::Png),

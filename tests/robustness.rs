@@ -9,10 +9,6 @@ use std::time::{Duration, Instant};
 use crate::common::*;
 use blurgate::report::{FileStatus, Report};
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 fn crc32(data: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in data {
@@ -128,14 +124,15 @@ fn awkward_files_are_redacted_or_refused_never_leaked() {
                 assert!(!out.join(rel).exists(), "{}: failed but present in the output", f.input);
             }
             FileStatus::Redacted | FileStatus::Unchanged => {
-                let written = out.join(rel);
-                // Same format as the input's content, whatever the extension says.
-                let decoded = image::ImageReader::open(&written)
-                    .and_then(|r| r.with_guessed_format())
-                    .map_err(|e| e.to_string())
-                    .and_then(|r| r.decode().map_err(|e| e.to_string()))
+                let written = std::fs::read(out.join(rel)).unwrap();
+                // Readable, in a format known by its content, whatever the extension says.
+                let decoded = blurgate::media::decode(&written, Default::default())
                     .unwrap_or_else(|e| panic!("{}: output unreadable: {e}", f.input));
-                assert_eq!((Some(decoded.width()), Some(decoded.height())), (f.width, f.height), "{}", f.input);
+                assert_eq!((Some(decoded.rgb.width()), Some(decoded.rgb.height())), (f.width, f.height), "{}", f.input);
+            }
+            FileStatus::Skipped => {
+                assert!(f.reason.is_some(), "{}: skipped without a reason", f.input);
+                assert!(!out.join(rel).exists(), "{}: skipped but present in the output", f.input);
             }
             FileStatus::Held => panic!("no register, nothing to hold"),
         }
@@ -315,9 +312,14 @@ fn symlinks_out_of_the_input_folder_are_not_followed_unless_asked() {
     std::os::unix::fs::symlink(outside.join("secret.jpg"), src.join("link_out.jpg")).unwrap();
     std::os::unix::fs::symlink(src.join("real.jpg"), src.join("link_in.jpg")).unwrap();
     let out = tmp.path().join("out");
-    let o = blurgate(&["redact", s(&src), "--out", s(&out), "-q"]);
+    let report = tmp.path().join("r.json");
+    let o = blurgate(&["redact", s(&src), "--out", s(&out), "--report", s(&report), "-q"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("link_out.jpg"), "the skipped link is named: {}", stderr(&o));
+    let r = read_report(&report);
+    let link = r.files.iter().find(|f| f.input.ends_with("link_out.jpg")).expect("the link is in the report");
+    assert_eq!(link.status, FileStatus::Skipped);
+    assert!(link.reason.as_deref().unwrap_or("").contains("symbolic link"), "{:?}", link.reason);
     assert!(out.join("real.jpg").exists() && out.join("link_in.jpg").exists());
     assert!(!out.join("link_out.jpg").exists());
     let out2 = tmp.path().join("out2");

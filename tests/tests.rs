@@ -3,6 +3,7 @@
 
 mod common;
 mod detection;
+mod formats;
 mod fuzz_regressions;
 mod library;
 mod metadata;

@@ -18,7 +18,7 @@ fuzz_target!(|data: &[u8]| {
             if let Some(alpha) = &photo.alpha {
                 assert_eq!(alpha.dimensions(), (w, h), "alpha plane and RGB differ in size");
             }
-            if photo.format == image::ImageFormat::Jpeg {
+            if photo.format == blurgate::media::Format::Image(image::ImageFormat::Jpeg) {
                 assert!(complete, "a JPEG without end-of-image marker decoded");
             }
             let t = blurgate::detect::to_chw(&photo.rgb, 0, 0, w, h);

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use blurgate::detect::{Precision, Speed, Tiling};
 use blurgate::matching::{Policy, DEFAULT_TARGET_FAR};
-use blurgate::media::DecodeLimits;
+use blurgate::media::{DecodeLimits, OutputFormat};
 use blurgate::models::Device;
 use blurgate::redact::Style;
 use blurgate::register::DEFAULT_PURPOSE;
@@ -144,6 +144,24 @@ pub enum StyleArg {
     Blur,
     Pixelate,
     Fill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutputFormatArg {
+    Keep,
+    Jpeg,
+    Png,
+}
+
+impl From<OutputFormatArg> for OutputFormat {
+    fn from(o: OutputFormatArg) -> OutputFormat {
+        match o {
+            OutputFormatArg::Keep => OutputFormat::Keep,
+            OutputFormatArg::Jpeg => OutputFormat::Jpeg,
+            OutputFormatArg::Png => OutputFormat::Png,
+        }
+    }
 }
 
 impl From<DeviceArg> for Device {

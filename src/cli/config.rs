@@ -27,7 +27,9 @@ use clap::parser::ValueSource;
 use clap::ArgMatches;
 use serde::Deserialize;
 
-use super::args::{DetectionArgs, DeviceArg, MatchArgs, PolicyArg, PrecisionArg, SpeedArg, StyleArg, TilesArg};
+use super::args::{
+    DetectionArgs, DeviceArg, MatchArgs, OutputFormatArg, PolicyArg, PrecisionArg, SpeedArg, StyleArg, TilesArg,
+};
 
 pub const DEFAULT_FILE: &str = "blurgate.toml";
 
@@ -64,6 +66,7 @@ pub struct RenderConfig {
     pub mask_scale: Option<f32>,
     pub keep_metadata: Option<bool>,
     pub jpeg_quality: Option<u8>,
+    pub output_format: Option<OutputFormatArg>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -12,7 +12,7 @@ use blurgate::register::RegisterFile;
 use blurgate::report::FileStatus;
 use blurgate::storage::Location;
 
-use super::args::{AuditArg, DetectionArgs, MatchArgs, PolicyArg, StyleArg};
+use super::args::{AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StyleArg};
 use super::config::{take, take_opt, Config};
 use super::exit::{usage, FILES_FAILED};
 use super::progress::Progress;
@@ -58,7 +58,8 @@ error (nothing written).";
 
 #[derive(clap::Args, Debug)]
 pub struct RedactArgs {
-    /// Photos and folders to redact (JPEG, PNG, WebP, TIFF, BMP, GIF first frame).
+    /// Photos and folders to redact (JPEG and MPO, HEIC and AVIF, PNG, WebP, TIFF, BMP, GIF first
+    /// frame); a file is known by its content, whatever its name.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 
@@ -123,6 +124,12 @@ pub struct RedactArgs {
     #[arg(long, value_name = "Q", value_parser = clap::value_parser!(u8).range(1..=100))]
     pub jpeg_quality: Option<u8>,
 
+    /// Format of the redacted copies: keep (each file in its own format and, where its encoder
+    /// can write it, bit depth: HEIC stays HEIC, 16-bit PNG stays 16-bit), jpeg or png (outputs
+    /// then take that extension).
+    #[arg(long, value_enum, default_value_t = OutputFormatArg::Keep, value_name = "FORMAT")]
+    pub output_format: OutputFormatArg,
+
     /// Follow symbolic links that lead outside an input folder (by default they are skipped).
     #[arg(long)]
     pub follow_symlinks: bool,
@@ -153,6 +160,7 @@ impl RedactArgs {
         take(m, "mask_scale", &mut self.mask_scale, &c.render.mask_scale);
         take(m, "keep_metadata", &mut self.keep_metadata, &c.render.keep_metadata);
         take_opt(m, "jpeg_quality", &mut self.jpeg_quality, &c.render.jpeg_quality);
+        take(m, "output_format", &mut self.output_format, &c.render.output_format);
         take_opt(m, "register", &mut self.register, &c.matching.register);
         take_opt(m, "key_file", &mut self.key_file, &c.matching.key_file);
         take_opt(m, "policy", &mut self.policy, &c.matching.policy);
@@ -172,7 +180,10 @@ impl RedactArgs {
             mask_scale: self.mask_scale,
         };
         let metadata = if self.keep_metadata { MetadataPolicy::Keep } else { MetadataPolicy::Strip };
-        let encode = EncodeOptions::default().with_metadata(metadata).with_jpeg_quality(self.jpeg_quality);
+        let encode = EncodeOptions::default()
+            .with_metadata(metadata)
+            .with_jpeg_quality(self.jpeg_quality)
+            .with_output(self.output_format.into());
         Ok(RenderOptions::default().with_redact(redact).with_encode(encode))
     }
 
@@ -211,6 +222,9 @@ pub fn run(mut a: RedactArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<E
         for f in &report.files {
             match (f.status, &f.output, &f.error) {
                 (FileStatus::Held, _, _) => println!("hold\t{}\tuncertain match", f.input),
+                (FileStatus::Skipped, _, _) => {
+                    println!("skip\t{}\t{}", f.input, f.reason.as_deref().unwrap_or(""))
+                }
                 (_, Some(out), _) => println!("write\t{}\t{out}", f.input),
                 (_, None, error) => println!("refuse\t{}\t{}", f.input, error.as_deref().unwrap_or("")),
             }

@@ -44,7 +44,7 @@ impl PairSet {
                 found
                     .files
                     .into_iter()
-                    .filter(|f| f.problem.is_none())
+                    .filter(|f| matches!(f.verdict, plan::Verdict::Check))
                     .map(|f| f.input.local_path().to_path_buf())
                     .collect(),
             );

@@ -5,8 +5,9 @@ use std::time::Instant;
 use super::engine::{Engine, Matching, Recognition};
 use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
+use super::plan::{self, Verdict};
 use super::redact::{decode, read_input};
-use super::{plan, pool, RunOptions};
+use super::{pool, RunOptions};
 use crate::detect::DetectorOptions;
 use crate::error::Result;
 use crate::matching::{Action, Decision, Policy};
@@ -31,7 +32,16 @@ pub fn run_find(job: &FindJob, models: &ModelDir, observer: &dyn Observer) -> Re
     let engine = Engine::new(models, job.detection.clone(), Recognition::On, workers)?;
     let files = pool::run(walk.files, workers, observer, |f| {
         let mut report = FileReport::new(&f.input);
-        let result = f.problem.map_or(Ok(()), Err).and_then(|()| {
+        let verdict = match f.verdict {
+            Verdict::Check => Ok(()),
+            Verdict::Fail(e) => Err(e),
+            Verdict::Skip(why) => {
+                report.status = FileStatus::Skipped;
+                report.reason = Some(why.to_string());
+                return report;
+            }
+        };
+        let result = verdict.and_then(|()| {
             let photo = decode(&read_input(&f.input, &mut report)?, job.run.limits, &mut report)?;
             engine.analyse(&photo.rgb, Policy::OptOuts, Some(&job.matching)).map_err(FileError::Model)
         });
@@ -49,7 +59,7 @@ pub fn run_find(job: &FindJob, models: &ModelDir, observer: &dyn Observer) -> Re
         }
         report
     })?;
-    let mut report = Report::new(files, walk.ignored, started.elapsed().as_secs_f64());
+    let mut report = Report::new(files, started.elapsed().as_secs_f64());
     report.detection = Some(job.detection.settings());
     Ok(report)
 }

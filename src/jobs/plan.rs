@@ -1,4 +1,6 @@
-//! Which files a job covers and where each one's output goes.
+//! Which files a job covers and where each one's output goes. Every file under the inputs is
+//! accounted for: checked, failed before reading (unreadable, unsupported) or skipped with a
+//! reason (not media, a link out of its folder); none is dropped silently.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -8,51 +10,73 @@ use crate::error::{Error, Result};
 use crate::media::{Classified, MediaKind};
 use crate::storage::Location;
 
+/// Why a file is left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Skip {
+    #[error("not a media file")]
+    NotMedia,
+    #[error("a symbolic link that leads outside its input folder")]
+    LinkOutside,
+}
+
+/// What a job does with a file it found.
+#[derive(Debug)]
+pub enum Verdict {
+    Check,
+    /// Known before reading it that it cannot be checked.
+    Fail(FileError),
+    Skip(Skip),
+}
+
 /// A file found in the inputs.
 #[derive(Debug)]
 pub struct Found {
     pub input: Location,
     /// Path relative to the folder it was found in (its name for a file given directly).
     pub rel: PathBuf,
-    /// Known before reading it that it cannot be checked (unreadable entry, unsupported
-    /// media type).
-    pub problem: Option<FileError>,
+    pub verdict: Verdict,
 }
 
 #[derive(Debug, Default)]
 pub struct Walk {
     pub files: Vec<Found>,
-    /// Files in the input folders that are not media (text, sidecars) and links leading out.
-    pub ignored: usize,
     /// The input folders.
     pub folders: Vec<Location>,
 }
 
-/// Every photo under the inputs: folders recursively, files as given whatever their
-/// extension. Symlinks are followed only while they stay inside their input folder, unless
-/// `follow_symlinks`. Entries that cannot be read are listed with their problem, not dropped.
+/// Bytes read from a file whose name says nothing, to tell media by content.
+const SNIFF_BYTES: usize = 64;
+
+/// Every file under the inputs: folders recursively, files as given whatever their name.
+/// Symlinks are followed only while they stay inside their input folder, unless
+/// `follow_symlinks`. A file whose name is not a media type's is checked when its first bytes
+/// are a format blurgate reads.
 pub fn walk(inputs: &[Location], follow_symlinks: bool) -> Result<Walk> {
     let mut walk = Walk::default();
     for input in inputs {
         if !input.is_folder()? {
             let name = input.file_name().ok_or_else(|| Error::NotAFile { input: input.to_string() })?;
-            walk.files.push(Found { input: input.clone(), rel: PathBuf::from(name), problem: None });
+            walk.files.push(Found { input: input.clone(), rel: PathBuf::from(name), verdict: Verdict::Check });
             continue;
         }
         walk.folders.push(input.clone());
         let listing = input.list(follow_symlinks)?;
-        walk.ignored += listing.links_skipped;
         for listed in listing.files {
-            let problem = match (listed.unreadable, MediaKind::classify(&listed.rel)) {
-                (Some(e), _) => Some(FileError::Read(e)),
-                (None, Classified::Media(_)) => None,
-                (None, Classified::Unsupported(ext)) => Some(FileError::Unsupported(ext)),
-                (None, Classified::Other) => {
-                    walk.ignored += 1;
-                    continue;
-                }
+            let verdict = match (listed.unreadable, MediaKind::classify(&listed.rel)) {
+                (Some(e), _) => Verdict::Fail(FileError::Read(e)),
+                (None, Classified::Media(_)) => Verdict::Check,
+                (None, Classified::Unsupported(ext)) => Verdict::Fail(FileError::Unsupported(ext)),
+                (None, Classified::Other) => match listed.location.read_head(SNIFF_BYTES) {
+                    Ok(head) if MediaKind::sniff(&head).is_some() => Verdict::Check,
+                    Ok(_) => Verdict::Skip(Skip::NotMedia),
+                    Err(e) => Verdict::Fail(FileError::Read(e)),
+                },
             };
-            walk.files.push(Found { input: listed.location, rel: listed.rel, problem });
+            walk.files.push(Found { input: listed.location, rel: listed.rel, verdict });
+        }
+        for link in listing.links_outside {
+            let rel = link.local_path().strip_prefix(input.local_path()).unwrap_or(link.local_path()).to_path_buf();
+            walk.files.push(Found { input: link, rel, verdict: Verdict::Skip(Skip::LinkOutside) });
         }
     }
     Ok(walk)
@@ -63,20 +87,19 @@ pub fn walk(inputs: &[Location], follow_symlinks: bool) -> Result<Walk> {
 pub struct Planned {
     pub input: Location,
     pub output: Location,
-    pub problem: Option<FileError>,
-}
-
-#[derive(Debug, Default)]
-pub struct Plan {
-    pub files: Vec<Planned>,
-    /// Files in the input folders that are not media and links leading out.
-    pub ignored: usize,
+    pub verdict: Verdict,
 }
 
 /// Maps every input to its place under `out`: a folder's files keep their path relative to
 /// the folder, a file named on the command line lands at the top. Refuses an output folder
 /// inside an input folder (or the reverse) and two inputs that would share an output path.
-pub fn plan(inputs: &[Location], out: &Location, follow_symlinks: bool) -> Result<Plan> {
+/// With `extension`, outputs get it in place of their own (the run writes another format).
+pub fn plan(
+    inputs: &[Location],
+    out: &Location,
+    follow_symlinks: bool,
+    extension: Option<&str>,
+) -> Result<Vec<Planned>> {
     let walk = walk(inputs, follow_symlinks)?;
     for folder in &walk.folders {
         if out.is_within(folder)? {
@@ -94,18 +117,20 @@ pub fn plan(inputs: &[Location], out: &Location, follow_symlinks: bool) -> Resul
         if !Location::stays_below(&f.rel) {
             return Err(Error::OutputEscapes { input: f.input.to_string().into(), out: out.to_string().into() });
         }
-        let output = out.join(&f.rel);
-        if let Some(other) = seen.insert(output.clone(), f.input.clone()) {
-            return Err(Error::SameOutput {
-                first: other.to_string().into(),
-                second: f.input.to_string().into(),
-                output: output.to_string().into(),
-            });
+        let output = out.join(&extension.map_or(f.rel.clone(), |ext| f.rel.with_extension(ext)));
+        if !matches!(f.verdict, Verdict::Skip(_)) {
+            if let Some(other) = seen.insert(output.clone(), f.input.clone()) {
+                return Err(Error::SameOutput {
+                    first: other.to_string().into(),
+                    second: f.input.to_string().into(),
+                    output: output.to_string().into(),
+                });
+            }
+            if output.same_place(&f.input)? {
+                return Err(Error::WouldOverwrite { input: f.input.to_string().into() });
+            }
         }
-        if output.same_place(&f.input)? {
-            return Err(Error::WouldOverwrite { input: f.input.to_string().into() });
-        }
-        files.push(Planned { input: f.input, output, problem: f.problem });
+        files.push(Planned { input: f.input, output, verdict: f.verdict });
     }
-    Ok(Plan { files, ignored: walk.ignored })
+    Ok(files)
 }

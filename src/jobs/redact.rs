@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::engine::{Engine, Matching, ModelDigests, Recognition};
 use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
-use super::plan::{self, Planned};
+use super::plan::{self, Planned, Verdict};
 use super::state::{Finished, RunState};
 use super::{pool, RenderOptions, RunOptions};
 use crate::audit::{AuditFace, AuditLog, Event};
@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::matching::{Action, FaceDecision, Policy};
 use crate::media::{self, jpeg, Photo};
 use crate::models::ModelDir;
-use crate::redact::{self, Mask};
+use crate::redact::Mask;
 use crate::report::{FaceReport, FileReport, FileStatus, Report};
 use crate::storage::Location;
 
@@ -114,11 +114,11 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
     if decisions.policy != Policy::All && decisions.matching.is_none() {
         return Err(Error::PolicyNeedsRegister { policy: decisions.policy.name() });
     }
-    let plan = plan::plan(&job.inputs, &job.out, job.run.follow_symlinks)?;
-    if plan.files.is_empty() {
+    let plan = plan::plan(&job.inputs, &job.out, job.run.follow_symlinks, job.render.encode.extension())?;
+    if plan.iter().all(|p| matches!(p.verdict, Verdict::Skip(_))) {
         return Err(Error::NoMedia);
     }
-    let workers = pool::workers(job.run.jobs, plan.files.len());
+    let workers = pool::workers(job.run.jobs, plan.len());
     let recognition = if decisions.matching.is_some() { Recognition::On } else { Recognition::Off };
     let engine = Engine::new(models, job.detection.clone(), recognition, workers)?;
     let dry_run = job.run.dry_run;
@@ -131,7 +131,7 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
         Some(RunState::open(&job.out, job.run.fresh)?)
     };
     let run = Run { engine: &engine, job, state, settings: job.settings_hash(engine.model_digests()) };
-    let files = pool::run(plan.files, workers, observer, |p| {
+    let files = pool::run(plan, workers, observer, |p| {
         let output = p.output.clone();
         let mut report = process(p, &run);
         if let Some(log) = audit.as_ref().filter(|_| !report.resumed) {
@@ -142,7 +142,7 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
         }
         report
     })?;
-    let mut report = Report::new(files, plan.ignored, started.elapsed().as_secs_f64());
+    let mut report = Report::new(files, started.elapsed().as_secs_f64());
     report.detection = Some(job.detection.settings());
     report.thresholds = decisions.matching.as_ref().map(|m| m.thresholds);
     report.dry_run = dry_run;
@@ -224,9 +224,9 @@ enum Source<'a> {
 
 /// JPEGs that can be rewritten block by block are read as a preview at the detector's size
 /// (decoded in full too, in `find_faces`, when they are larger than that); a run that sets a
-/// JPEG quality decodes every file in full.
+/// JPEG quality or writes PNG decodes every file in full.
 fn open<'a>(bytes: &'a [u8], job: &RedactJob, report: &mut FileReport) -> Result<Source<'a>, FileError> {
-    if job.render.encode.jpeg_quality.is_none() {
+    if job.render.encode.keeps_jpeg() {
         if let Some(p) = jpeg::preview(bytes, job.run.limits, job.detection.max_side) {
             let (w, h) = p.size();
             (report.width, report.height) = (Some(w), Some(h));
@@ -261,7 +261,7 @@ fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection
 }
 
 fn render_full(mut photo: Photo, boxes: &[FaceBox], render: &RenderOptions) -> Result<Vec<u8>, FileError> {
-    redact::redact(&mut photo.rgb, boxes, &render.redact);
+    photo.redact(boxes, &render.redact);
     Ok(media::encode(photo, &render.encode)?)
 }
 
@@ -288,8 +288,14 @@ fn render(
 
 fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(), FileError> {
     let job = run.job;
-    if let Some(problem) = p.problem.take() {
-        return Err(problem);
+    match std::mem::replace(&mut p.verdict, Verdict::Check) {
+        Verdict::Check => {}
+        Verdict::Fail(e) => return Err(e),
+        Verdict::Skip(why) => {
+            report.status = FileStatus::Skipped;
+            report.reason = Some(why.to_string());
+            return Ok(());
+        }
     }
     let bytes = read_input(&p.input, report)?;
     let input_sha256 = report.input_sha256.clone().expect("set by read_input");
@@ -297,6 +303,7 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         *report = FileReport { resumed: true, ..done.report.clone() };
         return Ok(());
     }
+    report.notes.extend(media::left_out(&bytes));
     let source = open(&bytes, job, report)?;
     let faces = find_faces(&source, &bytes, run)?;
     let (w, h) = (report.width.unwrap_or(0), report.height.unwrap_or(0));

@@ -4,10 +4,13 @@
 use std::io::Cursor;
 
 use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
-use image::{DynamicImage, GrayImage, ImageDecoder, ImageEncoder, ImageFormat, ImageReader, Limits, RgbaImage};
+use image::{
+    DynamicImage, GrayImage, ImageBuffer, ImageDecoder, ImageEncoder, ImageFormat, ImageReader, Limits, Luma, Rgba,
+    RgbaImage,
+};
 
 use super::metadata::kept_exif;
-use super::{DecodeError, DecodeLimits, EncodeError, EncodeOptions, Photo};
+use super::{DecodeError, DecodeLimits, Deep, EncodeError, EncodeOptions, Format, Photo};
 
 /// The decoder's error in words people can act on, with its detail kept for a bug report.
 fn explain(format: ImageFormat, e: image::ImageError) -> DecodeError {
@@ -42,16 +45,30 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, DecodeError> 
         let rgba = img.to_rgba8();
         GrayImage::from_fn(rgba.width(), rgba.height(), |x, y| image::Luma([rgba.get_pixel(x, y)[3]]))
     });
-    Ok(Photo { rgb: img.to_rgb8(), alpha, grey: !colour.has_color(), format, icc, exif })
+    // 16-bit samples are kept for formats that can write them back.
+    let deep = (colour.bytes_per_pixel() / colour.channel_count() == 2
+        && matches!(format, ImageFormat::Png | ImageFormat::Tiff))
+    .then(|| {
+        let rgba = img.to_rgba16();
+        let alpha = colour
+            .has_alpha()
+            .then(|| ImageBuffer::from_fn(rgba.width(), rgba.height(), |x, y| Luma([rgba.get_pixel(x, y)[3]])));
+        Deep { rgb: img.to_rgb16(), alpha, bits: 16 }
+    });
+    Ok(Photo { rgb: img.to_rgb8(), alpha, grey: !colour.has_color(), format: Format::Image(format), icc, exif, deep })
 }
 
 /// Every format but JPEG, in the source's format with the metadata the policy allows.
 pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, EncodeError> {
     let exif = photo.exif.as_deref().and_then(|e| kept_exif(e, options.metadata));
     let icc = photo.icc;
-    let img = compose(photo.rgb, photo.alpha, photo.grey);
+    let img = match photo.deep {
+        Some(deep) => compose_deep(deep, photo.grey),
+        None => compose(photo.rgb, photo.alpha, photo.grey),
+    };
+    let Format::Image(format) = photo.format else { return Err(EncodeError::NotThisKind) };
     let mut out = Cursor::new(Vec::new());
-    match photo.format {
+    match format {
         ImageFormat::Png => with_metadata(PngEncoder::new(&mut out), &img, icc, exif)?,
         ImageFormat::WebP => with_metadata(WebPEncoder::new_lossless(&mut out), &img, icc, exif)?,
         ImageFormat::Tiff => with_metadata(TiffEncoder::new(&mut out), &img, icc, None)?,
@@ -76,6 +93,31 @@ fn with_metadata(
         let _ = enc.set_exif_metadata(exif);
     }
     img.write_with_encoder(enc)
+}
+
+/// The deep samples, scaled to 16 bits, with their alpha and greyness.
+fn compose_deep(mut deep: Deep, grey: bool) -> DynamicImage {
+    if deep.bits < 16 {
+        let max = (1u32 << deep.bits) - 1;
+        let widen = |v: &mut u16| *v = (*v as u32 * 65535 / max) as u16;
+        deep.rgb.iter_mut().for_each(widen);
+        deep.alpha.iter_mut().for_each(|a| a.iter_mut().for_each(widen));
+    }
+    let img = match deep.alpha {
+        Some(a) => {
+            let mut rgba = ImageBuffer::new(deep.rgb.width(), deep.rgb.height());
+            for ((dst, src), al) in rgba.pixels_mut().zip(deep.rgb.pixels()).zip(a.pixels()) {
+                *dst = Rgba([src[0], src[1], src[2], al[0]]);
+            }
+            DynamicImage::ImageRgba16(rgba)
+        }
+        None => DynamicImage::ImageRgb16(deep.rgb),
+    };
+    match (grey, img.color().has_alpha()) {
+        (true, true) => DynamicImage::ImageLumaA16(img.to_luma_alpha16()),
+        (true, false) => DynamicImage::ImageLuma16(img.to_luma16()),
+        _ => img,
+    }
 }
 
 /// The redacted RGB with the source's alpha and greyness put back.

@@ -1,15 +1,20 @@
 //! Media in and out, one module per kind: [`jpeg`] (libjpeg-turbo: previews from the DCT,
-//! block-level rewrites) and [`image`] (every other still format, through the `image` crate).
-//! A [`MediaKind`] picks the module; [`metadata`] holds the EXIF policy they share. A new kind
-//! (video next) is one new module and one arm in each match below.
+//! block-level rewrites), [`heif`] (HEIC and AVIF through libheif) and [`image`] (every other
+//! still format, through the `image` crate). A [`MediaKind`] picks the module; [`metadata`]
+//! holds the EXIF policy they share. A new kind (video next) is one new module and one arm in
+//! each match below.
 
+pub mod heif;
 pub mod image;
 pub mod jpeg;
 pub mod metadata;
 
 use std::path::Path;
 
-use ::image::{GrayImage, ImageFormat, RgbImage};
+use ::image::{GrayImage, ImageBuffer, ImageFormat, Luma, Rgb, RgbImage};
+
+use crate::detect::FaceBox;
+use crate::redact::{self, Mask, RedactOptions};
 
 pub use metadata::MetadataPolicy;
 
@@ -20,6 +25,16 @@ pub enum MediaKind {
     Jpeg,
     /// PNG, WebP, TIFF, BMP and GIF (first frame), through the `image` crate.
     Image,
+    /// HEIC and AVIF, through libheif.
+    Heif,
+}
+
+/// The format of a photo, as read and as written back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Through the `image` crate (JPEG included; [`MediaKind::Jpeg`] rewrites it).
+    Image(ImageFormat),
+    Heif(heif::Codec),
 }
 
 /// What a file's name says it is.
@@ -33,11 +48,12 @@ pub enum Classified {
     Other,
 }
 
-const JPEG_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "jfif"];
+const JPEG_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "mpo"];
 const IMAGE_EXTENSIONS: &[&str] = &["png", "webp", "tif", "tiff", "bmp", "gif"];
+const HEIF_EXTENSIONS: &[&str] = &["heic", "heif", "hif", "avif"];
 const UNSUPPORTED_MEDIA: &[&str] = &[
-    "heic", "heif", "avif", "jxl", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "psd", "mp4", "mov", "m4v",
-    "avi", "mkv", "webm", "3gp", "mts",
+    "jxl", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "psd", "mp4", "mov", "m4v", "avi", "mkv", "webm",
+    "3gp", "mts",
 ];
 
 impl MediaKind {
@@ -48,6 +64,8 @@ impl MediaKind {
             Classified::Media(MediaKind::Jpeg)
         } else if IMAGE_EXTENSIONS.contains(&ext.as_str()) {
             Classified::Media(MediaKind::Image)
+        } else if HEIF_EXTENSIONS.contains(&ext.as_str()) {
+            Classified::Media(MediaKind::Heif)
         } else if UNSUPPORTED_MEDIA.contains(&ext.as_str()) {
             Classified::Unsupported(ext)
         } else {
@@ -57,17 +75,20 @@ impl MediaKind {
 
     /// The kind by content (what decoding goes by).
     pub fn sniff(bytes: &[u8]) -> Option<MediaKind> {
+        if heif::is_heif(bytes) {
+            return Some(MediaKind::Heif);
+        }
         match ::image::guess_format(bytes).ok()? {
             ImageFormat::Jpeg => Some(MediaKind::Jpeg),
             _ => Some(MediaKind::Image),
         }
     }
 
-    fn of_format(format: ImageFormat) -> MediaKind {
-        if format == ImageFormat::Jpeg {
-            MediaKind::Jpeg
-        } else {
-            MediaKind::Image
+    fn of_format(format: Format) -> MediaKind {
+        match format {
+            Format::Image(ImageFormat::Jpeg) => MediaKind::Jpeg,
+            Format::Image(_) => MediaKind::Image,
+            Format::Heif(_) => MediaKind::Heif,
         }
     }
 }
@@ -78,10 +99,43 @@ pub struct Photo {
     pub alpha: Option<GrayImage>,
     /// The source was greyscale: written back as greyscale.
     pub grey: bool,
-    pub format: ImageFormat,
+    pub format: Format,
     pub icc: Option<Vec<u8>>,
     /// Raw EXIF (TIFF structure) of the source, orientation not yet reset.
     pub exif: Option<Vec<u8>>,
+    /// The samples at their own depth when it is more than 8 bits.
+    pub deep: Option<Deep>,
+}
+
+/// Samples deeper than 8 bits (16-bit PNG and TIFF, 10-bit HEIF), so that the output keeps
+/// them: detection and redaction work on [`Photo::rgb`], and [`Photo::redact`] carries what the
+/// masks changed over; every other sample is written back exactly as it was read.
+pub struct Deep {
+    pub rgb: ImageBuffer<Rgb<u16>, Vec<u16>>,
+    pub alpha: Option<ImageBuffer<Luma<u16>, Vec<u16>>>,
+    /// Significant bits per sample (16 for PNG and TIFF, 10 or 12 for HEIF).
+    pub bits: u8,
+}
+
+impl Photo {
+    /// Redacts `faces` (detected boxes) in the 8-bit pixels and in the deep samples, where
+    /// every masked pixel takes the redacted value at full depth.
+    pub fn redact(&mut self, faces: &[FaceBox], options: &RedactOptions) {
+        redact::redact(&mut self.rgb, faces, options);
+        let Some(deep) = &mut self.deep else { return };
+        let max = (1u32 << deep.bits) - 1;
+        let (w, h) = self.rgb.dimensions();
+        for face in faces {
+            let (mask, full) = (Mask::for_face(face, options, w, h), options.mask_box(face));
+            let (_, y0, _, y1) = mask.bounds();
+            for y in y0..y1.min(h) {
+                for x in mask.row_span(y, &full) {
+                    let p = self.rgb.get_pixel(x, y).0;
+                    deep.rgb.put_pixel(x, y, Rgb(p.map(|v| ((v as u32 * max + 127) / 255) as u16)));
+                }
+            }
+        }
+    }
 }
 
 /// Limits applied before any pixel buffer is allocated.
@@ -104,6 +158,16 @@ impl DecodeLimits {
     }
 }
 
+/// The format of the published copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputFormat {
+    /// Each file in its own format (and bit depth, where the format's encoder can write it).
+    #[default]
+    Keep,
+    Jpeg,
+    Png,
+}
+
 /// How a published copy is encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EncodeOptions {
@@ -111,9 +175,28 @@ pub struct EncodeOptions {
     /// `None`: JPEG sources keep their own quantisation and only redacted blocks are encoded
     /// again ([`jpeg::rewrite`]); JPEGs encoded afresh get [`jpeg::DEFAULT_QUALITY`].
     pub jpeg_quality: Option<u8>,
+    pub output: OutputFormat,
 }
 
 impl EncodeOptions {
+    pub fn with_output(self, output: OutputFormat) -> Self {
+        EncodeOptions { output, ..self }
+    }
+
+    /// The extension outputs get when the format is not kept.
+    pub fn extension(&self) -> Option<&'static str> {
+        match self.output {
+            OutputFormat::Keep => None,
+            OutputFormat::Jpeg => Some("jpg"),
+            OutputFormat::Png => Some("png"),
+        }
+    }
+
+    /// Whether a JPEG may be rewritten block by block (its own quality kept, JPEG out).
+    pub fn keeps_jpeg(&self) -> bool {
+        self.jpeg_quality.is_none() && self.output != OutputFormat::Png
+    }
+
     pub fn with_metadata(self, metadata: MetadataPolicy) -> Self {
         EncodeOptions { metadata, ..self }
     }
@@ -142,12 +225,16 @@ pub enum DecodeError {
     Damaged { format: String, detail: ::image::ImageError },
     #[error(transparent)]
     Libjpeg(#[from] jpeg::LibjpegError),
+    #[error("the image is too large to process safely ({width}x{height})")]
+    PastLimits { width: u32, height: u32 },
+    #[error(transparent)]
+    Libheif(#[from] heif::LibheifError),
 }
 
 impl DecodeError {
     /// The photo exceeds [`DecodeLimits`].
     pub fn is_limit(&self) -> bool {
-        matches!(self, DecodeError::TooLarge(_))
+        matches!(self, DecodeError::TooLarge(_) | DecodeError::PastLimits { .. })
     }
 }
 
@@ -159,12 +246,28 @@ pub enum EncodeError {
     TooLargeForJpeg,
     #[error("the JPEG's structure is damaged")]
     JpegStructure,
+    #[error("this encoder cannot write that format")]
+    NotThisKind,
     #[error("{0}")]
     Image(#[from] ::image::ImageError),
     #[error("{0}")]
     JpegEncoder(#[from] jpeg_encoder::EncodingError),
     #[error(transparent)]
     Libjpeg(#[from] jpeg::LibjpegError),
+    #[error(transparent)]
+    Libheif(#[from] heif::LibheifError),
+}
+
+/// What of the file the output does not carry, beyond the metadata policy, in words for the
+/// report: the output holds the primary picture only (and never a thumbnail, depth map or gain
+/// map).
+pub fn left_out(bytes: &[u8]) -> Option<String> {
+    let (n, what) = match MediaKind::sniff(bytes)? {
+        MediaKind::Jpeg => (jpeg::markers::appended_pictures(bytes), "picture(s) after the first (MPO, gain map)"),
+        MediaKind::Heif => (heif::other_images(bytes), "image(s) besides the primary one"),
+        MediaKind::Image => (0, ""),
+    };
+    (n > 0).then(|| format!("{n} more {what}: only the primary picture was checked and written"))
 }
 
 /// Decodes a photo upright (EXIF orientation applied) with its colour profile and EXIF kept
@@ -173,14 +276,22 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, DecodeError> 
     match MediaKind::sniff(bytes) {
         Some(MediaKind::Jpeg) => jpeg::decode(bytes, limits),
         Some(MediaKind::Image) => image::decode(bytes, limits),
+        Some(MediaKind::Heif) => heif::decode(bytes, limits),
         None => Err(DecodeError::UnknownFormat),
     }
 }
 
-/// The photo, encoded in its source format with the metadata the policy allows.
-pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, EncodeError> {
+/// The photo, encoded in its source format (or the one `options` asks for) with the metadata
+/// the policy allows.
+pub fn encode(mut photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, EncodeError> {
+    match options.output {
+        OutputFormat::Keep => {}
+        OutputFormat::Jpeg => (photo.format, photo.deep) = (Format::Image(ImageFormat::Jpeg), None),
+        OutputFormat::Png => photo.format = Format::Image(ImageFormat::Png),
+    }
     match MediaKind::of_format(photo.format) {
         MediaKind::Jpeg => jpeg::encode(photo, options),
         MediaKind::Image => image::encode(photo, options),
+        MediaKind::Heif => heif::encode(photo, options),
     }
 }

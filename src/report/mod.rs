@@ -39,6 +39,8 @@ pub enum FileStatus {
     Failed,
     /// Not written: an uncertain match needs a person's review (`--hold-uncertain`).
     Held,
+    /// Not a photo or video (or a link out of its folder): left alone; `reason` says why.
+    Skipped,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -53,6 +55,12 @@ pub struct FileReport {
     /// `encode`, `write`, `state`, `audit` or `internal`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<String>,
+    /// Why a `skipped` file was left alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// What of the input the output does not carry (a second picture, other images).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
     /// Upright output size in pixels; `null` when the file could not be decoded.
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -80,6 +88,8 @@ impl FileReport {
             status: FileStatus::Failed,
             error: None,
             error_kind: None,
+            reason: None,
+            notes: Vec::new(),
             width: None,
             height: None,
             faces: Vec::new(),
@@ -155,13 +165,17 @@ pub struct Summary {
     /// Faces whose register match was uncertain (redacted, or held with --hold-uncertain).
     #[serde(default)]
     pub faces_uncertain: usize,
-    /// Files in the input folders that are not media and were left out.
+    /// Files in the input folders that are not media and were left out (the same as
+    /// `skipped`; kept for older readers).
     pub ignored: usize,
+    /// Files listed with status `skipped`.
+    #[serde(default)]
+    pub skipped: usize,
     pub seconds: f64,
 }
 
 impl Report {
-    pub fn new(files: Vec<FileReport>, ignored: usize, seconds: f64) -> Report {
+    pub fn new(files: Vec<FileReport>, seconds: f64) -> Report {
         let count = |s: FileStatus| files.iter().filter(|f| f.status == s).count();
         let faces = files.iter().flat_map(|f| &f.faces);
         let summary = Summary {
@@ -174,7 +188,8 @@ impl Report {
             faces: faces.clone().count(),
             faces_redacted: faces.clone().filter(|f| f.action == Action::Redacted).count(),
             faces_uncertain: faces.filter(|f| f.decision == Some(Decision::Uncertain)).count(),
-            ignored,
+            ignored: count(FileStatus::Skipped),
+            skipped: count(FileStatus::Skipped),
             seconds: (seconds * 1000.0).round() / 1000.0,
         };
         Report { version: REPORT_VERSION, detection: None, files, summary, thresholds: None, dry_run: false }
@@ -208,8 +223,8 @@ impl Report {
         if s.held > 0 || s.review > 0 {
             line.push_str(&format!("; {} to review ({} held back)", s.review, s.held));
         }
-        if s.ignored > 0 {
-            line.push_str(&format!("; {} non-media file{} ignored", s.ignored, if s.ignored == 1 { "" } else { "s" }));
+        if s.skipped > 0 {
+            line.push_str(&format!("; {} skipped (not media)", s.skipped));
         }
         line
     }

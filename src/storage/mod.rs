@@ -57,7 +57,7 @@ pub struct Listed {
 pub struct Listing {
     pub files: Vec<Listed>,
     /// Symbolic links that lead outside the folder, left out (each logged as a warning).
-    pub links_skipped: usize,
+    pub links_outside: Vec<Location>,
 }
 
 impl Location {
@@ -87,6 +87,14 @@ impl Location {
 
     pub fn read(&self) -> std::io::Result<Vec<u8>> {
         std::fs::read(self.local_path())
+    }
+
+    /// The first `n` bytes (fewer when the file is shorter): enough to tell a format.
+    pub fn read_head(&self, n: usize) -> std::io::Result<Vec<u8>> {
+        use std::io::Read;
+        let mut head = Vec::with_capacity(n);
+        std::fs::File::open(self.local_path())?.take(n as u64).read_to_end(&mut head)?;
+        Ok(head)
     }
 
     /// The sha256 of the content, read in pieces.
@@ -141,7 +149,7 @@ impl Location {
                         entry.path().display(),
                         dir.display()
                     );
-                    listing.links_skipped += 1;
+                    listing.links_outside.push(Location::Local(entry.into_path()));
                     continue;
                 }
             }

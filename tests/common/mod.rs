@@ -35,6 +35,16 @@ pub fn blurgate(args: &[&str]) -> Output {
         .expect("blurgate runs")
 }
 
+pub fn run_ok(args: &[&str]) {
+    let o = blurgate(args);
+    assert!(o.status.success(), "blurgate {args:?} failed: {}", stderr(&o));
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }

@@ -71,6 +71,38 @@ pub fn segments(bytes: &[u8]) -> Option<Vec<Segment<'_>>> {
     }
 }
 
+/// Pictures stored after the end-of-image marker: the second and later pictures of an MPO
+/// (stereo or multi-picture cameras) and Ultra HDR gain maps. blurgate writes the primary
+/// picture only.
+pub fn appended_pictures(bytes: &[u8]) -> usize {
+    // A picture's length: SOI and its segments through EOI.
+    let length = |pic: &[u8]| segments(pic).map(|s| 2 + s.iter().map(|s| s.bytes.len()).sum::<usize>());
+    let Some(mut rest) = length(bytes).and_then(|n| bytes.get(n..)) else { return 0 };
+    let mut count = 0;
+    // Each further picture is skipped whole, so the thumbnails inside it are not counted.
+    while let Some(at) = rest.windows(3).position(|w| w == [0xFF, 0xD8, 0xFF]) {
+        count += 1;
+        match length(&rest[at..]) {
+            Some(n) => rest = &rest[at + n..],
+            None => break,
+        }
+    }
+    count
+}
+
+/// The ICC profile carried in APP2 `ICC_PROFILE` segments, joined in their order.
+pub fn icc(segments: &[Segment]) -> Option<Vec<u8>> {
+    let mut chunks: Vec<(u8, &[u8])> = segments
+        .iter()
+        .filter(|s| s.marker == 0xE2)
+        .filter_map(|s| s.payload().strip_prefix(b"ICC_PROFILE\0"))
+        .filter_map(|p| Some((*p.first()?, p.get(2..)?)))
+        .collect();
+    chunks.sort_by_key(|(n, _)| *n);
+    let icc: Vec<u8> = chunks.into_iter().flat_map(|(_, c)| c.iter().copied()).collect();
+    (!icc.is_empty()).then_some(icc)
+}
+
 /// The EXIF block (TIFF structure) among a JPEG's segments, if it has one.
 pub fn exif<'a>(segments: &[Segment<'a>]) -> Option<&'a [u8]> {
     segments.iter().find_map(|s| (s.marker == 0xE1).then(|| s.payload().strip_prefix(b"Exif\0\0")).flatten())
@@ -95,6 +127,10 @@ pub(crate) mod tests {
         let mut trailing = whole.clone();
         trailing.extend_from_slice(b"trailing bytes some cameras add");
         assert!(is_complete(&trailing));
+        assert_eq!(appended_pictures(&trailing), 0);
+        let mut mpo = whole.clone();
+        mpo.extend_from_slice(&whole);
+        assert_eq!(appended_pictures(&mpo), 1, "a second picture after the first");
         for cut in (0..whole.len() - 1).step_by(7) {
             assert!(!is_complete(&whole[..cut]), "cut at {cut} of {}", whole.len());
         }

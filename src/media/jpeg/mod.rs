@@ -19,11 +19,42 @@ pub const DEFAULT_QUALITY: u8 = 92;
 
 /// The whole photo, upright. A cut-off file is refused: the decoder would fill it with grey and
 /// report success, and a photo whose lower part is missing cannot be said to have been checked.
+/// What the `image` crate cannot read (arithmetic coding, say) is read by libjpeg.
 pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, DecodeError> {
     if !markers::is_complete(bytes) {
         return Err(DecodeError::JpegIncomplete);
     }
-    super::image::decode(bytes, limits)
+    match super::image::decode(bytes, limits) {
+        Err(DecodeError::Unsupported { format, detail }) => {
+            decode_with_libjpeg(bytes, limits).map_err(|_| DecodeError::Unsupported { format, detail })
+        }
+        other => other,
+    }
+}
+
+fn decode_with_libjpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, DecodeError> {
+    let segments = markers::segments(bytes).ok_or(DecodeError::JpegIncomplete)?;
+    let exif = markers::exif(&segments);
+    let orientation = exif
+        .and_then(|e| exif::Reader::new().read_raw(e.to_vec()).ok())
+        .and_then(|p| p.get_field(exif::Tag::Orientation, exif::In::PRIMARY).and_then(|f| f.value.get_uint(0)))
+        .unwrap_or(1);
+    let header = Header::read(bytes)?;
+    let (w, h) = (header.width, header.height);
+    if w.max(h) > limits.max_side || w as u64 * h as u64 * 3 > limits.max_alloc {
+        return Err(DecodeError::PastLimits { width: w, height: h });
+    }
+    let turn = Turn::from_exif(orientation).unwrap_or_default();
+    let rgb = turn.apply(decode_full(bytes, &header, limits.max_alloc.saturating_mul(2))?);
+    Ok(Photo {
+        rgb,
+        alpha: None,
+        grey: false,
+        format: super::Format::Image(image::ImageFormat::Jpeg),
+        icc: markers::icc(&segments),
+        exif: exif.map(<[u8]>::to_vec),
+        deep: None,
+    })
 }
 
 /// The photo encoded afresh (at the run's quality, else [`DEFAULT_QUALITY`]) with the metadata
