@@ -107,8 +107,7 @@ impl Drop for Owned {
 pub fn is_heif(bytes: &[u8]) -> bool {
     const BRANDS: &[&[u8; 4]] =
         &[b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs", b"mif1", b"msf1", b"avif", b"avis"];
-    bytes.get(4..8) == Some(b"ftyp")
-        && bytes.get(8..12).is_some_and(|b| BRANDS.iter().any(|brand| &b[..] == &brand[..]))
+    bytes.get(4..8) == Some(b"ftyp") && bytes.get(8..12).is_some_and(|b| BRANDS.iter().any(|brand| b == *brand))
 }
 
 struct Info {
