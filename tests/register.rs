@@ -46,7 +46,7 @@ fn enrolled(extra: &[&str]) -> Fixture {
     args.push(s(&obama));
     let o = blurgate(&args);
     assert!(o.status.success(), "enroll failed: {}", stderr(&o));
-    assert!(stderr(&o).contains("optouts.reg.key"), "a new register says where its key went: {}", stderr(&o));
+    assert!(stderr(&o).contains("blurgate-keys"), "a new register says where its key went: {}", stderr(&o));
     Fixture { _tmp: tmp, dir, register, photo }
 }
 

@@ -29,11 +29,19 @@ pub fn fixture(rel: &str) -> PathBuf {
 }
 
 pub fn blurgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blurgate"))
+    command().args(args).output().expect("blurgate runs")
+}
+
+/// The binary with the test models, and keys kept in a key store under target/ (never the
+/// user's own, nor keys from the user's environment).
+pub fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_blurgate"));
+    command
         .env("BLURGATE_MODELS", models_dir())
-        .args(args)
-        .output()
-        .expect("blurgate runs")
+        .env("BLURGATE_KEY_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("blurgate-keys"))
+        .env_remove("BLURGATE_REGISTER_KEY")
+        .env_remove("BLURGATE_AUDIT_KEY");
+    command
 }
 
 pub fn stderr(o: &Output) -> String {
