@@ -179,7 +179,8 @@ fn register_file_holds_no_plaintext_and_refuses_tampering() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("altered"), "{}", stderr(&o));
     std::fs::write(&f.register, &bytes).unwrap();
-    let wrong = f.dir.join("wrong.key");
+    let elsewhere = tempfile::tempdir().unwrap(); // a key inside the register's folder is refused
+    let wrong = elsewhere.path().join("wrong.key");
     std::fs::write(&wrong, "00".repeat(32)).unwrap();
     let o = blurgate(&["register", "list", "--register", s(&f.register), "--key-file", s(&wrong)]);
     assert_eq!(o.status.code(), Some(2));
