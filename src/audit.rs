@@ -226,7 +226,11 @@ impl AuditLog {
         let hash = sha256_hex(body.as_bytes());
         let mac = self.key.mac(&chain.prev_mac, &body);
         let line = format!("{},\"hash\":\"{hash}\",\"mac\":\"{mac}\"}}\n", &body[..body.len() - 1]);
-        chain.file.write_all(line.as_bytes()).and_then(|()| chain.file.sync_data()).map_err(|e| Error::io(&self.path, e))?;
+        chain
+            .file
+            .write_all(line.as_bytes())
+            .and_then(|()| chain.file.sync_data())
+            .map_err(|e| Error::io(&self.path, e))?;
         chain.seq += 1;
         chain.prev_hash = hash;
         chain.prev_mac = mac;
@@ -443,7 +447,8 @@ mod tests {
             std::fs::write(&t.path, forged.join("\n") + "\n").unwrap();
             let e = verify(&t).unwrap().unwrap_err();
             assert_eq!(e.line, 3, "{e}");
-            let expected = matches!((keep_macs, &e.problem), (true, LineProblem::BadMac) | (false, LineProblem::Unkeyed));
+            let expected =
+                matches!((keep_macs, &e.problem), (true, LineProblem::BadMac) | (false, LineProblem::Unkeyed));
             assert!(expected, "{e}");
         }
         std::fs::write(&t.path, lines.join("\n") + "\n").unwrap();

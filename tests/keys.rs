@@ -85,7 +85,7 @@ fn a_new_register_keeps_its_key_out_of_its_folder() {
     let p = Place::new();
     let o = p.enroll("P-1", "photos/obama.jpg", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(names_in(&p.register.parent().unwrap()), vec!["optouts.reg"], "no key beside the register");
+    assert_eq!(names_in(p.register.parent().unwrap()), vec!["optouts.reg"], "no key beside the register");
     let keys = p.register_keys();
     assert_eq!(keys.len(), 1, "{keys:?}");
     let name = keys[0].file_name().unwrap().to_str().unwrap();
@@ -280,7 +280,12 @@ fn an_audit_log_rewritten_from_line_k_with_recomputed_hashes_fails_verify_at_lin
 
 /// Every file below `dir`.
 fn files_below(dir: &Path) -> Vec<PathBuf> {
-    walkdir::WalkDir::new(dir).into_iter().map(|e| e.unwrap()).filter(|e| e.file_type().is_file()).map(|e| e.into_path()).collect()
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect()
 }
 
 #[test]

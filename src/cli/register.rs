@@ -131,7 +131,12 @@ pub fn run(cmd: RegisterCommand) -> anyhow::Result<ExitCode> {
                     if let Some(log) = &log {
                         log.append(&Event::MoveKey { register_before: moved.before, register_after: moved.after })?;
                     }
-                    println!("moved the key of {} from {} to {}", file.path.display(), moved.from.display(), moved.to.display());
+                    println!(
+                        "moved the key of {} from {} to {}",
+                        file.path.display(),
+                        moved.from.display(),
+                        moved.to.display()
+                    );
                 }
                 None => println!("{}: no key beside it; nothing to move", file.path.display()),
             }

@@ -12,8 +12,8 @@ use time::{Date, OffsetDateTime};
 
 use crate::embed::Embedding;
 use crate::error::{Error, RegisterProblem, Result};
-use keystore::{folder_of, key_dir, refuse_inside};
 use crate::matching::{ImpostorTail, Match, ThresholdSource, Thresholds};
+use keystore::{folder_of, key_dir, refuse_inside};
 pub use store::{KeySource, RegisterKey};
 
 /// How the messages name the folder a register lies in.
