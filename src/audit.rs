@@ -27,7 +27,7 @@ use sha2::Sha256;
 use crate::digest::{hex, sha256_hex};
 use crate::error::{Error, KeyProblem, Result};
 use crate::matching::{Action, Decision, Policy, Thresholds};
-use crate::register::keystore::{self, folder_of, key_dir, refuse_inside};
+use crate::register::keystore::{self, key_dir, refuse_in_folder_of};
 use crate::report::FileStatus;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -142,7 +142,7 @@ impl AuditTarget {
             None if std::env::var_os(AUDIT_KEY_ENV).is_some_and(|v| !v.is_empty()) => return Ok(None),
             None => key_dir()?.join(STORE_NAME),
         };
-        refuse_inside(&path, folder_of(&self.path), "the audit log's folder")?;
+        refuse_in_folder_of(&path, &self.path, "the audit log's folder")?;
         Ok(Some(path))
     }
 

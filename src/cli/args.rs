@@ -41,9 +41,9 @@ pub struct AuditArg {
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
 
-    /// File holding the audit key (64 hex digits); never in the log's folder. Default:
-    /// $BLURGATE_AUDIT_KEY, else audit.key in the key store (made on first use).
-    #[arg(long, value_name = "KEYFILE", requires = "audit")]
+    /// File holding the audit key for --audit (64 hex digits); never in the log's folder.
+    /// Default: $BLURGATE_AUDIT_KEY, else audit.key in the key store (made on first use).
+    #[arg(long, value_name = "KEYFILE")]
     pub audit_key_file: Option<PathBuf>,
 }
 

@@ -48,8 +48,9 @@ pub fn run(mut a: FindArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<Exi
     a.detection.merge(m, &ctx.config.detection);
     a.matching.merge(m, &ctx.config.matching);
     take_opt(m, "jobs", &mut a.jobs, &ctx.config.run.jobs);
-    let (register, _) = a.register.file().load()?;
-    refuse_keys_inside(Some(&a.register.file()), None, &a.inputs, None)?;
+    let file = a.register.file();
+    let (register, _) = file.load()?;
+    refuse_keys_inside(Some(&file), None, &a.inputs, None)?;
     let person = register.person(&a.id).cloned().ok_or_else(|| blurgate::Error::UnknownPerson { id: a.id.clone() })?;
     let job = FindJob {
         inputs: a.inputs.iter().map(|p| Location::from(p.clone())).collect(),

@@ -92,7 +92,7 @@ pub struct RedactArgs {
     pub register: Option<PathBuf>,
 
     /// File holding the register key (default: $BLURGATE_REGISTER_KEY, else the key store; see
-    /// `blurgate enroll --help`); never inside the register's, an input or the output folder.
+    /// `blurgate register --help`); never inside the register's, an input or the output folder.
     #[arg(long, value_name = "KEYFILE", requires = "register")]
     pub key_file: Option<PathBuf>,
 

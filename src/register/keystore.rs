@@ -119,6 +119,22 @@ pub fn refuse_inside(key: &Path, folder: &Path, what: &'static str) -> Result<()
     Ok(())
 }
 
+/// Refuses a key in the folder of `file` (what the key opens or signs), or below it; `what`
+/// names that folder. For a file kept in the home folder (or above it) only that folder itself
+/// is checked: everything of the user, the key store included, lies below it, and a home
+/// folder is not what one copies to hand a register or a log on.
+pub fn refuse_in_folder_of(key: &Path, file: &Path, what: &'static str) -> Result<()> {
+    let folder = folder_of(file);
+    let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(|h| real(Path::new(&h)));
+    if home.is_some_and(|home| home.starts_with(real(folder))) {
+        let beside = real(key).parent().is_some_and(|p| p == real(folder));
+        if !beside {
+            return Ok(());
+        }
+    }
+    refuse_inside(key, folder, what)
+}
+
 /// The folder a file lies in (`.` for a bare file name).
 pub fn folder_of(path: &Path) -> &Path {
     path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
@@ -188,5 +204,17 @@ mod tests {
         assert!(refuse_inside(&dir.path().join("other/../reg/x.key"), &reg, "f").is_err());
         assert!(refuse_inside(&dir.path().join("other/x.key"), &reg, "f").is_ok());
         assert!(refuse_inside(&dir.path().join("regx.key"), &reg, "f").is_ok());
+    }
+
+    #[test]
+    fn a_file_in_the_home_folder_may_use_the_key_store_below_it() {
+        let home = std::env::var_os("HOME").map(PathBuf::from).filter(|h| h.is_dir());
+        let Some(home) = home else { return };
+        let register = home.join("optouts.reg");
+        assert!(refuse_in_folder_of(&home.join(".local/share/blurgate/keys/x.key"), &register, "f").is_ok());
+        assert!(refuse_in_folder_of(&home.join("optouts.key"), &register, "f").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let register = dir.path().join("optouts.reg");
+        assert!(refuse_in_folder_of(&dir.path().join("keys/x.key"), &register, "f").is_err());
     }
 }

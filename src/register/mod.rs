@@ -13,11 +13,11 @@ use time::{Date, OffsetDateTime};
 use crate::embed::Embedding;
 use crate::error::{Error, RegisterProblem, Result};
 use crate::matching::{ImpostorTail, Match, ThresholdSource, Thresholds};
-use keystore::{folder_of, key_dir, refuse_inside};
-pub use store::{KeySource, RegisterKey};
+use keystore::{key_dir, refuse_in_folder_of};
 
 /// How the messages name the folder a register lies in.
 const REGISTER_FOLDER: &str = "the register's folder";
+pub use store::{KeySource, RegisterKey};
 
 /// The purpose refused when enrolment names none.
 pub const DEFAULT_PURPOSE: &str = "promotion";
@@ -170,9 +170,8 @@ impl RegisterFile {
     /// were kept apart) `<register>.key` beside it. A key file inside the register's folder is
     /// refused, except that old one; a key that is nowhere is [`Error::KeyLost`].
     pub fn key_source(&self) -> Result<KeySource> {
-        let folder = folder_of(&self.path);
         if let Some(file) = &self.key_file {
-            refuse_inside(file, folder, REGISTER_FOLDER)?;
+            refuse_in_folder_of(file, &self.path, REGISTER_FOLDER)?;
             if !file.exists() && self.path.exists() {
                 return Err(Error::KeyLost { register: self.path.clone(), looked: vec![file.clone()] });
             }
@@ -186,7 +185,7 @@ impl RegisterFile {
         if let Some(id) = std::fs::read(&self.path).ok().as_deref().and_then(store::key_id) {
             let stored = key_dir()?.join(id.file_name());
             if stored.exists() {
-                refuse_inside(&stored, folder, REGISTER_FOLDER)?;
+                refuse_in_folder_of(&stored, &self.path, REGISTER_FOLDER)?;
                 return Ok(KeySource::Store(stored));
             }
             looked.push(stored);
@@ -231,7 +230,7 @@ impl RegisterFile {
             Ok(source) => return Ok((Register::default(), source.load()?, None)),
             Err(e) => return Err(e),
         };
-        refuse_inside(&at, folder_of(&self.path), REGISTER_FOLDER)?;
+        refuse_in_folder_of(&at, &self.path, REGISTER_FOLDER)?;
         keystore::write_new_key(&at, key.bytes())?;
         Ok((Register::default(), key, Some(at)))
     }
@@ -270,7 +269,7 @@ impl RegisterFile {
             Some(file) => file.to_path_buf(),
             None => key_dir()?.join(new.id().file_name()),
         };
-        refuse_inside(&at, folder_of(&self.path), REGISTER_FOLDER)?;
+        refuse_in_folder_of(&at, &self.path, REGISTER_FOLDER)?;
         keystore::write_new_key(&at, new.bytes())?;
         if let Err(e) = register.save(&self.path, &new).and_then(|()| Register::load(&self.path, &new).map(drop)) {
             // The new key stays unless the old one still opens the file.
@@ -303,7 +302,7 @@ impl RegisterFile {
         let key = KeySource::File(from.clone()).load()?;
         let register = Register::load(&self.path, &key)?;
         let to = key_dir()?.join(key.id().file_name());
-        refuse_inside(&to, folder_of(&self.path), REGISTER_FOLDER)?;
+        refuse_in_folder_of(&to, &self.path, REGISTER_FOLDER)?;
         match keystore::write_new_key(&to, key.bytes()) {
             // An earlier move stopped before deleting the old file.
             Err(Error::KeyExists { .. }) if KeySource::Store(to.clone()).load()?.id() == key.id() => {}
