@@ -183,24 +183,27 @@ struct Chain {
 }
 
 impl AuditLog {
-    /// Opens (or starts) the log; its key is created on first use. A last line that is damaged
-    /// or was not written with this key is refused, so new records never extend a chain they
-    /// cannot be verified with.
+    /// Opens (or starts) the log. Its key is made on first use, for a new log (or one from
+    /// before keyed logs) only: a keyed log needs the key it was written with. A last line that
+    /// is damaged or was not written with this key is refused, so new records never extend a
+    /// chain they cannot be verified with.
     pub fn open(target: &AuditTarget) -> Result<AuditLog> {
         let path = target.path.as_path();
-        let key = target.key(true)?;
+        // A misplaced key is refused before anything is created.
+        target.key_path()?;
         let io = |e| Error::io(path, e);
         let mut file = std::fs::OpenOptions::new().read(true).append(true).create(true).open(path).map_err(io)?;
         file.lock().map_err(io)?;
         let mut text = String::new();
         file.read_to_string(&mut text).map_err(io)?;
+        let damaged = |e: LineProblem| Error::AuditDamaged { path: path.to_path_buf(), reason: e.to_string() };
+        let mut last_two = text.lines().rev().take(2).map(Record::parse);
+        let last = last_two.next().transpose().map_err(damaged)?;
+        let key = target.key(last.as_ref().is_none_or(|r| r.mac.is_none()))?;
         let mut chain = Chain { file, seq: 0, prev_hash: GENESIS.into(), prev_mac: GENESIS.into() };
-        let mut last_two = text.lines().rev().take(2);
-        if let Some(last) = last_two.next() {
-            let damaged = |e: LineProblem| Error::AuditDamaged { path: path.to_path_buf(), reason: e.to_string() };
-            let last = Record::parse(last).map_err(damaged)?;
+        if let Some(last) = last {
             if let Some(mac) = &last.mac {
-                let before = last_two.next().map(Record::parse).transpose().map_err(damaged)?;
+                let before = last_two.next().transpose().map_err(damaged)?;
                 let prev_mac = before.and_then(|r| r.mac).unwrap_or_else(|| GENESIS.into());
                 if key.mac(&prev_mac, &last.body) != *mac {
                     return Err(Error::AuditKeyMismatch { path: path.to_path_buf() });
@@ -479,6 +482,16 @@ mod tests {
         all = [rewrite(&all[..2], 0, |b| b.replace("p1", "pX"), false), all[2..].to_vec()].concat();
         std::fs::write(&t.path, all.join("\n") + "\n").unwrap();
         assert_eq!(broken_at(&t), 3);
+    }
+
+    #[test]
+    fn a_keyed_log_whose_key_is_gone_gets_no_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = target(dir.path());
+        AuditLog::open(&t).unwrap().append(&event("p1")).unwrap();
+        std::fs::remove_file(t.key_file.as_ref().unwrap()).unwrap();
+        assert!(matches!(AuditLog::open(&t), Err(Error::AuditKey { .. })));
+        assert!(!t.key_file.as_ref().unwrap().exists());
     }
 
     #[test]

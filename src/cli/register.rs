@@ -138,7 +138,7 @@ pub fn run(cmd: RegisterCommand) -> anyhow::Result<ExitCode> {
                         moved.to.display()
                     );
                 }
-                None => println!("{}: no key beside it; nothing to move", file.path.display()),
+                None => println!("{}: no key beside it or outside the key store; nothing moved", file.path.display()),
             }
         }
         RegisterCommand::ExportKey(r) => {

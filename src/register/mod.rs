@@ -289,7 +289,8 @@ impl RegisterFile {
     }
 
     /// Moves the key at `--key-file`, or else beside the register, into the key store and
-    /// deletes the old file; `None` when the register's key is already elsewhere. The register
+    /// deletes the old file; `None` when there is no key beside the register, or the one given
+    /// is already the key store's file. The register
     /// is written again (same key), so one made before key ids names its key in its header.
     pub fn move_key(&self) -> Result<Option<MovedKey>> {
         let from = match &self.key_file {
@@ -302,6 +303,9 @@ impl RegisterFile {
         let key = KeySource::File(from.clone()).load()?;
         let register = Register::load(&self.path, &key)?;
         let to = key_dir()?.join(key.id().file_name());
+        if to.exists() && to.canonicalize().ok() == from.canonicalize().ok() {
+            return Ok(None);
+        }
         refuse_in_folder_of(&to, &self.path, REGISTER_FOLDER)?;
         match keystore::write_new_key(&to, key.bytes()) {
             // An earlier move stopped before deleting the old file.
