@@ -94,6 +94,24 @@ pub enum Error {
     // Not a `#[source]`: the message already includes it, and chains would print it twice.
     #[error("{}: {err}", path.display())]
     Io { path: PathBuf, err: std::io::Error },
+
+    #[error("the key {} lies inside {what} {}: whoever copies that folder takes the key with it", key.display(), folder.display())]
+    KeyInside { key: PathBuf, folder: PathBuf, what: &'static str },
+
+    #[error("{}: its key is not at {}: a register cannot be read without its key", register.display(), looked.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" nor at "))]
+    KeyLost { register: PathBuf, looked: Vec<PathBuf> },
+
+    #[error("{}: a key is already there (not replaced)", path.display())]
+    KeyExists { path: PathBuf },
+
+    #[error("no folder for the key store: none of BLURGATE_KEY_DIR, XDG_DATA_HOME and HOME is set")]
+    NoKeyStore,
+
+    #[error("audit key from {from}: {problem}")]
+    AuditKey { from: String, problem: KeyProblem },
+
+    #[error("{}: its last record was not written with this audit key (another key, or the record was altered)", path.display())]
+    AuditKeyMismatch { path: PathBuf },
 }
 
 /// Why the model manifest cannot be used.
@@ -143,7 +161,7 @@ pub enum RegisterProblem {
 pub enum KeyProblem {
     #[error("{0}")]
     Unreadable(std::io::Error),
-    #[error("a register key is 64 hexadecimal digits")]
+    #[error("a key is 64 hexadecimal digits")]
     NotAKey,
 }
 

@@ -19,13 +19,7 @@ fn t1_faces(tmp: &Path) -> Vec<FaceBox> {
 
 /// `blurgate redact INPUT` into `tmp/NAME-out` with a report; the report.
 fn redact(input: &Path, tmp: &Path, name: &str, args: &[&str]) -> Report {
-    let (out, report) = (tmp.join(format!("{name}-out")), tmp.join(format!("{name}.json")));
-    let mut all = vec!["redact", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "--report"];
-    all.extend([report.to_str().unwrap(), "--quiet"]);
-    all.extend(args);
-    let o = blurgate(&all);
-    assert!(o.status.success(), "blurgate failed: {}", stderr(&o));
-    read_report(&report)
+    redact_ok(input, &tmp.join(format!("{name}-out")), &tmp.join(format!("{name}.json")), args)
 }
 
 /// Mean absolute change over the pixels of `b` (all channels).

@@ -19,13 +19,9 @@ fn heif_from(jpeg: &str, codec: Codec) -> Vec<u8> {
     media::encode(photo, &EncodeOptions::default()).unwrap()
 }
 
-fn redact_one(dir: &Path, name: &str, extra: &[&str]) -> Report {
-    let (input, out, report) = (dir.join("in"), dir.join("out"), dir.join("report.json"));
-    let mut args = vec!["-q", "redact", s(&input), "--out", s(&out), "--report", s(&report)];
-    args.extend_from_slice(extra);
-    let o = blurgate(&args);
-    assert!(o.status.success(), "{name}: {}", stderr(&o));
-    read_report(&report)
+/// `dir/in` redacted into `dir/out`; the report.
+fn redact_dir(dir: &Path, extra: &[&str]) -> Report {
+    redact_ok(&dir.join("in"), &dir.join("out"), &dir.join("report.json"), extra)
 }
 
 /// Mean absolute difference per channel inside and outside the report's masks.
@@ -51,7 +47,7 @@ fn heic_and_avif_come_out_redacted_in_their_own_format() {
         std::fs::create_dir(tmp.path().join("in")).unwrap();
         let source = heif_from("photos/obama.jpg", codec);
         std::fs::write(tmp.path().join("in").join(name), &source).unwrap();
-        let report = redact_one(tmp.path(), name, &[]);
+        let report = redact_dir(tmp.path(), &[]);
         let file = &report.files[0];
         assert_eq!(file.status, FileStatus::Redacted, "{name}: {file:?}");
         let written = std::fs::read(tmp.path().join("out").join(name)).unwrap();
@@ -74,7 +70,7 @@ fn heic_can_be_written_as_jpeg_or_png_when_asked() {
     let tmp = tempfile::tempdir().unwrap();
     std::fs::create_dir(tmp.path().join("in")).unwrap();
     std::fs::write(tmp.path().join("in/obama.heic"), heif_from("photos/obama.jpg", Codec::Hevc)).unwrap();
-    let report = redact_one(tmp.path(), "obama.heic", &["--output-format", "png"]);
+    let report = redact_dir(tmp.path(), &["--output-format", "png"]);
     assert!(report.files[0].output.as_deref().unwrap().ends_with("obama.png"));
     let png = std::fs::read(tmp.path().join("out/obama.png")).unwrap();
     assert_eq!(image::guess_format(&png).unwrap(), image::ImageFormat::Png);
@@ -91,7 +87,7 @@ fn sixteen_bit_png_stays_sixteen_bit_and_unchanged_outside_the_masks() {
         Rgb(p.map(|v| v as u16 * 256 + ((x * 7 + y * 13) % 256) as u16))
     });
     deep.save(tmp.path().join("in/deep.png")).unwrap();
-    let report = redact_one(tmp.path(), "deep.png", &[]);
+    let report = redact_dir(tmp.path(), &[]);
     let masks: Vec<[f32; 4]> = report.files[0].faces.iter().filter_map(|f| f.mask).collect();
     assert!(!masks.is_empty());
     let out = image::open(tmp.path().join("out/deep.png")).unwrap();
@@ -124,7 +120,7 @@ fn a_second_picture_is_never_published_and_the_report_says_so() {
     let (first, second) =
         (std::fs::read(fixture("photos/obama.jpg")).unwrap(), std::fs::read(fixture("photos/biden.jpg")).unwrap());
     std::fs::write(tmp.path().join("in/stereo.mpo"), [first.as_slice(), second.as_slice()].concat()).unwrap();
-    let report = redact_one(tmp.path(), "stereo.mpo", &[]);
+    let report = redact_dir(tmp.path(), &[]);
     let file = &report.files[0];
     assert_eq!(file.status, FileStatus::Redacted);
     assert!(file.notes.iter().any(|n| n.contains("1 more picture")), "{:?}", file.notes);
@@ -139,7 +135,7 @@ fn a_photo_is_known_by_its_content_not_its_name() {
     std::fs::create_dir(tmp.path().join("in")).unwrap();
     std::fs::copy(fixture("photos/obama.jpg"), tmp.path().join("in/IMG_0001.dat")).unwrap();
     std::fs::write(tmp.path().join("in/readme.txt"), "the photos of the day").unwrap();
-    let report = redact_one(tmp.path(), "IMG_0001.dat", &[]);
+    let report = redact_dir(tmp.path(), &[]);
     let by = |n: &str| report.files.iter().find(|f| f.input.ends_with(n)).unwrap();
     assert_eq!(by("IMG_0001.dat").status, FileStatus::Redacted);
     assert_eq!(by("readme.txt").status, FileStatus::Skipped);

@@ -7,10 +7,6 @@ use blurgate::matching::{Decision, ThresholdSource, DEFAULT_TARGET_FAR};
 use blurgate::report::{Action, FileStatus};
 use image::{imageops, RgbImage};
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
 /// obama2 and biden side by side, lossless: the person to enrol and somebody else.
 fn two_people(dir: &Path) -> PathBuf {
     let a = rgb(&fixture("photos/obama2.jpg"));
@@ -44,7 +40,7 @@ fn enrolled(extra: &[&str]) -> Fixture {
     args.push(s(&obama));
     let o = blurgate(&args);
     assert!(o.status.success(), "enroll failed: {}", stderr(&o));
-    assert!(stderr(&o).contains("optouts.reg.key"), "a new register says where its key went: {}", stderr(&o));
+    assert!(stderr(&o).contains("blurgate-keys"), "a new register says where its key went: {}", stderr(&o));
     Fixture { _tmp: tmp, dir, register, photo }
 }
 
@@ -177,7 +173,8 @@ fn register_file_holds_no_plaintext_and_refuses_tampering() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("altered"), "{}", stderr(&o));
     std::fs::write(&f.register, &bytes).unwrap();
-    let wrong = f.dir.join("wrong.key");
+    let elsewhere = tempfile::tempdir().unwrap(); // a key inside the register's folder is refused
+    let wrong = elsewhere.path().join("wrong.key");
     std::fs::write(&wrong, "00".repeat(32)).unwrap();
     let o = blurgate(&["register", "list", "--register", s(&f.register), "--key-file", s(&wrong)]);
     assert_eq!(o.status.code(), Some(2));

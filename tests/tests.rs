@@ -5,6 +5,7 @@ mod common;
 mod detection;
 mod formats;
 mod fuzz_regressions;
+mod keys;
 mod library;
 mod metadata;
 mod redact;

@@ -1,17 +1,19 @@
 //! Argument types shared by several commands, and the value enums with their one mapping each
 //! onto the library's types.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
 use serde::Deserialize;
 
+use blurgate::audit::{AuditLog, AuditTarget};
 use blurgate::detect::{Precision, Speed, Tiling};
 use blurgate::matching::{Policy, DEFAULT_TARGET_FAR};
 use blurgate::media::{DecodeLimits, OutputFormat};
 use blurgate::models::Device;
 use blurgate::redact::Style;
-use blurgate::register::DEFAULT_PURPOSE;
+use blurgate::register::keystore::refuse_inside;
+use blurgate::register::{RegisterFile, DEFAULT_PURPOSE};
 
 #[derive(clap::Args, Debug)]
 pub struct RegisterArgs {
@@ -19,17 +21,65 @@ pub struct RegisterArgs {
     #[arg(long, value_name = "FILE")]
     pub register: PathBuf,
 
-    /// File holding the register key (64 hex digits). Default: $BLURGATE_REGISTER_KEY, else
-    /// FILE.key beside the register.
+    /// File holding the register key (64 hex digits); never inside the register's folder.
+    /// Default: $BLURGATE_REGISTER_KEY, else the per-user key store ($BLURGATE_KEY_DIR, else
+    /// $XDG_DATA_HOME/blurgate/keys, else ~/.local/share/blurgate/keys), where a new register's
+    /// key goes.
     #[arg(long, value_name = "KEYFILE")]
     pub key_file: Option<PathBuf>,
 }
 
+impl RegisterArgs {
+    pub fn file(&self) -> RegisterFile {
+        RegisterFile::new(&self.register, self.key_file.as_deref())
+    }
+}
+
 #[derive(clap::Args, Debug)]
 pub struct AuditArg {
-    /// Append a hash-chained record of every decision to this JSON Lines file.
+    /// Append a keyed, hash-chained record of every decision to this JSON Lines file.
     #[arg(long, value_name = "FILE")]
     pub audit: Option<PathBuf>,
+
+    /// File holding the audit key for --audit (64 hex digits); never in the log's folder.
+    /// Default: $BLURGATE_AUDIT_KEY, else audit.key in the key store (made on first use).
+    #[arg(long, value_name = "KEYFILE")]
+    pub audit_key_file: Option<PathBuf>,
+}
+
+impl AuditArg {
+    pub fn target(&self) -> Option<AuditTarget> {
+        self.audit.as_deref().map(|log| AuditTarget::new(log, self.audit_key_file.as_deref()))
+    }
+
+    /// The audit log, if one was given: opened before a command changes anything, so a log
+    /// that cannot be written (or whose key is wrong) stops it first.
+    pub fn open(&self) -> anyhow::Result<Option<AuditLog>> {
+        Ok(self.target().as_ref().map(AuditLog::open).transpose()?)
+    }
+}
+
+/// Refuses a register or audit key inside a folder the run reads (`inputs`) or writes (`out`):
+/// that folder may be copied or published, and the key with it.
+pub fn refuse_keys_inside(
+    register: Option<&RegisterFile>,
+    audit: Option<&AuditTarget>,
+    inputs: &[PathBuf],
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let mut keys = Vec::new();
+    if let Some(register) = register {
+        keys.extend(register.key_source()?.path().map(Path::to_path_buf));
+    }
+    if let Some(audit) = audit {
+        keys.extend(audit.key_path()?);
+    }
+    for key in &keys {
+        for folder in inputs.iter().map(PathBuf::as_path).chain(out) {
+            refuse_inside(key, folder, "a folder this run reads or writes")?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(clap::Args, Debug)]

@@ -39,7 +39,7 @@ pub struct CalibrateArgs {
     #[arg(long, value_name = "FILE")]
     pub register: Option<PathBuf>,
 
-    /// File holding the register key (default: $BLURGATE_REGISTER_KEY, else FILE.key).
+    /// File holding the register key (default: $BLURGATE_REGISTER_KEY, else the key store).
     #[arg(long, value_name = "KEYFILE", requires = "register")]
     pub key_file: Option<PathBuf>,
 }

@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::ValueEnum;
 
-use blurgate::audit::{AuditLog, Event};
+use blurgate::audit::Event;
 use blurgate::detect::DetectorOptions;
 use blurgate::digest::sha256_reader;
 use blurgate::embed::QualityGate;
 use blurgate::jobs::enrol::{embed_reference_photos, EnrolOptions};
 use blurgate::jobs::{Engine, Recognition};
-use blurgate::register::{parse_date, Person, RegisterFile, DEFAULT_PURPOSE};
+use blurgate::register::{parse_date, Person, DEFAULT_PURPOSE};
 
 use super::args::{AuditArg, RegisterArgs};
 use super::exit::usage;
@@ -85,8 +85,11 @@ pub fn run(a: EnrollArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
     if a.id.trim().is_empty() {
         return Err(usage("--id must not be empty"));
     }
-    let file = RegisterFile::new(&a.register.register, a.register.key_file.as_deref());
-    let (mut register, key, new_key) = file.load_or_create()?;
+    let log = a.audit.open()?;
+    let file = a.register.file();
+    // An existing register is opened first (a wrong key fails fast); a new one gets its key
+    // only once the photos are accepted, so a refused enrolment leaves no key behind.
+    let existing = file.path.exists().then(|| file.load()).transpose()?;
     let detector = DetectorOptions { device: ctx.device, ..DetectorOptions::default() };
     let engine = Engine::new(&ctx.models()?, detector, Recognition::On, 1)?;
     let options = EnrolOptions {
@@ -100,6 +103,10 @@ pub fn run(a: EnrollArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         eprintln!("warning: {w}");
     }
     let count = enrolment.embeddings.len();
+    let (mut register, key, new_key) = match existing {
+        Some((register, key)) => (register, key, None),
+        None => file.load_or_create()?,
+    };
     register.enrol(
         Person {
             id: a.id.clone(),
@@ -112,21 +119,21 @@ pub fn run(a: EnrollArgs, ctx: &Context) -> anyhow::Result<ExitCode> {
         a.replace,
     );
     register.save(&file.path, &key)?;
-    if let Some(log) = &a.audit.audit {
+    if let Some(log) = &log {
         let photos_sha256 = a
             .photos
             .iter()
             .map(|p| std::fs::File::open(p).and_then(sha256_reader).with_context(|| p.display().to_string()))
             .collect::<anyhow::Result<_>>()?;
-        AuditLog::open(log)?.append(&Event::Enrol {
-            id: a.id.clone(),
-            photos_sha256,
-            embeddings: count,
-            replaced: a.replace,
-        })?;
+        log.append(&Event::Enrol { id: a.id.clone(), photos_sha256, embeddings: count, replaced: a.replace })?;
     }
-    if let Some(where_) = new_key {
-        eprintln!("new register: its key was written to {} (keep it apart from the register and backed up; without it the register cannot be read)", where_);
+    if let Some(at) = new_key {
+        eprintln!(
+            "new register: its key was written to {} (owner-only, apart from the register). Back it up \
+             (`blurgate register export-key`) somewhere other than the register's backups: without it the \
+             register cannot be read",
+            at.display()
+        );
     }
     let total = register.person(&a.id).map_or(0, |p| p.embeddings.len());
     println!("enrolled {}: {count} photo(s) added, {total} embedding(s) held, register {}", a.id, file.path.display());

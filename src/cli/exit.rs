@@ -40,6 +40,21 @@ pub fn explain(e: &anyhow::Error) -> (String, u8) {
         Error::RegisterKey { problem: KeyProblem::Unreadable(_), .. } => {
             "; give --key-file FILE or set BLURGATE_REGISTER_KEY".into()
         }
+        Error::KeyInside { .. } => "; keep keys apart: leave out --key-file / --audit-key-file to use the per-user \
+            key store (BLURGATE_KEY_DIR chooses it), give a key file outside that folder, or set \
+            BLURGATE_REGISTER_KEY / BLURGATE_AUDIT_KEY; `blurgate register move-key --register R --key-file K` \
+            moves a register's key into the store"
+            .into(),
+        Error::KeyLost { .. } => "; restore the key from your backup (see `blurgate register export-key`) to one \
+            of those places, or give --key-file FILE or BLURGATE_REGISTER_KEY; blurgate cannot recover it"
+            .into(),
+        Error::NoKeyStore => "; set BLURGATE_KEY_DIR, or give the key with --key-file / --audit-key-file".into(),
+        Error::AuditKey { problem: KeyProblem::Unreadable(_), .. } => {
+            "; give the key the log was written with: --audit-key-file FILE or BLURGATE_AUDIT_KEY".into()
+        }
+        Error::AuditKeyMismatch { .. } => "; give the audit key it was written with (--audit-key-file or \
+            BLURGATE_AUDIT_KEY), run `blurgate audit verify` on it, or start a new log"
+            .into(),
         Error::ReferencePhoto { refusal: Refusal::SeveralFaces(_), .. } => ", or pass --pick largest".into(),
         Error::PhotosDisagree(_) => {
             ": check that every photo shows the same person, or pass --force to enrol them anyway".into()

@@ -7,10 +7,10 @@ use clap::ArgMatches;
 
 use blurgate::jobs::{run_find, FindJob};
 use blurgate::matching::Decision;
-use blurgate::register::{Register, RegisterFile};
+use blurgate::register::Register;
 use blurgate::storage::Location;
 
-use super::args::{DetectionArgs, MatchArgs, RegisterArgs};
+use super::args::{refuse_keys_inside, DetectionArgs, MatchArgs, RegisterArgs};
 use super::config::take_opt;
 use super::exit::FILES_FAILED;
 use super::progress::Progress;
@@ -48,7 +48,9 @@ pub fn run(mut a: FindArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<Exi
     a.detection.merge(m, &ctx.config.detection);
     a.matching.merge(m, &ctx.config.matching);
     take_opt(m, "jobs", &mut a.jobs, &ctx.config.run.jobs);
-    let (register, _) = RegisterFile::new(&a.register.register, a.register.key_file.as_deref()).load()?;
+    let file = a.register.file();
+    let (register, _) = file.load()?;
+    refuse_keys_inside(Some(&file), None, &a.inputs, None)?;
     let person = register.person(&a.id).cloned().ok_or_else(|| blurgate::Error::UnknownPerson { id: a.id.clone() })?;
     let job = FindJob {
         inputs: a.inputs.iter().map(|p| Location::from(p.clone())).collect(),

@@ -2,8 +2,7 @@
 
 use std::process::ExitCode;
 
-use blurgate::audit::{AuditLog, Event};
-use blurgate::register::RegisterFile;
+use blurgate::audit::Event;
 
 use super::args::{AuditArg, RegisterArgs};
 
@@ -21,10 +20,11 @@ pub struct ForgetArgs {
 }
 
 pub fn run(a: ForgetArgs) -> anyhow::Result<ExitCode> {
-    let file = RegisterFile::new(&a.register.register, a.register.key_file.as_deref());
+    let log = a.audit.open()?;
+    let file = a.register.file();
     let done = file.forget(&a.id)?;
-    if let Some(log) = &a.audit.audit {
-        AuditLog::open(log)?.append(&Event::Forget {
+    if let Some(log) = &log {
+        log.append(&Event::Forget {
             id: a.id.clone(),
             register_before: done.before.clone(),
             register_after: done.after.clone(),

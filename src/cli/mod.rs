@@ -89,11 +89,28 @@ enum Command {
     /// is gone.
     Forget(forget::ForgetArgs),
 
-    /// Inspect the register and apply retention.
+    /// Inspect the register, apply retention, and manage its key (rekey, move-key, export-key).
+    ///
+    /// Where keys live: a register's key is 64 hex digits in a file of its own, by default in
+    /// the per-user key store ($BLURGATE_KEY_DIR, else $XDG_DATA_HOME/blurgate/keys, else
+    /// ~/.local/share/blurgate/keys; files 0600, folder 0700), named by the key id in the
+    /// register's header; --key-file or $BLURGATE_REGISTER_KEY override it. A key file inside
+    /// the register's folder is refused: whoever copies the folder would take the key with it.
+    /// A key beside the register (REGISTER.key, the old default) still works, with a warning,
+    /// until `register move-key` moves it.
+    ///
+    /// Backups: back up the register with your data and its key apart (`register export-key`
+    /// into a password manager or offline). Without its key a register cannot be read;
+    /// `register rekey` replaces a key that may have leaked.
     #[command(subcommand)]
     Register(register::RegisterCommand),
 
-    /// Check the audit log's hash chain.
+    /// Check the audit log's keyed chain (verify) or print its head (head).
+    ///
+    /// Each record carries an HMAC-SHA-256 over the previous record's MAC and its own body,
+    /// keyed with the audit key (--audit-key-file, else $BLURGATE_AUDIT_KEY, else audit.key in
+    /// the key store, made on first use): a log rewritten from any line on fails there. Back
+    /// the audit key up like a register key.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
 

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::ArgMatches;
 
+use blurgate::audit;
 use blurgate::jobs::{run_redact, Decisions, RedactJob, RenderOptions};
 use blurgate::media::{EncodeOptions, MetadataPolicy};
 use blurgate::redact::{RedactOptions, Shape};
@@ -12,7 +13,7 @@ use blurgate::register::RegisterFile;
 use blurgate::report::FileStatus;
 use blurgate::storage::Location;
 
-use super::args::{AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StyleArg};
+use super::args::{refuse_keys_inside, AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StyleArg};
 use super::config::{take, take_opt, Config};
 use super::exit::{usage, FILES_FAILED};
 use super::progress::Progress;
@@ -91,7 +92,8 @@ pub struct RedactArgs {
     #[arg(long, value_name = "FILE")]
     pub register: Option<PathBuf>,
 
-    /// File holding the register key (default: $BLURGATE_REGISTER_KEY, else FILE.key).
+    /// File holding the register key (default: $BLURGATE_REGISTER_KEY, else the key store; see
+    /// `blurgate register --help`); never inside the register's, an input or the output folder.
     #[arg(long, value_name = "KEYFILE", requires = "register")]
     pub key_file: Option<PathBuf>,
 
@@ -204,10 +206,12 @@ pub fn run(mut a: RedactArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<E
     a.merge(m, &ctx.config);
     let render = a.render()?;
     let decisions = a.decisions()?;
+    let register = a.register.as_deref().map(|r| RegisterFile::new(r, a.key_file.as_deref()));
+    refuse_keys_inside(register.as_ref(), a.audit.target().as_ref(), &a.inputs, Some(&a.out))?;
     let run = options::run(&a.detection, a.jobs)
         .with_follow_symlinks(a.follow_symlinks)
         .with_fresh(a.fresh)
-        .with_audit(a.audit.audit.clone())
+        .with_audit(a.audit.target())
         .with_dry_run(a.dry_run);
     let job = RedactJob::new(a.inputs.iter().map(|p| Location::from(p.clone())).collect(), a.out.clone().into())
         .with_detection(options::detection(&a.detection, ctx.device)?)
@@ -235,6 +239,9 @@ pub fn run(mut a: RedactArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<E
     }
     if !ctx.quiet {
         eprintln!("{}{}", report.summary_line(), if a.dry_run { " (dry run: nothing written)" } else { "" });
+        if let Some(head) = a.audit.audit.as_deref().filter(|_| !a.dry_run).map(audit::head).transpose()?.flatten() {
+            eprintln!("audit chain head: {head} (keep it elsewhere to check the log against later)");
+        }
     }
     let s = &report.summary;
     Ok(if s.failed > 0 || s.held > 0 { ExitCode::from(FILES_FAILED) } else { ExitCode::SUCCESS })

@@ -15,8 +15,6 @@ mod pool;
 pub mod redact;
 pub mod state;
 
-use std::path::PathBuf;
-
 pub use engine::{Engine, Matching, Recognition};
 pub use find::{run_find, FindJob};
 pub use observer::{Observer, Silent};
@@ -24,6 +22,7 @@ pub use outcome::FileError;
 pub use pool::keep_freed_memory;
 pub use redact::{run_redact, Decisions, RedactJob};
 
+use crate::audit::AuditTarget;
 use crate::media::{DecodeLimits, EncodeOptions};
 use crate::redact::RedactOptions;
 
@@ -55,7 +54,7 @@ pub struct RunOptions {
     /// Check every file again instead of resuming an interrupted run.
     pub fresh: bool,
     /// Append a record of every decision to this audit log.
-    pub audit: Option<PathBuf>,
+    pub audit: Option<AuditTarget>,
     /// Decide everything, write nothing (no outputs, run state or audit records).
     pub dry_run: bool,
 }
@@ -73,7 +72,7 @@ impl RunOptions {
     pub fn with_fresh(self, fresh: bool) -> Self {
         RunOptions { fresh, ..self }
     }
-    pub fn with_audit(self, audit: Option<PathBuf>) -> Self {
+    pub fn with_audit(self, audit: Option<AuditTarget>) -> Self {
         RunOptions { audit, ..self }
     }
     pub fn with_dry_run(self, dry_run: bool) -> Self {

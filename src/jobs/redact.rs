@@ -123,7 +123,7 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
     let engine = Engine::new(models, job.detection.clone(), recognition, workers)?;
     let dry_run = job.run.dry_run;
     // A dry run writes nothing: no output folder, no run state, no audit record.
-    let audit = job.run.audit.as_deref().filter(|_| !dry_run).map(AuditLog::open).transpose()?;
+    let audit = job.run.audit.as_ref().filter(|_| !dry_run).map(AuditLog::open).transpose()?;
     let state = if dry_run {
         None
     } else {

@@ -2,6 +2,7 @@
 //! each as face embeddings, never photos. Stored encrypted ([`store`]); records hold only the
 //! id, an optional label, the refused purposes, enrolment and expiry dates and embeddings.
 
+pub mod keystore;
 pub mod store;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,10 @@ use time::{Date, OffsetDateTime};
 use crate::embed::Embedding;
 use crate::error::{Error, RegisterProblem, Result};
 use crate::matching::{ImpostorTail, Match, ThresholdSource, Thresholds};
+use keystore::{key_dir, refuse_in_folder_of};
+
+/// How the messages name the folder a register lies in.
+const REGISTER_FOLDER: &str = "the register's folder";
 pub use store::{KeySource, RegisterKey};
 
 /// The purpose refused when enrolment names none.
@@ -58,9 +63,9 @@ impl Register {
         store::open(&bytes, key).map_err(|problem| Error::Register { path: path.to_path_buf(), problem })
     }
 
-    /// Encrypts and writes atomically (a temporary file renamed over the old one).
+    /// Encrypts and writes atomically (an owner-only temporary file renamed over the old one).
     pub fn save(&self, path: &Path, key: &RegisterKey) -> Result<()> {
-        crate::storage::write_atomic(path, &store::seal(self, key)).map_err(|e| Error::io(path, e))
+        keystore::write_private_atomic(path, &store::seal(self, key)).map_err(|e| Error::io(path, e))
     }
 
     pub fn person(&self, id: &str) -> Option<&Person> {
@@ -121,11 +126,11 @@ impl Register {
     }
 }
 
-/// A register on disk with the source of its key.
+/// A register on disk, with the `--key-file` given for it, if any.
 #[derive(Debug, Clone)]
 pub struct RegisterFile {
     pub path: PathBuf,
-    pub key: KeySource,
+    pub key_file: Option<PathBuf>,
 }
 
 /// What `forget` did, with the file's sha256 before and after.
@@ -135,35 +140,99 @@ pub struct Forgotten {
     pub after: String,
 }
 
+/// What `rekey` did: where the new key went and what became of the old one.
+#[derive(Debug, Clone)]
+pub struct Rekeyed {
+    pub new_key: PathBuf,
+    /// The old key's file, deleted; `None` when it came from `--key-file` or the environment,
+    /// which blurgate leaves for the user to destroy.
+    pub deleted: Option<PathBuf>,
+    pub before: String,
+    pub after: String,
+}
+
+/// What `move_key` did.
+#[derive(Debug, Clone)]
+pub struct MovedKey {
+    pub from: PathBuf,
+    pub to: PathBuf,
+    pub before: String,
+    pub after: String,
+}
+
 impl RegisterFile {
     pub fn new(path: &Path, key_file: Option<&Path>) -> Self {
-        RegisterFile { path: path.to_path_buf(), key: KeySource::resolve(key_file, path) }
+        RegisterFile { path: path.to_path_buf(), key_file: key_file.map(Path::to_path_buf) }
+    }
+
+    /// Where this register's key comes from: `--key-file`, else `BLURGATE_REGISTER_KEY`, else
+    /// the key store's file for the key id in its header, else (a register made before keys
+    /// were kept apart) `<register>.key` beside it. A key file inside the register's folder is
+    /// refused, except that old one; a key that is nowhere is [`Error::KeyLost`].
+    pub fn key_source(&self) -> Result<KeySource> {
+        if let Some(file) = &self.key_file {
+            refuse_in_folder_of(file, &self.path, REGISTER_FOLDER)?;
+            if !file.exists() && self.path.exists() {
+                return Err(Error::KeyLost { register: self.path.clone(), looked: vec![file.clone()] });
+            }
+            return Ok(KeySource::File(file.clone()));
+        }
+        if std::env::var_os(store::KEY_ENV).is_some_and(|v| !v.is_empty()) {
+            return Ok(KeySource::Env);
+        }
+        let beside = store::beside_key_path(&self.path);
+        let mut looked = Vec::new();
+        if let Some(id) = std::fs::read(&self.path).ok().as_deref().and_then(store::key_id) {
+            let stored = key_dir()?.join(id.file_name());
+            if stored.exists() {
+                refuse_in_folder_of(&stored, &self.path, REGISTER_FOLDER)?;
+                return Ok(KeySource::Store(stored));
+            }
+            looked.push(stored);
+        }
+        if beside.exists() {
+            return Ok(KeySource::Beside(beside));
+        }
+        looked.push(beside);
+        Err(Error::KeyLost { register: self.path.clone(), looked })
     }
 
     pub fn load(&self) -> Result<(Register, RegisterKey)> {
         if !self.path.is_file() {
             return Err(Error::Register { path: self.path.clone(), problem: RegisterProblem::Missing });
         }
-        let key = self.key.load()?;
+        let source = self.key_source()?;
+        if let KeySource::Beside(key) = &source {
+            tracing::warn!(
+                "{}: its key lies beside it in {}: whoever copies the folder gets both; run `blurgate register move-key --register {}` to move it to the key store",
+                self.path.display(),
+                key.display(),
+                self.path.display()
+            );
+        }
+        let key = source.load()?;
         Ok((Register::load(&self.path, &key)?, key))
     }
 
-    /// Loads the register, or starts an empty one with a new key; the second value says where
-    /// a new key was stored.
-    pub fn load_or_create(&self) -> Result<(Register, RegisterKey, Option<String>)> {
+    /// Loads the register, or starts an empty one with a new key (kept at `--key-file`, else in
+    /// the key store; from `BLURGATE_REGISTER_KEY` when that is set); the second value says
+    /// where a new key was stored.
+    pub fn load_or_create(&self) -> Result<(Register, RegisterKey, Option<PathBuf>)> {
         if self.path.exists() {
             let (r, k) = self.load()?;
             return Ok((r, k, None));
         }
-        match self.key.load() {
-            Ok(key) => Ok((Register::default(), key, None)),
-            Err(_) if matches!(&self.key, KeySource::File(p) if !p.exists()) => {
-                let key = RegisterKey::generate();
-                let stored = self.key.store_new(&key)?.map(|p| p.display().to_string());
-                Ok((Register::default(), key, stored))
-            }
-            Err(e) => Err(e),
-        }
+        let key = RegisterKey::generate();
+        let at = match self.key_source() {
+            Ok(KeySource::File(file)) if !file.exists() => file,
+            // A key left beside a deleted register is not reused: the new one goes to the store.
+            Ok(KeySource::Beside(_)) | Err(Error::KeyLost { .. }) => key_dir()?.join(key.id().file_name()),
+            Ok(source) => return Ok((Register::default(), source.load()?, None)),
+            Err(e) => return Err(e),
+        };
+        refuse_in_folder_of(&at, &self.path, REGISTER_FOLDER)?;
+        keystore::write_new_key(&at, key.bytes())?;
+        Ok((Register::default(), key, Some(at)))
     }
 
     pub fn digest(&self) -> Result<String> {
@@ -185,6 +254,69 @@ impl RegisterFile {
             return Err(Error::Register { path: self.path.clone(), problem });
         }
         Ok(Forgotten { before, after: self.digest()? })
+    }
+
+    /// Re-encrypts the register under a new key, kept at `new_key_file` or else in the key store,
+    /// and retires the old one. The new key is on disk before the register is replaced (one
+    /// rename), so at every moment one stored key opens the file; a key file in the key store or
+    /// beside the register is then deleted.
+    pub fn rekey(&self, new_key_file: Option<&Path>) -> Result<Rekeyed> {
+        let source = self.key_source()?;
+        let (register, old) = self.load()?;
+        let before = self.digest()?;
+        let new = RegisterKey::generate();
+        let at = match new_key_file {
+            Some(file) => file.to_path_buf(),
+            None => key_dir()?.join(new.id().file_name()),
+        };
+        refuse_in_folder_of(&at, &self.path, REGISTER_FOLDER)?;
+        keystore::write_new_key(&at, new.bytes())?;
+        if let Err(e) = register.save(&self.path, &new).and_then(|()| Register::load(&self.path, &new).map(drop)) {
+            // The new key stays unless the old one still opens the file.
+            if Register::load(&self.path, &old).is_ok() {
+                let _ = std::fs::remove_file(&at);
+            }
+            return Err(e);
+        }
+        let deleted = match source {
+            KeySource::Store(p) | KeySource::Beside(p) => {
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+                Some(p)
+            }
+            KeySource::File(_) | KeySource::Env => None,
+        };
+        Ok(Rekeyed { new_key: at, deleted, before, after: self.digest()? })
+    }
+
+    /// Moves the key at `--key-file`, or else beside the register, into the key store and
+    /// deletes the old file; `None` when there is no key beside the register, or the one given
+    /// is already the key store's file. The register
+    /// is written again (same key), so one made before key ids names its key in its header.
+    pub fn move_key(&self) -> Result<Option<MovedKey>> {
+        let from = match &self.key_file {
+            Some(file) => file.clone(),
+            None => store::beside_key_path(&self.path),
+        };
+        if self.key_file.is_none() && !from.exists() {
+            return Ok(None);
+        }
+        let key = KeySource::File(from.clone()).load()?;
+        let register = Register::load(&self.path, &key)?;
+        let to = key_dir()?.join(key.id().file_name());
+        if to.exists() && to.canonicalize().ok() == from.canonicalize().ok() {
+            return Ok(None);
+        }
+        refuse_in_folder_of(&to, &self.path, REGISTER_FOLDER)?;
+        match keystore::write_new_key(&to, key.bytes()) {
+            // An earlier move stopped before deleting the old file.
+            Err(Error::KeyExists { .. }) if KeySource::Store(to.clone()).load()?.id() == key.id() => {}
+            other => other?,
+        }
+        let before = self.digest()?;
+        register.save(&self.path, &key)?;
+        let after = self.digest()?;
+        std::fs::remove_file(&from).map_err(|e| Error::io(&from, e))?;
+        Ok(Some(MovedKey { from, to, before, after }))
     }
 }
 

@@ -4,24 +4,31 @@
 //! ```text
 //! offset  size  field
 //! 0       8     magic "BLURGREG"
-//! 8       2     format version, big-endian (1)
+//! 8       2     format version, big-endian (2; version 1 had no key id and is still read)
 //! 10      2     cipher, big-endian (1 = XChaCha20-Poly1305, 256-bit key)
-//! 12      24    nonce (random, new on every write)
-//! 36      ..    ciphertext of the JSON register, with its 16-byte tag
+//! 12      16    key id: the first 16 bytes of SHA-256("blurgate register key id" || key)
+//! 28      24    nonce (random, new on every write)
+//! 52      ..    ciphertext of the JSON register, with its 16-byte tag
 //! ```
+//!
+//! The key id names the key's file in the key store ([`super::keystore`]), so a register finds
+//! its key without carrying it; it is a one-way digest of the key and gives nothing away.
 
 use std::path::{Path, PathBuf};
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use sha2::{Digest, Sha256};
 
+use super::keystore;
 use super::Register;
 use crate::error::{Error, KeyProblem, RegisterProblem, Result};
 
 const MAGIC: &[u8; 8] = b"BLURGREG";
-const FORMAT_VERSION: u16 = 1;
+const FORMAT_VERSION: u16 = 2;
 const CIPHER_XCHACHA20POLY1305: u16 = 1;
-const HEADER_LEN: usize = 8 + 2 + 2 + 24;
+const V1_HEADER_LEN: usize = 8 + 2 + 2 + 24;
+const HEADER_LEN: usize = 8 + 2 + 2 + 16 + 24;
 pub const KEY_ENV: &str = "BLURGATE_REGISTER_KEY";
 
 /// A 256-bit register key. Kept out of logs.
@@ -36,74 +43,87 @@ impl std::fmt::Debug for RegisterKey {
 
 impl RegisterKey {
     pub fn generate() -> Self {
-        RegisterKey(XChaCha20Poly1305::generate_key(&mut OsRng).into())
+        RegisterKey(keystore::random_key())
     }
 
     /// 64 hexadecimal digits, surrounding whitespace ignored.
     pub fn from_hex(text: &str) -> std::result::Result<Self, KeyProblem> {
-        let t = text.trim();
-        if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(KeyProblem::NotAKey);
-        }
-        let mut key = [0u8; 32];
-        for (i, k) in key.iter_mut().enumerate() {
-            *k = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).expect("checked hex");
-        }
-        Ok(RegisterKey(key))
+        keystore::parse_hex(text).map(RegisterKey)
     }
 
     pub fn to_hex(&self) -> String {
         crate::digest::hex(&self.0)
     }
+
+    pub(super) fn bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The id the header carries and the key store files the key under.
+    pub fn id(&self) -> KeyId {
+        let digest = Sha256::new().chain_update(b"blurgate register key id").chain_update(self.0).finalize();
+        KeyId(digest[..16].try_into().expect("16 bytes"))
+    }
 }
 
-/// Where a register's key comes from: `--key-file`, else `BLURGATE_REGISTER_KEY`, else the
-/// file `<register>.key` beside it.
+/// A register key's id (32 hexadecimal digits when shown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyId([u8; 16]);
+
+impl KeyId {
+    /// The key's file name in the key store.
+    pub fn file_name(&self) -> String {
+        format!("{}.key", crate::digest::hex(&self.0))
+    }
+}
+
+/// The key id in a register file's header; `None` for a version 1 file or no register at all.
+pub fn key_id(bytes: &[u8]) -> Option<KeyId> {
+    let version = bytes.get(8..10).map(|v| u16::from_be_bytes([v[0], v[1]]));
+    if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC || version != Some(FORMAT_VERSION) {
+        return None;
+    }
+    Some(KeyId(bytes[12..28].try_into().expect("16 bytes")))
+}
+
+/// Where a register's key comes from.
 #[derive(Debug, Clone)]
 pub enum KeySource {
+    /// `--key-file`.
     File(PathBuf),
+    /// `BLURGATE_REGISTER_KEY`.
     Env,
+    /// The key store's file for the key id in the register's header.
+    Store(PathBuf),
+    /// `<register>.key` beside a register made before keys were kept apart: still read, with a
+    /// warning, until `register move-key` moves it to the key store.
+    Beside(PathBuf),
 }
 
 impl KeySource {
-    pub fn resolve(key_file: Option<&Path>, register: &Path) -> KeySource {
-        match key_file {
-            Some(p) => KeySource::File(p.to_path_buf()),
-            None if std::env::var_os(KEY_ENV).is_some_and(|v| !v.is_empty()) => KeySource::Env,
-            None => KeySource::File(default_key_path(register)),
+    /// The key's file, unless it comes from the environment.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            KeySource::File(p) | KeySource::Store(p) | KeySource::Beside(p) => Some(p),
+            KeySource::Env => None,
         }
     }
 
     pub fn load(&self) -> Result<RegisterKey> {
-        match self {
-            KeySource::Env => {
+        match self.path() {
+            None => {
                 let v = std::env::var(KEY_ENV).unwrap_or_default();
                 RegisterKey::from_hex(&v).map_err(|problem| Error::RegisterKey { from: KEY_ENV.into(), problem })
             }
-            KeySource::File(p) => {
-                let from = p.display().to_string();
-                let text = std::fs::read_to_string(p)
-                    .map_err(|e| Error::RegisterKey { from: from.clone(), problem: KeyProblem::Unreadable(e) })?;
-                RegisterKey::from_hex(&text).map_err(|problem| Error::RegisterKey { from, problem })
-            }
+            Some(p) => keystore::read_key(p)
+                .map(RegisterKey)
+                .map_err(|problem| Error::RegisterKey { from: p.display().to_string(), problem }),
         }
-    }
-
-    /// Stores a new key (file sources only; owner-only permissions, never overwriting).
-    pub fn store_new(&self, key: &RegisterKey) -> Result<Option<PathBuf>> {
-        let KeySource::File(p) = self else { return Ok(None) };
-        use std::io::Write;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut f = options.open(p).map_err(|e| Error::io(p, e))?;
-        writeln!(f, "{}", key.to_hex()).and_then(|()| f.sync_all()).map_err(|e| Error::io(p, e))?;
-        Ok(Some(p.clone()))
     }
 }
 
-pub fn default_key_path(register: &Path) -> PathBuf {
+/// Where a register made before keys were kept apart has its key.
+pub fn beside_key_path(register: &Path) -> PathBuf {
     let mut name = register.file_name().unwrap_or_default().to_os_string();
     name.push(".key");
     register.with_file_name(name)
@@ -116,6 +136,7 @@ pub fn seal(register: &Register, key: &RegisterKey) -> Vec<u8> {
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&FORMAT_VERSION.to_be_bytes());
     out.extend_from_slice(&CIPHER_XCHACHA20POLY1305.to_be_bytes());
+    out.extend_from_slice(&key.id().0);
     out.extend_from_slice(&nonce);
     let cipher = XChaCha20Poly1305::new((&key.0).into());
     let sealed = cipher.encrypt(&nonce, Payload { msg: &plain, aad: &out }).expect("encryption of an in-memory buffer");
@@ -124,16 +145,24 @@ pub fn seal(register: &Register, key: &RegisterKey) -> Vec<u8> {
 }
 
 pub fn open(bytes: &[u8], key: &RegisterKey) -> std::result::Result<Register, RegisterProblem> {
-    if bytes.len() < HEADER_LEN + 16 || &bytes[..8] != MAGIC {
+    if bytes.len() < V1_HEADER_LEN + 16 || &bytes[..8] != MAGIC {
         return Err(RegisterProblem::NotARegister);
     }
     let version = u16::from_be_bytes([bytes[8], bytes[9]]);
     let cipher_id = u16::from_be_bytes([bytes[10], bytes[11]]);
-    if version != FORMAT_VERSION || cipher_id != CIPHER_XCHACHA20POLY1305 {
-        return Err(RegisterProblem::UnsupportedFormat { version, cipher: cipher_id });
+    let header_len = match (version, cipher_id) {
+        (1, CIPHER_XCHACHA20POLY1305) => V1_HEADER_LEN,
+        (FORMAT_VERSION, CIPHER_XCHACHA20POLY1305) => HEADER_LEN,
+        _ => return Err(RegisterProblem::UnsupportedFormat { version, cipher: cipher_id }),
+    };
+    if bytes.len() < header_len + 16 {
+        return Err(RegisterProblem::NotARegister);
     }
-    let (header, sealed) = bytes.split_at(HEADER_LEN);
-    let nonce = XNonce::from_slice(&header[12..]);
+    if key_id(bytes).is_some_and(|id| id != key.id()) {
+        return Err(RegisterProblem::WrongKeyOrAltered);
+    }
+    let (header, sealed) = bytes.split_at(header_len);
+    let nonce = XNonce::from_slice(&header[header_len - 24..]);
     let cipher = XChaCha20Poly1305::new((&key.0).into());
     let plain =
         cipher.decrypt(nonce, Payload { msg: sealed, aad: header }).map_err(|_| RegisterProblem::WrongKeyOrAltered)?;
@@ -157,6 +186,25 @@ mod tests {
         }
         assert!(matches!(open(&sealed, &RegisterKey::generate()), Err(RegisterProblem::WrongKeyOrAltered)));
         assert!(open(&sealed[..sealed.len() - 1], &key).is_err());
+    }
+
+    #[test]
+    fn version_1_files_still_open_and_carry_no_key_id() {
+        let key = RegisterKey::generate();
+        let plain = serde_json::to_vec(&Register::default()).unwrap();
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut v1 = Vec::new();
+        v1.extend_from_slice(MAGIC);
+        v1.extend_from_slice(&1u16.to_be_bytes());
+        v1.extend_from_slice(&CIPHER_XCHACHA20POLY1305.to_be_bytes());
+        v1.extend_from_slice(&nonce);
+        let cipher = XChaCha20Poly1305::new((&key.0).into());
+        let sealed = cipher.encrypt(&nonce, Payload { msg: &plain, aad: &v1 }).unwrap();
+        v1.extend_from_slice(&sealed);
+        assert!(open(&v1, &key).is_ok());
+        assert!(key_id(&v1).is_none());
+        assert!(matches!(open(&v1, &RegisterKey::generate()), Err(RegisterProblem::WrongKeyOrAltered)));
+        assert_eq!(key_id(&seal(&Register::default(), &key)), Some(key.id()));
     }
 
     #[test]

@@ -28,16 +28,32 @@ pub fn fixture(rel: &str) -> PathBuf {
 }
 
 pub fn blurgate(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blurgate"))
+    command().args(args).output().expect("blurgate runs")
+}
+
+/// The binary with the test models, and keys kept in a key store under target/ (never the
+/// user's own, nor keys from the user's environment).
+pub fn command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_blurgate"));
+    command
         .env("BLURGATE_MODELS", models_dir())
-        .args(args)
-        .output()
-        .expect("blurgate runs")
+        .env("BLURGATE_KEY_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("blurgate-keys"))
+        .env_remove("BLURGATE_REGISTER_KEY")
+        .env_remove("BLURGATE_AUDIT_KEY");
+    command
 }
 
 pub fn run_ok(args: &[&str]) {
     let o = blurgate(args);
     assert!(o.status.success(), "blurgate {args:?} failed: {}", stderr(&o));
+}
+
+/// `blurgate redact INPUT --out OUT --report REPORT -q EXTRA...`, which must succeed; its report.
+pub fn redact_ok(input: &Path, out: &Path, report: &Path, extra: &[&str]) -> Report {
+    let mut args = vec!["redact", s(input), "--out", s(out), "--report", s(report), "-q"];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    read_report(report)
 }
 
 /// A path as a command-line argument.
