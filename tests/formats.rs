@@ -141,3 +141,63 @@ fn a_photo_is_known_by_its_content_not_its_name() {
     assert_eq!(by("readme.txt").status, FileStatus::Skipped);
     assert_eq!(report.summary.files, 2, "both are listed");
 }
+
+#[test]
+fn every_frame_of_an_animated_gif_is_redacted_with_its_timing_kept() {
+    use image::codecs::gif::{GifDecoder, GifEncoder, Repeat};
+    use image::{AnimationDecoder, Delay, Frame, RgbaImage};
+
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("in")).unwrap();
+    // Three frames: obama, biden, obama again, each shown for a different time, looping 3 times.
+    let frame = |name: &str| {
+        let img = image::open(fixture(&format!("photos/{name}"))).unwrap().resize_exact(
+            320,
+            240,
+            image::imageops::FilterType::Triangle,
+        );
+        img.to_rgba8()
+    };
+    let delays = [120, 250, 80];
+    let frames: Vec<RgbaImage> = vec![frame("obama.jpg"), frame("biden.jpg"), frame("obama.jpg")];
+    let mut gif = Vec::new();
+    {
+        let mut enc = GifEncoder::new_with_speed(&mut gif, 10);
+        enc.set_repeat(Repeat::Finite(3)).unwrap();
+        for (f, ms) in frames.iter().zip(delays) {
+            enc.encode_frame(Frame::from_parts(f.clone(), 0, 0, Delay::from_numer_denom_ms(ms, 1))).unwrap();
+        }
+    }
+    std::fs::write(tmp.path().join("in/wave.gif"), &gif).unwrap();
+    let report = redact_dir(tmp.path(), &[]);
+    let file = &report.files[0];
+    assert_eq!(file.status, FileStatus::Redacted);
+    for i in 0..3 {
+        assert!(file.faces.iter().any(|f| f.frame == Some(i)), "a face found in frame {i}: {:?}", file.faces);
+    }
+    let written = std::fs::read(tmp.path().join("out/wave.gif")).unwrap();
+    let decoder = GifDecoder::new(std::io::Cursor::new(&written)).unwrap();
+    let loops = match decoder.loop_count() {
+        image::metadata::LoopCount::Finite(n) => Some(n.get()),
+        image::metadata::LoopCount::Infinite => None,
+    };
+    assert_eq!(loops, Some(3), "its loop count kept");
+    let out: Vec<Frame> = decoder.into_frames().collect_frames().unwrap();
+    assert_eq!(out.len(), 3, "every frame kept");
+    let input: Vec<Frame> =
+        GifDecoder::new(std::io::Cursor::new(&gif)).unwrap().into_frames().collect_frames().unwrap();
+    for (i, ((a, b), ms)) in input.iter().zip(&out).zip(delays).enumerate() {
+        assert_eq!(b.delay().numer_denom_ms(), (ms, 1), "frame {i}: its delay kept");
+        let face = file.faces.iter().find(|f| f.frame == Some(i as u32)).unwrap().bbox;
+        let (fb, before, after) = (face_box(face), a.buffer(), b.buffer());
+        let (mut changed, mut n) = (0u64, 0u64);
+        for y in fb.y1 as u32..fb.y2 as u32 {
+            for x in fb.x1 as u32..fb.x2 as u32 {
+                let (p, q) = (before.get_pixel(x, y), after.get_pixel(x, y));
+                changed += (0..3).map(|k| (p[k] as i32 - q[k] as i32).unsigned_abs() as u64).sum::<u64>();
+                n += 3;
+            }
+        }
+        assert!(changed as f64 / n as f64 > 10.0, "frame {i}: the face changed ({:.1})", changed as f64 / n as f64);
+    }
+}

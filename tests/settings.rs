@@ -125,6 +125,7 @@ fn failures_say_what_kind_they_are() {
     std::fs::create_dir(&inputs).unwrap();
     std::fs::copy(fixture("photos/obama.jpg"), inputs.join("big.jpg")).unwrap();
     std::fs::write(inputs.join("phone.heic"), b"\0\0\0\x18ftypheic").unwrap();
+    std::fs::write(inputs.join("scan.jxl"), b"\xff\x0a not decoded").unwrap();
     std::fs::write(inputs.join("text.png"), b"not a picture at all").unwrap();
     let report = tmp.path().join("r.json");
     let o = blurgate(&[
@@ -143,7 +144,8 @@ fn failures_say_what_kind_they_are() {
     let r = read_report(&report);
     let kind = |n: &str| r.files.iter().find(|f| f.input.ends_with(n)).unwrap().error_kind.clone();
     assert_eq!(kind("big.jpg").as_deref(), Some("limit"));
-    assert_eq!(kind("phone.heic").as_deref(), Some("unsupported"));
+    assert_eq!(kind("phone.heic").as_deref(), Some("decode"), "a HEIC with no image in it");
+    assert_eq!(kind("scan.jxl").as_deref(), Some("unsupported"));
     assert_eq!(kind("text.png").as_deref(), Some("decode"));
     assert!(!r.files.iter().any(|f| f.error.as_deref().unwrap_or("").contains("--")), "library messages name no flags");
 }

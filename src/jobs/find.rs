@@ -43,14 +43,24 @@ pub fn run_find(job: &FindJob, models: &ModelDir, observer: &dyn Observer) -> Re
         };
         let result = verdict.and_then(|()| {
             let photo = decode(&read_input(&f.input, &mut report)?, job.run.limits, &mut report)?;
-            engine.analyse(&photo.rgb, Policy::OptOuts, Some(&job.matching)).map_err(FileError::Model)
+            let frames = photo.frames();
+            frames
+                .iter()
+                .map(|frame| engine.analyse(frame, Policy::OptOuts, Some(&job.matching)).map_err(FileError::Model))
+                .collect::<Result<Vec<_>, _>>()
         });
         match result {
-            Ok(faces) => {
-                report.faces = faces
+            Ok(frames) => {
+                let animated = frames.len() > 1;
+                report.faces = frames
                     .into_iter()
-                    .filter(|(_, d)| d.as_ref().is_some_and(|d| d.decision != Decision::Unknown))
-                    .map(|(f, d)| FaceReport::new(&f, Action::Kept, None, d))
+                    .enumerate()
+                    .flat_map(|(i, faces)| faces.into_iter().map(move |face| (i, face)))
+                    .filter(|(_, (_, d))| d.as_ref().is_some_and(|d| d.decision != Decision::Unknown))
+                    .map(|(i, (f, d))| FaceReport {
+                        frame: animated.then_some(i as u32),
+                        ..FaceReport::new(&f, Action::Kept, None, d)
+                    })
                     .collect();
                 report.review = report.faces.iter().any(|f| f.decision == Some(Decision::Uncertain));
                 report.status = FileStatus::Unchanged;

@@ -236,14 +236,17 @@ fn open<'a>(bytes: &'a [u8], job: &RedactJob, report: &mut FileReport) -> Result
     decode(bytes, job.run.limits, report).map(Source::Full)
 }
 
-/// The faces in the photo, with their match decisions. A JPEG read as a reduced preview is
+/// The faces in the photo (in each frame of an animation), with their match decisions. A JPEG read as a reduced preview is
 /// decoded in full too (the native and zoomed passes and recognition need every pixel), and
 /// the preview serves the coarse passes.
-fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection, Option<FaceDecision>)>, FileError> {
+fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<Faces>, FileError> {
     let (engine, decisions) = (run.engine, &run.job.decisions);
     let (policy, matching) = (decisions.policy, decisions.matching.as_ref());
     let p = match source {
-        Source::Full(photo) => return engine.analyse(&photo.rgb, policy, matching).map_err(FileError::Model),
+        Source::Full(photo) => {
+            let frames = photo.frames();
+            return frames.iter().map(|f| engine.analyse(f, policy, matching).map_err(FileError::Model)).collect();
+        }
         Source::Jpeg(p) => p,
     };
     let full = if p.rgb.dimensions() == p.size() {
@@ -257,11 +260,14 @@ fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<(Detection
         None => (&p.rgb, None),
     };
     let found = engine.detector().detect_with_preview(img, preview).map_err(FileError::Model)?;
-    engine.decide(img, found, policy, matching).map_err(FileError::Model)
+    Ok(vec![engine.decide(img, found, policy, matching).map_err(FileError::Model)?])
 }
 
-fn render_full(mut photo: Photo, boxes: &[FaceBox], render: &RenderOptions) -> Result<Vec<u8>, FileError> {
-    photo.redact(boxes, &render.redact);
+/// The faces of one picture (a photo, or one frame of an animation) and their decisions.
+type Faces = Vec<(Detection, Option<FaceDecision>)>;
+
+fn render_full(mut photo: Photo, boxes: &[Vec<FaceBox>], render: &RenderOptions) -> Result<Vec<u8>, FileError> {
+    photo.redact_frames(boxes, &render.redact);
     Ok(media::encode(photo, &render.encode)?)
 }
 
@@ -269,14 +275,15 @@ fn render_full(mut photo: Photo, boxes: &[FaceBox], render: &RenderOptions) -> R
 fn render(
     source: Source,
     bytes: &[u8],
-    boxes: &[FaceBox],
+    boxes: &[Vec<FaceBox>],
     p: &Planned,
     job: &RedactJob,
     report: &mut FileReport,
 ) -> Result<Vec<u8>, FileError> {
     match source {
         Source::Full(photo) => render_full(photo, boxes, &job.render),
-        Source::Jpeg(preview) => match jpeg::rewrite(bytes, preview, boxes, &job.render.redact, &job.render.encode) {
+        Source::Jpeg(preview) => match jpeg::rewrite(bytes, preview, &boxes[0], &job.render.redact, &job.render.encode)
+        {
             Ok(encoded) => Ok(encoded),
             Err(e) => {
                 tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", p.input);
@@ -305,20 +312,26 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
     }
     report.notes.extend(media::left_out(&bytes));
     let source = open(&bytes, job, report)?;
-    let faces = find_faces(&source, &bytes, run)?;
+    let frames = find_faces(&source, &bytes, run)?;
+    let animated = frames.len() > 1;
     let (w, h) = (report.width.unwrap_or(0), report.height.unwrap_or(0));
     let action = |d: &Option<FaceDecision>| d.as_ref().map_or(Action::Redacted, |fd| fd.action);
-    let boxes: Vec<_> = faces.iter().filter(|(_, d)| action(d) == Action::Redacted).map(|(f, _)| f.bbox).collect();
-    report.review = faces.iter().any(|(_, d)| d.as_ref().is_some_and(FaceDecision::needs_review));
-    report.faces = faces
+    let boxes: Vec<Vec<FaceBox>> = frames
+        .iter()
+        .map(|faces| faces.iter().filter(|(_, d)| action(d) == Action::Redacted).map(|(f, _)| f.bbox).collect())
+        .collect();
+    report.review = frames.iter().flatten().any(|(_, d)| d.as_ref().is_some_and(FaceDecision::needs_review));
+    report.faces = frames
         .into_iter()
-        .map(|(f, d)| {
+        .enumerate()
+        .flat_map(|(i, faces)| faces.into_iter().map(move |face| (i, face)))
+        .map(|(i, (f, d))| {
             let a = action(&d);
             let mask = (a == Action::Redacted).then(|| {
                 let m = Mask::for_face(&f.bbox, &job.render.redact, w, h).area;
                 [m.x1, m.y1, m.x2, m.y2]
             });
-            FaceReport::new(&f, a, mask, d)
+            FaceReport { frame: animated.then_some(i as u32), ..FaceReport::new(&f, a, mask, d) }
         })
         .collect();
     if report.review && job.decisions.hold_uncertain {
@@ -328,7 +341,7 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         report.status = FileStatus::Held;
         return Ok(());
     }
-    report.status = if boxes.is_empty() { FileStatus::Unchanged } else { FileStatus::Redacted };
+    report.status = if boxes.iter().all(Vec::is_empty) { FileStatus::Unchanged } else { FileStatus::Redacted };
     let encoded = render(source, &bytes, &boxes, &p, job, report)?;
     drop(bytes);
     let output_sha256 = sha256_hex(&encoded);

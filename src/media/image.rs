@@ -3,7 +3,9 @@
 
 use std::io::Cursor;
 
-use image::codecs::{bmp::BmpEncoder, gif::GifEncoder, png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder};
+use image::codecs::{
+    bmp::BmpEncoder, gif::GifEncoder, ico::IcoEncoder, png::PngEncoder, tiff::TiffEncoder, webp::WebPEncoder,
+};
 use image::{
     DynamicImage, GrayImage, ImageBuffer, ImageDecoder, ImageEncoder, ImageFormat, ImageReader, Limits, Luma, Rgba,
     RgbaImage,
@@ -55,24 +57,38 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, DecodeError> 
             .then(|| ImageBuffer::from_fn(rgba.width(), rgba.height(), |x, y| Luma([rgba.get_pixel(x, y)[3]])));
         Deep { rgb: img.to_rgb16(), alpha, bits: 16 }
     });
-    Ok(Photo { rgb: img.to_rgb8(), alpha, grey: !colour.has_color(), format: Format::Image(format), icc, exif, deep })
+    let animation = super::animation::decode(bytes, format, limits)?;
+    Ok(Photo {
+        rgb: img.to_rgb8(),
+        alpha,
+        grey: !colour.has_color(),
+        format: Format::Image(format),
+        icc,
+        exif,
+        deep,
+        animation,
+    })
 }
 
 /// Every format but JPEG, in the source's format with the metadata the policy allows.
 pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, EncodeError> {
+    let Format::Image(format) = photo.format else { return Err(EncodeError::NotThisKind) };
+    if let Some(animation) = photo.animation {
+        return super::animation::encode(animation, format);
+    }
     let exif = photo.exif.as_deref().and_then(|e| kept_exif(e, options.metadata));
     let icc = photo.icc;
     let img = match photo.deep {
         Some(deep) => compose_deep(deep, photo.grey),
         None => compose(photo.rgb, photo.alpha, photo.grey),
     };
-    let Format::Image(format) = photo.format else { return Err(EncodeError::NotThisKind) };
     let mut out = Cursor::new(Vec::new());
     match format {
         ImageFormat::Png => with_metadata(PngEncoder::new(&mut out), &img, icc, exif)?,
         ImageFormat::WebP => with_metadata(WebPEncoder::new_lossless(&mut out), &img, icc, exif)?,
         ImageFormat::Tiff => with_metadata(TiffEncoder::new(&mut out), &img, icc, None)?,
         ImageFormat::Bmp => img.write_with_encoder(BmpEncoder::new(&mut out))?,
+        ImageFormat::Ico => img.write_with_encoder(IcoEncoder::new(&mut out))?,
         ImageFormat::Gif => GifEncoder::new(&mut out).encode_frame(image::Frame::new(img.to_rgba8()))?,
         other => return Err(EncodeError::UnsupportedFormat(other)),
     }

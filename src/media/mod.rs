@@ -4,6 +4,7 @@
 //! holds the EXIF policy they share. A new kind (video next) is one new module and one arm in
 //! each match below.
 
+pub mod animation;
 pub mod heif;
 pub mod image;
 pub mod jpeg;
@@ -23,7 +24,7 @@ pub use metadata::MetadataPolicy;
 pub enum MediaKind {
     /// JPEG: read and rewritten through libjpeg-turbo where it can be, else as [`MediaKind::Image`].
     Jpeg,
-    /// PNG, WebP, TIFF, BMP and GIF (first frame), through the `image` crate.
+    /// PNG, WebP, TIFF, BMP, GIF and ICO, through the `image` crate.
     Image,
     /// HEIC and AVIF, through libheif.
     Heif,
@@ -49,7 +50,7 @@ pub enum Classified {
 }
 
 const JPEG_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "mpo"];
-const IMAGE_EXTENSIONS: &[&str] = &["png", "webp", "tif", "tiff", "bmp", "gif"];
+const IMAGE_EXTENSIONS: &[&str] = &["png", "apng", "webp", "tif", "tiff", "bmp", "gif", "ico"];
 const HEIF_EXTENSIONS: &[&str] = &["heic", "heif", "hif", "avif"];
 const UNSUPPORTED_MEDIA: &[&str] = &[
     "jxl", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "psd", "mp4", "mov", "m4v", "avi", "mkv", "webm",
@@ -105,6 +106,8 @@ pub struct Photo {
     pub exif: Option<Vec<u8>>,
     /// The samples at their own depth when it is more than 8 bits.
     pub deep: Option<Deep>,
+    /// Every frame of an animated GIF or PNG (then `rgb` and `alpha` are the first frame's).
+    pub animation: Option<animation::Animation>,
 }
 
 /// Samples deeper than 8 bits (16-bit PNG and TIFF, 10-bit HEIF), so that the output keeps
@@ -118,6 +121,33 @@ pub struct Deep {
 }
 
 impl Photo {
+    /// The pictures to look for faces in: every frame of an animation, else the photo.
+    pub fn frames(&self) -> Vec<std::borrow::Cow<'_, RgbImage>> {
+        match &self.animation {
+            Some(a) => a
+                .frames
+                .iter()
+                .map(|f| std::borrow::Cow::Owned(::image::DynamicImage::from(f.rgba.clone()).into_rgb8()))
+                .collect(),
+            None => vec![std::borrow::Cow::Borrowed(&self.rgb)],
+        }
+    }
+
+    /// Redacts `faces[i]` in frame `i` of an animation (its alpha kept), or `faces[0]` in a
+    /// still through [`Photo::redact`].
+    pub fn redact_frames(&mut self, faces: &[Vec<FaceBox>], options: &RedactOptions) {
+        let Some(animation) = &mut self.animation else {
+            return self.redact(faces.first().map_or(&[][..], Vec::as_slice), options);
+        };
+        for (frame, boxes) in animation.frames.iter_mut().zip(faces).filter(|(_, b)| !b.is_empty()) {
+            let mut rgb = ::image::DynamicImage::from(frame.rgba.clone()).into_rgb8();
+            redact::redact(&mut rgb, boxes, options);
+            for (dst, src) in frame.rgba.pixels_mut().zip(rgb.pixels()) {
+                dst.0[..3].copy_from_slice(&src.0);
+            }
+        }
+    }
+
     /// Redacts `faces` (detected boxes) in the 8-bit pixels and in the deep samples, where
     /// every masked pixel takes the redacted value at full depth.
     pub fn redact(&mut self, faces: &[FaceBox], options: &RedactOptions) {
@@ -225,6 +255,10 @@ pub enum DecodeError {
     Damaged { format: String, detail: ::image::ImageError },
     #[error(transparent)]
     Libjpeg(#[from] jpeg::LibjpegError),
+    #[error("{first}; libjpeg-turbo cannot read it either ({libjpeg})")]
+    JpegUnreadable { first: Box<DecodeError>, libjpeg: jpeg::LibjpegError },
+    #[error("animated WebP cannot be written back yet: not published rather than reduced to one frame")]
+    AnimatedWebp,
     #[error("the image is too large to process safely ({width}x{height})")]
     PastLimits { width: u32, height: u32 },
     #[error(transparent)]
@@ -248,6 +282,10 @@ pub enum EncodeError {
     JpegStructure,
     #[error("this encoder cannot write that format")]
     NotThisKind,
+    #[error("an animation can only be written as GIF or PNG")]
+    AnimationAsStill,
+    #[error("{0}")]
+    Png(#[from] png::EncodingError),
     #[error("{0}")]
     Image(#[from] ::image::ImageError),
     #[error("{0}")]
@@ -288,6 +326,9 @@ pub fn encode(mut photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, Enco
         OutputFormat::Keep => {}
         OutputFormat::Jpeg => (photo.format, photo.deep) = (Format::Image(ImageFormat::Jpeg), None),
         OutputFormat::Png => photo.format = Format::Image(ImageFormat::Png),
+    }
+    if photo.animation.is_some() && !matches!(photo.format, Format::Image(ImageFormat::Gif | ImageFormat::Png)) {
+        return Err(EncodeError::AnimationAsStill);
     }
     match MediaKind::of_format(photo.format) {
         MediaKind::Jpeg => jpeg::encode(photo, options),

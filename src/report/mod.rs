@@ -125,6 +125,9 @@ pub struct FaceReport {
     /// Cosine similarity to the closest register entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity: Option<f32>,
+    /// The frame of an animated GIF or PNG the face is in (from 0); absent for stills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u32>,
 }
 
 impl FaceReport {
@@ -144,6 +147,7 @@ impl FaceReport {
             decision,
             person,
             similarity,
+            frame: None,
         }
     }
 }

@@ -201,6 +201,7 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, DecodeError> 
         // irot/imir are applied by the decoder; the EXIF orientation is reset when it is kept.
         exif: (!exif.bytes().is_empty()).then(|| exif.bytes().to_vec()),
         deep,
+        animation: None,
     })
 }
 

@@ -19,15 +19,16 @@ pub const DEFAULT_QUALITY: u8 = 92;
 
 /// The whole photo, upright. A cut-off file is refused: the decoder would fill it with grey and
 /// report success, and a photo whose lower part is missing cannot be said to have been checked.
-/// What the `image` crate cannot read (arithmetic coding, say) is read by libjpeg.
+/// What the `image` crate cannot read (arithmetic coding, say) is read by libjpeg-turbo.
 pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, DecodeError> {
     if !markers::is_complete(bytes) {
         return Err(DecodeError::JpegIncomplete);
     }
     match super::image::decode(bytes, limits) {
-        Err(DecodeError::Unsupported { format, detail }) => {
-            decode_with_libjpeg(bytes, limits).map_err(|_| DecodeError::Unsupported { format, detail })
-        }
+        Err(e) if !e.is_limit() => decode_with_libjpeg(bytes, limits).map_err(|libjpeg| match libjpeg {
+            DecodeError::Libjpeg(libjpeg) => DecodeError::JpegUnreadable { first: Box::new(e), libjpeg },
+            other => other,
+        }),
         other => other,
     }
 }
@@ -54,6 +55,7 @@ fn decode_with_libjpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, Deco
         icc: markers::icc(&segments),
         exif: exif.map(<[u8]>::to_vec),
         deep: None,
+        animation: None,
     })
 }
 
