@@ -1,7 +1,7 @@
-//! Animated GIF and PNG (APNG): every frame decoded as a full canvas, checked and redacted
-//! like a still, and written back with its timing and loop count. Frames are independent
-//! stills here (no tracking between them). Animated WebP cannot be written back yet, so it
-//! fails rather than lose its animation or publish frames unchecked.
+//! Animated GIF, PNG (APNG) and WebP: every frame decoded as a full canvas, checked and
+//! redacted like a still, and written back with its timing and loop count. Frames are
+//! independent stills here (no tracking between them). Animated WebP is read (so `find` sees
+//! every frame) but cannot be written back yet: it fails rather than lose its animation.
 
 use std::io::Cursor;
 
@@ -42,10 +42,10 @@ pub fn decode(bytes: &[u8], format: ImageFormat, limits: DecodeLimits) -> Result
         }
         ImageFormat::WebP => {
             let d = WebPDecoder::new(Cursor::new(bytes)).map_err(image)?;
-            if d.has_animation() {
-                return Err(DecodeError::AnimatedWebp);
+            if !d.has_animation() {
+                return Ok(None);
             }
-            return Ok(None);
+            (d.loop_count(), d.into_frames())
         }
         _ => return Ok(None),
     };
@@ -95,6 +95,7 @@ pub fn encode(animation: Animation, format: ImageFormat) -> Result<Vec<u8>, Enco
             }
             writer.finish()?;
         }
+        ImageFormat::WebP => return Err(EncodeError::AnimatedWebp),
         other => return Err(EncodeError::UnsupportedFormat(other)),
     }
     Ok(out)

@@ -11,7 +11,7 @@ use image::{
     RgbaImage,
 };
 
-use super::metadata::kept_exif;
+use super::metadata::{icc_for_output, kept_exif};
 use super::{DecodeError, DecodeLimits, Deep, EncodeError, EncodeOptions, Format, Photo};
 
 /// The decoder's error in words people can act on, with its detail kept for a bug report.
@@ -77,7 +77,7 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, EncodeEr
         return super::animation::encode(animation, format);
     }
     let exif = photo.exif.as_deref().and_then(|e| kept_exif(e, options.metadata));
-    let icc = photo.icc;
+    let icc = icc_for_output(photo.icc, photo.grey);
     let img = match photo.deep {
         Some(deep) => compose_deep(deep, photo.grey),
         None => compose(photo.rgb, photo.alpha, photo.grey),

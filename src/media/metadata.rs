@@ -15,6 +15,20 @@ pub enum MetadataPolicy {
     Keep,
 }
 
+/// The colour profile, if it describes the colours written: an RGB profile for colour output,
+/// a grey one for grey output. A CMYK photo's profile is dropped when its pixels are written
+/// as RGB (a viewer would read RGB through it and show wrong colours).
+pub fn icc_for_output(icc: Option<Vec<u8>>, grey: bool) -> Option<Vec<u8>> {
+    let space = icc.as_ref()?.get(16..20)?;
+    let fits = if grey { space == b"GRAY" } else { space == b"RGB " };
+    if fits {
+        icc
+    } else {
+        tracing::debug!("colour profile for {:?} dropped: the output is not in its colour space", space);
+        None
+    }
+}
+
 /// The part of a source EXIF block the policy lets through, if any.
 pub fn kept_exif(exif: &[u8], policy: MetadataPolicy) -> Option<Vec<u8>> {
     match policy {
@@ -164,6 +178,20 @@ mod tests {
         let parsed = exif::Reader::new().read_raw(out).unwrap();
         assert!(parsed.fields().all(|f| f.ifd_num == exif::In::PRIMARY));
         assert_eq!(parsed.get_field(exif::Tag::Orientation, exif::In::PRIMARY).unwrap().value.get_uint(0), Some(1));
+    }
+
+    #[test]
+    fn only_a_profile_of_the_written_colours_is_kept() {
+        let profile = |space: &[u8; 4]| {
+            let mut p = vec![0u8; 128];
+            p[16..20].copy_from_slice(space);
+            Some(p)
+        };
+        assert!(icc_for_output(profile(b"RGB "), false).is_some());
+        assert!(icc_for_output(profile(b"CMYK"), false).is_none(), "a CMYK profile on RGB pixels");
+        assert!(icc_for_output(profile(b"GRAY"), true).is_some());
+        assert!(icc_for_output(profile(b"RGB "), true).is_none());
+        assert!(icc_for_output(Some(vec![1, 2, 3]), false).is_none(), "not a profile");
     }
 
     #[test]

@@ -257,8 +257,6 @@ pub enum DecodeError {
     Libjpeg(#[from] jpeg::LibjpegError),
     #[error("{first}; libjpeg-turbo cannot read it either ({libjpeg})")]
     JpegUnreadable { first: Box<DecodeError>, libjpeg: jpeg::LibjpegError },
-    #[error("animated WebP cannot be written back yet: not published rather than reduced to one frame")]
-    AnimatedWebp,
     #[error("the image is too large to process safely ({width}x{height})")]
     PastLimits { width: u32, height: u32 },
     #[error(transparent)]
@@ -284,6 +282,8 @@ pub enum EncodeError {
     NotThisKind,
     #[error("an animation can only be written as GIF or PNG")]
     AnimationAsStill,
+    #[error("animated WebP cannot be written yet: not published rather than reduced to one frame")]
+    AnimatedWebp,
     #[error("{0}")]
     Png(#[from] png::EncodingError),
     #[error("{0}")]
@@ -327,7 +327,8 @@ pub fn encode(mut photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, Enco
         OutputFormat::Jpeg => (photo.format, photo.deep) = (Format::Image(ImageFormat::Jpeg), None),
         OutputFormat::Png => photo.format = Format::Image(ImageFormat::Png),
     }
-    if photo.animation.is_some() && !matches!(photo.format, Format::Image(ImageFormat::Gif | ImageFormat::Png)) {
+    let animatable = matches!(photo.format, Format::Image(ImageFormat::Gif | ImageFormat::Png | ImageFormat::WebP));
+    if photo.animation.is_some() && !animatable {
         return Err(EncodeError::AnimationAsStill);
     }
     match MediaKind::of_format(photo.format) {

@@ -8,7 +8,7 @@ use std::ffi::{c_char, c_int, c_uint, c_void, CStr};
 
 use image::{GrayImage, ImageBuffer, Luma, Rgb, RgbImage};
 
-use super::metadata::kept_exif;
+use super::metadata::{icc_for_output, kept_exif};
 use super::{DecodeError, DecodeLimits, Deep, EncodeError, EncodeOptions, Format, Photo};
 
 /// The quality of HEIF/AVIF files written (libheif's lossy quality, 0-100).
@@ -241,7 +241,7 @@ pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, EncodeEr
         }
     };
     let stride = w as usize * c * if bits > 8 { 2 } else { 1 };
-    let (icc, exif) = (photo.icc.unwrap_or_default(), exif.unwrap_or_default());
+    let (icc, exif) = (icc_for_output(photo.icc, false).unwrap_or_default(), exif.unwrap_or_default());
     let (mut out, mut out_len) = (std::ptr::null_mut(), 0);
     let mut err = [0 as c_char; ERR_LEN];
     // SAFETY: every buffer is valid for the length passed; the shim allocates `out`.

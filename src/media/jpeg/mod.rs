@@ -11,7 +11,7 @@ use image::{DynamicImage, RgbImage};
 pub use libjpeg::{decode_full, Coefficients, Header, LibjpegError, Rect, Turn};
 pub use rewrite::rewrite;
 
-use super::metadata::kept_exif;
+use super::metadata::{icc_for_output, kept_exif};
 use super::{DecodeError, DecodeLimits, EncodeError, EncodeOptions, Photo};
 
 /// The quality of JPEGs encoded afresh when the run sets none.
@@ -64,7 +64,8 @@ fn decode_with_libjpeg(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, Deco
 pub fn encode(photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, EncodeError> {
     let exif = photo.exif.as_deref().and_then(|e| kept_exif(e, options.metadata));
     let img = super::image::compose(photo.rgb, photo.alpha, photo.grey);
-    encode_pixels(&img, options.jpeg_quality.unwrap_or(DEFAULT_QUALITY), photo.icc, exif)
+    let icc = icc_for_output(photo.icc, photo.grey);
+    encode_pixels(&img, options.jpeg_quality.unwrap_or(DEFAULT_QUALITY), icc, exif)
 }
 
 /// A JPEG read only as far as detection needs: its coefficients and a reduced copy made from
