@@ -171,7 +171,7 @@ figcaption{font-size:11px;color:#666;text-align:center}
 .frame{position:relative;line-height:0}
 .frame img{display:block}
 .frame svg{position:absolute;left:0;top:0;width:100%;height:100%}
-.none{width:200px;height:150px;display:flex;align-items:center;justify-content:center;background:#ddd;color:#666;line-height:1.4;font-size:12px;text-align:center}
+.missing{width:200px;height:150px;display:flex;align-items:center;justify-content:center;background:#ddd;color:#666;line-height:1.4;font-size:12px;text-align:center}
 rect{fill:transparent;stroke-width:3;vector-effect:non-scaling-stroke}
 rect:hover{fill:#fff4}
 .matched{stroke:#d62728;border-color:#d62728}
@@ -179,6 +179,7 @@ rect:hover{fill:#fff4}
 .kept{stroke:#2ca02c;border-color:#2ca02c}
 .policy{stroke:#1f77b4;border-color:#1f77b4}
 .failed{stroke:#7f3fbf;border-color:#7f3fbf}
+.sw.none{border-color:#999}
 section.st-failed{outline:3px solid #7f3fbf}
 .skipped{font-size:12px;color:#555;padding:0 16px 16px}
 "#;
@@ -305,7 +306,7 @@ fn figure(html: &mut String, file: &FileReport, thumb: Option<&RgbImage>, captio
             html.push_str("</svg></div>");
         }
         _ => {
-            let _ = write!(html, "<div class=none>{missing}</div>");
+            let _ = write!(html, "<div class=missing>{missing}</div>");
         }
     }
     let _ = write!(html, "<figcaption>{caption}</figcaption></figure>");
