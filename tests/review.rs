@@ -12,6 +12,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use crate::common::*;
+use blurgate::jobs::{Review, ReviewError};
 use blurgate::matching::{Action, Decision};
 use blurgate::report::Report;
 
@@ -83,7 +84,8 @@ fn the_sheet_is_small_self_contained_and_hides_opted_out_faces_unless_asked() {
     assert_eq!(face("obama.jpg").decision, Some(Decision::Matched));
     assert_eq!(face("obama2.jpg").decision, Some(Decision::Uncertain));
     assert_eq!((face("biden.jpg").decision, face("biden.jpg").action), (Some(Decision::Unknown), Action::Kept));
-    let (hidden, shown) = (std::fs::read_to_string(&hidden.sheet).unwrap(), std::fs::read_to_string(&shown.sheet).unwrap());
+    let (hidden, shown) =
+        (std::fs::read_to_string(&hidden.sheet).unwrap(), std::fs::read_to_string(&shown.sheet).unwrap());
     for name in ["obama.jpg", "obama2.jpg"] {
         assert_ne!(thumbnails(&hidden, name)[0], thumbnails(&shown, name)[0], "{name}: before thumbnail not redacted");
     }
@@ -150,7 +152,8 @@ fn http(method: &str, url: &str, body: Option<&Value>) -> (u16, String, Vec<u8>)
     };
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let lower = head.to_ascii_lowercase();
-    let length = lower.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse::<usize>().unwrap());
+    let length =
+        lower.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse::<usize>().unwrap());
     let chunked = lower.contains("transfer-encoding: chunked");
     loop {
         let body = &raw[split + 4..];
@@ -249,11 +252,12 @@ impl Browser {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let (session, profile) = std::panic::catch_unwind(|| Browser::session(&base, port, chromium)).unwrap_or_else(|e| {
-            let _ = driver.kill();
-            let _ = driver.wait();
-            std::panic::resume_unwind(e)
-        });
+        let (session, profile) =
+            std::panic::catch_unwind(|| Browser::session(&base, port, chromium)).unwrap_or_else(|e| {
+                let _ = driver.kill();
+                let _ = driver.wait();
+                std::panic::resume_unwind(e)
+            });
         Browser { driver, base, session, _profile: profile }
     }
 
@@ -323,7 +327,9 @@ impl Browser {
     }
 
     fn screenshot(&self, name: &str) {
-        let png = base64::engine::general_purpose::STANDARD.decode(self.call("GET", "/screenshot", None).as_str().unwrap()).unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(self.call("GET", "/screenshot", None).as_str().unwrap())
+            .unwrap();
         assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
         let mut dirs = vec![PathBuf::from(env!("CARGO_TARGET_TMPDIR"))];
         // BLURGATE_SCREENSHOTS=docs renews the README's pictures.
@@ -360,7 +366,8 @@ fn the_sheet_and_the_review_page_work_in_a_browser() {
     assert_eq!((u.faces[0].decision, u.faces[0].action), (Some(Decision::Uncertain), Action::Redacted));
     assert_eq!((k.faces[0].decision, k.faces[0].action), (Some(Decision::Unknown), Action::Kept));
     let path = |p: &Option<String>| scene.dir.join(p.as_deref().unwrap());
-    let (u_in, u_out, k_in, k_out) = (PathBuf::from(&u.input), path(&u.output), PathBuf::from(&k.input), path(&k.output));
+    let (u_in, u_out, k_in, k_out) =
+        (PathBuf::from(&u.input), path(&u.output), PathBuf::from(&k.input), path(&k.output));
     let (u_box, k_box) = (u.faces[0].bbox, k.faces[0].bbox);
     assert!(box_diff(&u_in, &u_out, u_box) > 10.0, "the uncertain face starts redacted");
     assert!(box_diff(&k_in, &k_out, k_box) < 5.0, "the unknown face starts kept");
@@ -374,7 +381,8 @@ fn the_sheet_and_the_review_page_work_in_a_browser() {
     for sheet in [&all, &scene.sheet] {
         browser.open(&format!("file://{}", sheet.display()));
         browser.wait_for("the sheet", loaded);
-        let ms = browser.script("const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime;");
+        let ms = browser
+            .script("const t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd - t.startTime;");
         let (ms, size) = (ms.as_f64().unwrap(), std::fs::metadata(sheet).unwrap().len());
         eprintln!("contact sheet {}: {size} bytes, loaded in {ms:.0} ms", sheet.display());
         assert!(ms < 1000.0 && size < 2 << 20, "the sheet took {ms} ms to load");
@@ -382,7 +390,8 @@ fn the_sheet_and_the_review_page_work_in_a_browser() {
     browser.screenshot("review-sheet.png");
     // The filters hide what is unticked.
     browser.click("#filters input[value=kept]");
-    let shown = "return [...document.querySelectorAll('main section')].filter(s => !s.classList.contains('hidden')).length";
+    let shown =
+        "return [...document.querySelectorAll('main section')].filter(s => !s.classList.contains('hidden')).length";
     assert_eq!(browser.script(shown), json!(2), "only the matched and uncertain files stay");
 
     let server = review(&scene);
@@ -394,7 +403,10 @@ fn the_sheet_and_the_review_page_work_in_a_browser() {
     browser.key("k");
     browser.wait_for("the first decision", "return document.body.dataset.applied === '1'");
     browser.click(&format!("#list button[data-file='{unknown}'][data-face='0']"));
-    browser.wait_for("the unknown face", &format!("return document.querySelector('#list .cur').dataset.file === '{unknown}'"));
+    browser.wait_for(
+        "the unknown face",
+        &format!("return document.querySelector('#list .cur').dataset.file === '{unknown}'"),
+    );
     browser.click("#redact");
     browser.wait_for("the second decision", "return document.body.dataset.applied === '2'");
     browser.click(&format!("#list button[data-file='{uncertain}'][data-face='0']"));
@@ -410,7 +422,9 @@ fn the_sheet_and_the_review_page_work_in_a_browser() {
         .filter(|e| e["type"] == "review")
         .collect();
     assert_eq!(reviews.len(), 2, "{log}");
-    for (e, input, before, action) in [(&reviews[0], &u.input, "redacted", "kept"), (&reviews[1], &k.input, "kept", "redacted")] {
+    for (e, input, before, action) in
+        [(&reviews[0], &u.input, "redacted", "kept"), (&reviews[1], &k.input, "kept", "redacted")]
+    {
         assert_eq!((&e["operator"], &e["input"]), (&json!("alice"), &json!(input)));
         assert_eq!((&e["before"], &e["action"]), (&json!(before), &json!(action)));
     }
@@ -421,4 +435,37 @@ fn the_sheet_and_the_review_page_work_in_a_browser() {
     assert_eq!((u2.action, k2.action), (Action::Kept, Action::Redacted));
     assert_eq!(u2.reviewed.as_ref().map(|r| r.by.as_str()), Some("alice"));
     assert!(!after.files[uncertain].review, "nothing left to review in that file");
+}
+
+#[test]
+fn a_decision_on_a_changed_input_is_refused_and_a_drawn_face_is_redacted() {
+    let (scene, r) = scene(&[]);
+    // The audit key the binary made in the tests' key store (see `command`).
+    let key = Path::new(env!("CARGO_TARGET_TMPDIR")).join("blurgate-keys/audit.key");
+    let target = blurgate::audit::AuditTarget::new(&scene.audit, Some(&key));
+    let mut review = Review::open(&scene.report, Some(target), "bob").unwrap();
+    // A face the detector "missed": a box drawn over biden.jpg's kept face is redacted.
+    let biden = file_index(&r, "biden.jpg");
+    let (input, output) =
+        (PathBuf::from(&r.files[biden].input), PathBuf::from(r.files[biden].output.as_ref().unwrap()));
+    let drawn = [440.0, 180.0, 700.0, 550.0];
+    assert!(box_diff(&input, &output, drawn) < 5.0);
+    review.draw(biden, drawn).unwrap();
+    assert!(box_diff(&input, &output, drawn) > 10.0, "the drawn box is redacted");
+    let f = &read_report(&scene.report).files[biden];
+    assert_eq!(f.faces.len(), 2);
+    assert!(f.faces[1].reviewed.as_ref().is_some_and(|r| r.drawn && r.by == "bob"));
+    assert_eq!(f.status, blurgate::report::FileStatus::Redacted);
+    // An input changed since the run is not rendered again: the output stays as it was.
+    let obama = file_index(&r, "obama.jpg");
+    let (input, output) =
+        (PathBuf::from(&r.files[obama].input), PathBuf::from(r.files[obama].output.as_ref().unwrap()));
+    std::fs::copy(fixture("photos/obama2.jpg"), &input).unwrap();
+    let before = std::fs::read(&output).unwrap();
+    let e = review.decide(obama, 0, Action::Kept).unwrap_err();
+    assert!(matches!(e, ReviewError::InputChanged { .. }), "{e}");
+    assert_eq!(std::fs::read(&output).unwrap(), before);
+    assert_eq!(read_report(&scene.report).files[obama].faces[0].action, Action::Redacted);
+    let log = std::fs::read_to_string(&scene.audit).unwrap();
+    assert_eq!(log.matches("\"type\":\"review\"").count(), 1, "only the drawn face was recorded");
 }

@@ -75,7 +75,13 @@ impl Review {
         if let Some(target) = &audit {
             AuditLog::open(target)?;
         }
-        Ok(Review { report, path: path.to_path_buf(), audit, operator: operator.into(), limits: DecodeLimits::default() })
+        Ok(Review {
+            report,
+            path: path.to_path_buf(),
+            audit,
+            operator: operator.into(),
+            limits: DecodeLimits::default(),
+        })
     }
 
     pub fn report(&self) -> &Report {
@@ -122,7 +128,8 @@ impl Review {
     }
 
     fn signature(&self, drawn: bool) -> Reviewed {
-        let at = time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formats");
+        let at =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("formats");
         Reviewed { by: self.operator.clone(), at, drawn }
     }
 
@@ -178,7 +185,8 @@ impl Review {
     /// masks, status and review flag updated.
     fn render(&self, file: &mut FileReport) -> Result<Vec<u8>> {
         let settings = self.report.render.as_ref().ok_or(ReviewError::NoRenderSettings)?;
-        let encode = settings.encode().ok_or_else(|| ReviewError::UnknownOutputFormat(settings.output_format.clone()))?;
+        let encode =
+            settings.encode().ok_or_else(|| ReviewError::UnknownOutputFormat(settings.output_format.clone()))?;
         let redact = settings.redact();
         let input = PathBuf::from(&file.input);
         let bytes = std::fs::read(&input).map_err(|err| ReviewError::Io { path: input.clone(), err })?;
@@ -193,7 +201,9 @@ impl Review {
         let jpeg = encode.keeps_jpeg().then(|| jpeg::preview(&bytes, self.limits, side)).flatten();
         let rewritten = jpeg.and_then(|p| {
             jpeg::rewrite(&bytes, p, &boxes, &redact, &encode)
-                .inspect_err(|e| tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", file.input))
+                .inspect_err(|e| {
+                    tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", file.input)
+                })
                 .ok()
         });
         let (w, h) = (file.width.unwrap_or(0), file.height.unwrap_or(0));
@@ -221,7 +231,8 @@ impl Review {
         let f = self.file(file)?;
         let path = PathBuf::from(if output { f.output.as_deref().unwrap_or("") } else { &f.input });
         let bytes = std::fs::read(&path).map_err(|err| ReviewError::Io { path, err })?;
-        let thumb = sheet::thumbnail(&bytes, PAGE_SIDE).map_err(|err| ReviewError::Decode { input: f.input.clone(), err })?;
+        let thumb =
+            sheet::thumbnail(&bytes, PAGE_SIDE).map_err(|err| ReviewError::Decode { input: f.input.clone(), err })?;
         Ok(sheet::jpeg(&thumb))
     }
 
@@ -339,7 +350,9 @@ impl ReviewServer {
             let (path, query) = request.url().split_once('?').unwrap_or((request.url(), ""));
             let (path, query) = (path.to_string(), query.to_string());
             let param = |name: &str| {
-                query.split('&').find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
+                query
+                    .split('&')
+                    .find_map(|kv| kv.split_once('=').filter(|(k, _)| *k == name).map(|(_, v)| v.to_string()))
             };
             let response = if !same(param("t").as_deref().unwrap_or(""), &self.token) {
                 text(403, "forbidden: this page needs the token from the URL blurgate review printed")

@@ -241,7 +241,15 @@ pub struct Summary {
 impl Report {
     pub fn new(files: Vec<FileReport>, seconds: f64) -> Report {
         let summary = Summary::of(&files, seconds);
-        Report { version: REPORT_VERSION, detection: None, render: None, files, summary, thresholds: None, dry_run: false }
+        Report {
+            version: REPORT_VERSION,
+            detection: None,
+            render: None,
+            files,
+            summary,
+            thresholds: None,
+            dry_run: false,
+        }
     }
 
     /// The summary counted again after files changed (a review), keeping the run's time.
@@ -252,7 +260,8 @@ impl Report {
     /// Reads a report written by [`Report::write`].
     pub fn read(path: &Path) -> Result<Report> {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        serde_json::from_slice(&bytes).map_err(|e| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
     }
 }
 

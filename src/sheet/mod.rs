@@ -139,7 +139,11 @@ pub fn escape(text: &str) -> String {
 
 /// What hovering over a face says.
 pub fn face_title(face: &FaceReport) -> String {
-    let mut t = format!("{} · {}", FaceKind::of(face).class(), if face.action == Action::Redacted { "redacted" } else { "kept" });
+    let mut t = format!(
+        "{} · {}",
+        FaceKind::of(face).class(),
+        if face.action == Action::Redacted { "redacted" } else { "kept" }
+    );
     if let Some(p) = &face.person {
         let _ = write!(t, " · {p}");
     }
@@ -200,7 +204,8 @@ pub fn contact_sheet(report: &Report, options: &SheetOptions) -> String {
     let count = |k: FaceKind| faces.iter().filter(|f| FaceKind::of(f) == k).count();
     let mut html = String::with_capacity(1 << 20);
     html.push_str("<!doctype html><html lang=en><head><meta charset=utf-8><title>blurgate contact sheet</title>");
-    let _ = write!(html, "<style>{STYLE}</style></head><body><header><h1>blurgate contact sheet</h1><div class=summary>");
+    let _ =
+        write!(html, "<style>{STYLE}</style></head><body><header><h1>blurgate contact sheet</h1><div class=summary>");
     for (label, n) in [
         ("files", s.files),
         ("faces", s.faces),
@@ -218,7 +223,11 @@ pub fn contact_sheet(report: &Report, options: &SheetOptions) -> String {
         ("kept", "unknown, kept", count(FaceKind::UnknownKept)),
         ("policy", "redacted by policy", count(FaceKind::RedactedByPolicy)),
         ("failed", "failed", s.failed),
-        ("none", "no faces", report.files.iter().filter(|f| f.faces.is_empty() && f.status != FileStatus::Failed).count()),
+        (
+            "none",
+            "no faces",
+            report.files.iter().filter(|f| f.faces.is_empty() && f.status != FileStatus::Failed).count(),
+        ),
     ];
     for (value, label, n) in filters {
         let _ = write!(
@@ -254,7 +263,12 @@ fn file_card(html: &mut String, file: &FileReport, redact_options: &RedactOption
     kinds.sort_unstable();
     kinds.dedup();
     let status = format!("{:?}", file.status).to_lowercase();
-    let _ = write!(html, "<section class=st-{status} data-kinds=\"{}\"><h2>{}</h2><p class=meta>{status}", kinds.join(" "), escape(&file.input));
+    let _ = write!(
+        html,
+        "<section class=st-{status} data-kinds=\"{}\"><h2>{}</h2><p class=meta>{status}",
+        kinds.join(" "),
+        escape(&file.input)
+    );
     if let Some(e) = &file.error {
         let _ = write!(html, ": {}", escape(e));
     }
