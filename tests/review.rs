@@ -43,7 +43,13 @@ fn scene(extra: &[&str]) -> (Scene, Report) {
     let mut args = vec!["--register", s(&register), "--match-threshold", "0.74", "--uncertain-threshold", "0.45"];
     args.extend(["--audit", s(&audit), "--html", s(&sheet)]);
     args.extend_from_slice(extra);
-    let r = redact_ok(&input, &dir.join("out"), &report, &args);
+    let out = dir.join("out");
+    let mut all = vec!["redact", s(&input), "--out", s(&out), "--report", s(&report), "-q"];
+    all.extend(args);
+    let o = blurgate(&all);
+    // Exit code 1: a file was held back (--hold-uncertain).
+    assert!(o.status.code() == Some(0) || extra.contains(&"--hold-uncertain"), "redact failed: {}", stderr(&o));
+    let r = read_report(&report);
     (Scene { _tmp: tmp, dir, report, audit, sheet }, r)
 }
 
@@ -468,4 +474,24 @@ fn a_decision_on_a_changed_input_is_refused_and_a_drawn_face_is_redacted() {
     assert_eq!(read_report(&scene.report).files[obama].faces[0].action, Action::Redacted);
     let log = std::fs::read_to_string(&scene.audit).unwrap();
     assert_eq!(log.matches("\"type\":\"review\"").count(), 1, "only the drawn face was recorded");
+}
+
+#[test]
+fn a_held_file_is_written_once_its_uncertain_face_is_decided() {
+    let (scene, r) = scene(&["--hold-uncertain"]);
+    let held = file_index(&r, "obama2.jpg");
+    let f = &r.files[held];
+    assert_eq!((f.status, f.output.as_ref()), (blurgate::report::FileStatus::Held, None));
+    let output = PathBuf::from(f.pending_output.as_ref().expect("where it goes once reviewed"));
+    assert!(!output.exists());
+    let key = Path::new(env!("CARGO_TARGET_TMPDIR")).join("blurgate-keys/audit.key");
+    let target = blurgate::audit::AuditTarget::new(&scene.audit, Some(&key));
+    let mut review = Review::open(&scene.report, Some(target), "carol").unwrap();
+    review.decide(held, 0, Action::Kept).unwrap();
+    assert!(box_diff(Path::new(&f.input), &output, f.faces[0].bbox) < 5.0, "written with the face kept");
+    let after = &read_report(&scene.report).files[held];
+    assert_eq!(after.status, blurgate::report::FileStatus::Unchanged);
+    assert_eq!(after.output.as_deref(), Some(s(&output)));
+    assert!(after.pending_output.is_none() && !after.review);
+    assert_eq!(read_report(&scene.report).summary.held, 0);
 }

@@ -52,8 +52,9 @@ Report (--report FILE, JSON): {\"version\":1, \"files\":[{\"input\", \"output\",
 decode, limit, model, encode, write, state, audit, internal), \"review\", \"width\", \"height\",
 \"input_sha256\", \"output_sha256\", \"faces\":[{\"box\":[x1,y1,x2,y2], \"score\", \"landmarks\",
 \"action\":\"redacted\"|\"kept\", \"mask\", \"decision\":\"matched\"|\"uncertain\"|\"unknown\",
-\"person\", \"similarity\"}]}], \"summary\":{...}}. Coordinates are pixels of the upright output
-image. Embeddings are never written.
+\"person\", \"similarity\"}]}], \"summary\":{...}, \"render\":{...}}. Coordinates are pixels of the
+upright output image. Embeddings are never written. `blurgate review` adds \"reviewed\" to the
+faces it decides; a held file's \"pending_output\" says where it goes once reviewed.
 
 Exit codes: 0 every file done, 1 some files failed or were held for review, 2 usage or set-up
 error (nothing written).";

@@ -17,7 +17,8 @@ a missed face's box on the original (it is redacted), Esc stop drawing.
 
 Each decision renders that file's output again from its input, with the report's style and
 settings, and replaces it atomically; an input whose sha256 differs from the report's is
-refused. The decision (operator, file, face box, before and after) is appended to the audit log
+refused. A file held back (--hold-uncertain) is written once none of its uncertain faces is
+undecided. The decision (operator, file, face box, before and after) is appended to the audit log
 (--audit), and the report is rewritten with the face's `reviewed` field. Paths in the report
 are read as written, so run review from the folder redact ran in.
 

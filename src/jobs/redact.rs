@@ -327,6 +327,7 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
             let _ = p.output.delete();
         }
         report.status = FileStatus::Held;
+        report.pending_output = Some(p.output.to_string());
         return Ok(());
     }
     report.status = if boxes.is_empty() { FileStatus::Unchanged } else { FileStatus::Redacted };

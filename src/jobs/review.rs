@@ -3,6 +3,7 @@
 //! [`Review`] holds a report and applies decisions: each one renders the file's output again
 //! from its input (checked against the report's sha256 first: a changed input is refused),
 //! replaces it atomically, records who decided what in the audit log and rewrites the report.
+//! A file held back for review is written once none of its uncertain faces is undecided.
 //! [`ReviewServer`] serves the review page on a local address; every request must carry the
 //! random token in its URL, and no cross-origin access is offered.
 
@@ -39,7 +40,7 @@ pub enum ReviewError {
     UnknownOutputFormat(String),
     #[error("no face {face} in file {file} of the report")]
     NoSuchFace { file: usize, face: usize },
-    #[error("{input} has no output to render again (it failed or was held back)")]
+    #[error("{input} has no output to render (it failed, or it was held back by an older version)")]
     NotWritten { input: String },
     #[error("{input} changed since the report was written (its sha256 differs): not rendered again")]
     InputChanged { input: String },
@@ -144,16 +145,24 @@ impl Review {
         action: Action,
         person: Option<String>,
     ) -> Result<()> {
-        let output = changed.output.clone().ok_or_else(|| ReviewError::NotWritten { input: changed.input.clone() })?;
-        let output = PathBuf::from(output);
-        let encoded = self.render(&mut changed)?;
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |err| ReviewError::Io { path, err }
+        changed.review = changed.faces.iter().any(|f| f.decision == Some(Decision::Uncertain) && f.reviewed.is_none());
+        let held = changed.status == FileStatus::Held;
+        // A held file is written once none of its uncertain faces is left undecided.
+        let write = !(held && changed.review);
+        let output = match (&changed.output, &changed.pending_output) {
+            (Some(o), _) => PathBuf::from(o),
+            (None, Some(o)) if held => PathBuf::from(o),
+            _ => return Err(ReviewError::NotWritten { input: changed.input.clone() }),
         };
         let old = std::fs::read(&output).ok();
-        crate::storage::write_atomic(&output, &encoded).map_err(io(&output))?;
-        changed.output_sha256 = Some(sha256_hex(&encoded));
+        if write {
+            let encoded = self.render(&mut changed)?;
+            crate::storage::write_atomic(&output, &encoded)
+                .map_err(|err| ReviewError::Io { path: output.clone(), err })?;
+            changed.output = Some(output.display().to_string());
+            changed.output_sha256 = Some(sha256_hex(&encoded));
+            changed.pending_output = None;
+        }
         if let Some(target) = &self.audit {
             let event = Event::Review {
                 operator: self.operator.clone(),
@@ -167,9 +176,10 @@ impl Review {
                 person,
             };
             if let Err(e) = AuditLog::open(target).and_then(|log| log.append(&event)) {
-                let _ = match old {
+                let _ = match old.filter(|_| write) {
                     Some(old) => crate::storage::write_atomic(&output, &old),
-                    None => std::fs::remove_file(&output),
+                    None if write => std::fs::remove_file(&output),
+                    None => Ok(()),
                 };
                 return Err(e.into());
             }
@@ -182,7 +192,7 @@ impl Review {
     }
 
     /// The file's output, rendered from its input with the faces now to be redacted; its
-    /// masks, status and review flag updated.
+    /// masks and status updated.
     fn render(&self, file: &mut FileReport) -> Result<Vec<u8>> {
         let settings = self.report.render.as_ref().ok_or(ReviewError::NoRenderSettings)?;
         let encode =
@@ -222,7 +232,6 @@ impl Review {
             });
         }
         file.status = if boxes.is_empty() { FileStatus::Unchanged } else { FileStatus::Redacted };
-        file.review = file.faces.iter().any(|f| f.decision == Some(Decision::Uncertain) && f.reviewed.is_none());
         Ok(encoded)
     }
 

@@ -67,6 +67,10 @@ pub struct FileReport {
     /// What of the input the output does not carry (a second picture, other images).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// A `held` file: where its copy goes once a person has decided its uncertain faces
+    /// (`blurgate review`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_output: Option<String>,
     /// Upright output size in pixels; `null` when the file could not be decoded.
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -96,6 +100,7 @@ impl FileReport {
             error_kind: None,
             reason: None,
             notes: Vec::new(),
+            pending_output: None,
             width: None,
             height: None,
             faces: Vec::new(),
