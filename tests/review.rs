@@ -311,10 +311,26 @@ impl Browser {
         self.call("POST", "/execute/sync", Some(json!({ "script": script, "args": [] })))
     }
 
-    fn click(&self, css: &str) {
+    fn element(&self, css: &str) -> String {
         let found = self.call("POST", "/element", Some(json!({"using": "css selector", "value": css})));
-        let id = found[ELEMENT].as_str().unwrap_or_else(|| panic!("{css}: {found}")).to_string();
+        found[ELEMENT].as_str().unwrap_or_else(|| panic!("{css}: {found}")).to_string()
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.element(css);
         self.call("POST", &format!("/element/{id}/click"), Some(json!({})));
+    }
+
+    /// A mouse drag between two points given from the element's centre.
+    fn drag(&self, css: &str, from: (i64, i64), to: (i64, i64)) {
+        let origin = json!({ ELEMENT: self.element(css) });
+        let actions = json!({"actions": [{"type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [
+                {"type": "pointerMove", "origin": origin, "x": from.0, "y": from.1},
+                {"type": "pointerDown", "button": 0},
+                {"type": "pointerMove", "origin": origin, "x": to.0, "y": to.1, "duration": 100},
+                {"type": "pointerUp", "button": 0}]}]});
+        self.call("POST", "/actions", Some(actions));
     }
 
     /// One key pressed and released, as the keyboard would.
@@ -415,6 +431,17 @@ fn the_sheet_and_the_review_page_work_in_a_browser() {
     );
     browser.click("#redact");
     browser.wait_for("the second decision", "return document.body.dataset.applied === '2'");
+    let redacted = std::fs::read(&k_out).unwrap();
+    // A missed face: D, then a box dragged on biden.jpg's original.
+    browser.click(&format!("#list button[data-file='{unknown}'][data-face='0']"));
+    browser.wait_for(
+        "the original",
+        "const i = document.getElementById('img-in'); return i.complete && i.naturalWidth > 0",
+    );
+    browser.key("d");
+    browser.drag("#img-in", (-40, -40), (40, 40));
+    browser.wait_for("the drawn face", "return document.body.dataset.applied === '3'");
+    assert_ne!(std::fs::read(&k_out).unwrap(), redacted, "the drawn face is redacted too");
     browser.click(&format!("#list button[data-file='{uncertain}'][data-face='0']"));
     browser.wait_for("the images", "return [...document.images].every(i => i.complete && i.naturalWidth > 0)");
     browser.screenshot("review-page.png");
@@ -427,20 +454,24 @@ fn the_sheet_and_the_review_page_work_in_a_browser() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap()["event"].clone())
         .filter(|e| e["type"] == "review")
         .collect();
-    assert_eq!(reviews.len(), 2, "{log}");
+    assert_eq!(reviews.len(), 3, "{log}");
+    assert_eq!((&reviews[2]["input"], &reviews[2]["action"]), (&json!(k.input), &json!("redacted")));
+    assert!(reviews[2].get("before").is_none(), "a drawn face had no decision before");
     for (e, input, before, action) in
         [(&reviews[0], &u.input, "redacted", "kept"), (&reviews[1], &k.input, "kept", "redacted")]
     {
         assert_eq!((&e["operator"], &e["input"]), (&json!("alice"), &json!(input)));
         assert_eq!((&e["before"], &e["action"]), (&json!(before), &json!(action)));
     }
-    assert_eq!(reviews[1]["output_sha256"], json!(blurgate::digest::sha256_hex(&std::fs::read(&k_out).unwrap())));
+    assert_eq!(reviews[2]["output_sha256"], json!(blurgate::digest::sha256_hex(&std::fs::read(&k_out).unwrap())));
     run_ok(&["audit", "verify", s(&scene.audit)]);
     let after = read_report(&scene.report);
     let (u2, k2) = (&after.files[uncertain].faces[0], &after.files[unknown].faces[0]);
     assert_eq!((u2.action, k2.action), (Action::Kept, Action::Redacted));
     assert_eq!(u2.reviewed.as_ref().map(|r| r.by.as_str()), Some("alice"));
     assert!(!after.files[uncertain].review, "nothing left to review in that file");
+    let drawn = &after.files[unknown].faces;
+    assert!(drawn.len() == 2 && drawn[1].reviewed.as_ref().is_some_and(|r| r.drawn), "{drawn:?}");
 }
 
 #[test]
