@@ -178,6 +178,6 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Register(cmd) => register::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Calibrate(args) => calibrate::run(args, &ctx),
-        Command::Review(args) => review::run(args),
+        Command::Review(args) => review::run(args, sub, &ctx),
     }
 }

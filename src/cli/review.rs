@@ -7,8 +7,12 @@ use std::process::ExitCode;
 
 use blurgate::jobs::{Review, ReviewError, ReviewServer};
 
+use clap::ArgMatches;
+
 use super::args::AuditArg;
+use super::config::take_opt;
 use super::exit::usage;
+use super::Context;
 
 pub const AFTER_HELP: &str = "\
 The page lists every face of the report, uncertain matches first, with the original beside the
@@ -20,7 +24,9 @@ settings, and replaces it atomically; an input whose sha256 differs from the rep
 refused. A file held back (--hold-uncertain) is written once none of its uncertain faces is
 undecided. The decision (operator, file, face box, before and after) is appended to the audit log
 (--audit), and the report is rewritten with the face's `reviewed` field. Paths in the report
-are read as written, so run review from the folder redact ran in.
+are read as written, so run review from the folder redact ran in. A later redact run into the
+same output folder decides the reviewed files again (their copies are not the ones it wrote):
+review after the last run.
 
 The server listens on 127.0.0.1 with a random token in the URL it prints; requests without the
 token are refused. Stop it with Ctrl-C.";
@@ -48,7 +54,9 @@ pub struct ReviewArgs {
     pub port: u16,
 }
 
-pub fn run(a: ReviewArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut a: ReviewArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
+    // The settings file's audit log, as redact uses it: decisions belong in the same log.
+    take_opt(m, "audit", &mut a.audit.audit, &ctx.config.run.audit);
     let operator = match a.operator.clone().or_else(|| std::env::var("USER").ok()).filter(|o| !o.trim().is_empty()) {
         Some(o) => o,
         None => return Err(usage("say who reviews with --operator NAME")),

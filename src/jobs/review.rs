@@ -36,6 +36,8 @@ pub enum ReviewError {
     Blurgate(#[from] crate::Error),
     #[error("the report does not say how its copies were rendered (it is from an older version): redact the files again to review them")]
     NoRenderSettings,
+    #[error("the report is of a dry run: nothing was written, so there is nothing to review")]
+    DryRun,
     #[error("the report's output format {0:?} is not one this version writes")]
     UnknownOutputFormat(String),
     #[error("no face {face} in file {file} of the report")]
@@ -72,6 +74,9 @@ impl Review {
         let report = Report::read(path)?;
         if report.render.is_none() {
             return Err(ReviewError::NoRenderSettings);
+        }
+        if report.dry_run {
+            return Err(ReviewError::DryRun);
         }
         if let Some(target) = &audit {
             AuditLog::open(target)?;
