@@ -379,6 +379,8 @@ fn box_diff(a: &Path, b: &Path, bbox: [f32; 4]) -> f64 {
 #[test]
 fn the_sheet_and_the_review_page_work_in_a_browser() {
     let Some((chromium, chromedriver)) = browser() else {
+        // CI installs them (scripts/setup.sh) and says so: there a missing browser is a failure.
+        assert!(std::env::var_os("BLURGATE_REQUIRE_BROWSER").is_none(), "no chromium and chromedriver");
         eprintln!("skipped: no chromium and chromedriver (Debian: apt-get install chromium chromium-driver)");
         return;
     };
