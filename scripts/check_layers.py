@@ -5,7 +5,7 @@ Layers, top to bottom (a module may use those below it and, without loops, those
 
   cli                                   the command line (binary: src/cli/)
   jobs                                  redact, find, enrol, calibrate over an Engine
-  report, audit                         the records a run leaves
+  report, audit, sheet                  the records a run leaves
   media, detect, embed, matching,       the stages
   register, redact
   storage, digest, models               foundations
@@ -25,7 +25,7 @@ from pathlib import Path
 LAYERS = {
     "cli": 5,
     "jobs": 4,
-    "report": 3, "audit": 3,
+    "report": 3, "audit": 3, "sheet": 3,
     "media": 2, "detect": 2, "embed": 2, "matching": 2, "register": 2, "redact": 2,
     "storage": 1, "digest": 1, "models": 1,
     "error": 0,

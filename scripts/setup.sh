@@ -370,6 +370,17 @@ else
       die "C library headers missing: install ${missing[*]} (Debian) or their equivalents"
     fi
   fi
+  # The review page's browser test (tests/review.rs) drives Debian's chromium through
+  # chromedriver; without them it is skipped, so a user without root only gets a note.
+  if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+      say "installing chromium chromium-driver with apt-get (for the browser test)"
+      { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }; } >/dev/null \
+        || die "apt-get install chromium chromium-driver failed"
+    else
+      say "no chromium/chromedriver: the browser test will be skipped (Debian: apt-get install chromium chromium-driver)"
+    fi
+  fi
   say "cargo build --release"
   cargo build --release
   say "built target/release/blurgate ($(elapsed) in all)"

@@ -82,6 +82,23 @@ pub enum Event {
         register_before: String,
         register_after: String,
     },
+    /// A person decided one face in `blurgate review` and the output was rendered again; the
+    /// record's `time` says when. The face is named by its box, never by a crop.
+    Review {
+        operator: String,
+        input: String,
+        input_sha256: Option<String>,
+        output: Option<String>,
+        output_sha256: Option<String>,
+        #[serde(rename = "box")]
+        face_box: [f32; 4],
+        /// The run's action before the review; absent for a face the operator drew.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Action>,
+        action: Action,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        person: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -2,8 +2,9 @@
 //!
 //! Layers, each using only those below it (`scripts/check_layers.py` enforces it):
 //!
-//! - jobs: [`jobs`] (redact, find, enrol, calibrate over an [`jobs::Engine`])
-//! - records: [`report`] (the JSON report), [`audit`] (the hash-chained audit log)
+//! - jobs: [`jobs`] (redact, find, enrol, calibrate over an [`jobs::Engine`]; review)
+//! - records: [`report`] (the JSON report), [`audit`] (the hash-chained audit log), [`sheet`]
+//!   (the HTML contact sheet of a report)
 //! - stages: [`media`] (decode and encode per kind), [`detect`], [`embed`], [`matching`],
 //!   [`register`], [`redact`]
 //! - foundations: [`storage`] (locations, listing, atomic writes), [`digest`], [`models`]
@@ -23,6 +24,7 @@ pub mod models;
 pub mod redact;
 pub mod register;
 pub mod report;
+pub mod sheet;
 pub mod storage;
 
 pub use error::{Error, Result};

@@ -10,5 +10,6 @@ mod library;
 mod metadata;
 mod redact;
 mod register;
+mod review;
 mod robustness;
 mod settings;

@@ -14,6 +14,7 @@ mod options;
 mod progress;
 mod redact;
 mod register;
+mod review;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,6 +115,12 @@ enum Command {
     #[command(subcommand)]
     Audit(audit::AuditCommand),
 
+    /// Review a redact run's faces on a local web page and change its decisions.
+    ///
+    /// Example: blurgate review --report report.json --operator alice --audit audit.jsonl
+    #[command(after_long_help = review::AFTER_HELP)]
+    Review(review::ReviewArgs),
+
     /// Measure recognition on your own photos and suggest thresholds.
     ///
     /// Gives same-person and different-person similarity statistics, ROC AUC, and the
@@ -171,5 +178,6 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Register(cmd) => register::run(cmd),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Calibrate(args) => calibrate::run(args, &ctx),
+        Command::Review(args) => review::run(args, sub, &ctx),
     }
 }

@@ -11,6 +11,7 @@ use blurgate::media::{EncodeOptions, MetadataPolicy};
 use blurgate::redact::{RedactOptions, Shape};
 use blurgate::register::RegisterFile;
 use blurgate::report::FileStatus;
+use blurgate::sheet::{self, SheetOptions};
 use blurgate::storage::Location;
 
 use super::args::{refuse_keys_inside, AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StyleArg};
@@ -51,8 +52,9 @@ Report (--report FILE, JSON): {\"version\":1, \"files\":[{\"input\", \"output\",
 decode, limit, model, encode, write, state, audit, internal), \"review\", \"width\", \"height\",
 \"input_sha256\", \"output_sha256\", \"faces\":[{\"box\":[x1,y1,x2,y2], \"score\", \"landmarks\",
 \"action\":\"redacted\"|\"kept\", \"mask\", \"decision\":\"matched\"|\"uncertain\"|\"unknown\",
-\"person\", \"similarity\"}]}], \"summary\":{...}}. Coordinates are pixels of the upright output
-image. Embeddings are never written.
+\"person\", \"similarity\"}]}], \"summary\":{...}, \"render\":{...}}. Coordinates are pixels of the
+upright output image. Embeddings are never written. `blurgate review` adds \"reviewed\" to the
+faces it decides; a held file's \"pending_output\" says where it goes once reviewed.
 
 Exit codes: 0 every file done, 1 some files failed or were held for review, 2 usage or set-up
 error (nothing written).";
@@ -145,6 +147,16 @@ pub struct RedactArgs {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
 
+    /// Write an HTML contact sheet of the run to FILE: before/after thumbnails of every file
+    /// with the faces boxed by decision (self-contained, opens offline).
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    /// In the --html sheet, show registered people's faces unredacted in the "before"
+    /// thumbnails (the sheet can leak: by default they are redacted there too).
+    #[arg(long, requires = "html")]
+    pub show_originals: bool,
+
     /// Decide everything and write nothing: list each file as it would be written, held for
     /// review or refused (failed), with the report (--report) saying the same. No output
     /// folder, run state or audit record is created.
@@ -221,6 +233,9 @@ pub fn run(mut a: RedactArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<E
     let report = run_redact(&job, &ctx.models()?, &Progress::new(!ctx.quiet))?;
     if let Some(path) = &a.report {
         report.write(path)?;
+    }
+    if let Some(path) = &a.html {
+        sheet::write(&report, path, &SheetOptions { show_originals: a.show_originals, ..SheetOptions::default() })?;
     }
     if a.dry_run {
         for f in &report.files {

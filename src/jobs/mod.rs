@@ -2,7 +2,8 @@
 //! copies, [`find`] answers a right-of-access request, [`enrol`] turns reference photos into
 //! embeddings, [`calibrate`] measures recognition on an organisation's photos. They share the
 //! file plan ([`plan`]), the worker pool, the run state ([`state`]: resume and lock), per-file
-//! outcomes ([`outcome`]) and an [`Observer`] that hears about progress.
+//! outcomes ([`outcome`]) and an [`Observer`] that hears about progress. [`review`] lets a person
+//! change a redact run's decisions afterwards, on a local web page.
 
 pub mod calibrate;
 pub mod engine;
@@ -13,6 +14,7 @@ pub mod outcome;
 pub mod plan;
 mod pool;
 pub mod redact;
+pub mod review;
 pub mod state;
 
 pub use engine::{Engine, Matching, Recognition};
@@ -21,6 +23,7 @@ pub use observer::{Observer, Silent};
 pub use outcome::FileError;
 pub use pool::keep_freed_memory;
 pub use redact::{run_redact, Decisions, RedactJob};
+pub use review::{Review, ReviewError, ReviewServer};
 
 use crate::audit::AuditTarget;
 use crate::media::{DecodeLimits, EncodeOptions};

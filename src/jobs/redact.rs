@@ -19,7 +19,7 @@ use crate::matching::{Action, FaceDecision, Policy};
 use crate::media::{self, jpeg, Photo};
 use crate::models::ModelDir;
 use crate::redact::Mask;
-use crate::report::{FaceReport, FileReport, FileStatus, Report};
+use crate::report::{FaceReport, FileReport, FileStatus, RenderSettings, Report};
 use crate::storage::Location;
 
 /// Who is redacted, and what happens to a doubt.
@@ -144,6 +144,7 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
     })?;
     let mut report = Report::new(files, started.elapsed().as_secs_f64());
     report.detection = Some(job.detection.settings());
+    report.render = Some(RenderSettings::new(&job.render.redact, &job.render.encode));
     report.thresholds = decisions.matching.as_ref().map(|m| m.thresholds);
     report.dry_run = dry_run;
     Ok(report)
@@ -339,6 +340,7 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
             let _ = p.output.delete();
         }
         report.status = FileStatus::Held;
+        report.pending_output = Some(p.output.to_string());
         return Ok(());
     }
     report.status = if boxes.iter().all(Vec::is_empty) { FileStatus::Unchanged } else { FileStatus::Redacted };

@@ -9,6 +9,8 @@ use crate::detect::{Detection, DetectionSettings};
 use crate::error::{Error, Result};
 pub use crate::matching::Action;
 use crate::matching::{Decision, FaceDecision, Thresholds};
+use crate::media::{EncodeOptions, MetadataPolicy, OutputFormat};
+use crate::redact::{RedactOptions, Shape, Style};
 
 pub const REPORT_VERSION: u32 = 1;
 
@@ -18,6 +20,10 @@ pub struct Report {
     /// How faces were looked for (absent in reports of older versions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<DetectionSettings>,
+    /// How the copies were rendered, so that `review` renders one again the same way (absent
+    /// in reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderSettings>,
     pub files: Vec<FileReport>,
     pub summary: Summary,
     /// With a register: the band edges in force and why (source, people, target rate).
@@ -61,6 +67,10 @@ pub struct FileReport {
     /// What of the input the output does not carry (a second picture, other images).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// A `held` file: where its copy goes once a person has decided its uncertain faces
+    /// (`blurgate review`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_output: Option<String>,
     /// Upright output size in pixels; `null` when the file could not be decoded.
     pub width: Option<u32>,
     pub height: Option<u32>,
@@ -90,6 +100,7 @@ impl FileReport {
             error_kind: None,
             reason: None,
             notes: Vec::new(),
+            pending_output: None,
             width: None,
             height: None,
             faces: Vec::new(),
@@ -128,6 +139,63 @@ pub struct FaceReport {
     /// The frame of an animated GIF or PNG the face is in (from 0); absent for stills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<u32>,
+    /// A person's decision in `blurgate review`: `action` is theirs from then on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed: Option<Reviewed>,
+}
+
+/// Who decided a face in review, and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reviewed {
+    /// The operator's name.
+    pub by: String,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The operator drew this face: the detector missed it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drawn: bool,
+}
+
+/// The rendering settings of a run, as recorded in the report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RenderSettings {
+    pub style: Style,
+    pub shape: Shape,
+    pub mask_scale: f32,
+    /// `null`: each JPEG kept its own quality.
+    pub jpeg_quality: Option<u8>,
+    /// `keep`, `jpeg` or `png`.
+    pub output_format: String,
+    pub keep_metadata: bool,
+}
+
+impl RenderSettings {
+    pub fn new(redact: &RedactOptions, encode: &EncodeOptions) -> Self {
+        RenderSettings {
+            style: redact.style,
+            shape: redact.shape,
+            mask_scale: redact.mask_scale,
+            jpeg_quality: encode.jpeg_quality,
+            output_format: encode.extension().map_or("keep", |e| if e == "jpg" { "jpeg" } else { e }).into(),
+            keep_metadata: encode.metadata == MetadataPolicy::Keep,
+        }
+    }
+
+    pub fn redact(&self) -> RedactOptions {
+        RedactOptions { style: self.style, shape: self.shape, mask_scale: self.mask_scale }
+    }
+
+    /// `None` for an output format this version does not know.
+    pub fn encode(&self) -> Option<EncodeOptions> {
+        let output = match self.output_format.as_str() {
+            "keep" => OutputFormat::Keep,
+            "jpeg" => OutputFormat::Jpeg,
+            "png" => OutputFormat::Png,
+            _ => return None,
+        };
+        let metadata = if self.keep_metadata { MetadataPolicy::Keep } else { MetadataPolicy::Strip };
+        Some(EncodeOptions::default().with_output(output).with_metadata(metadata).with_jpeg_quality(self.jpeg_quality))
+    }
 }
 
 impl FaceReport {
@@ -148,6 +216,7 @@ impl FaceReport {
             person,
             similarity,
             frame: None,
+            reviewed: None,
         }
     }
 }
@@ -180,9 +249,36 @@ pub struct Summary {
 
 impl Report {
     pub fn new(files: Vec<FileReport>, seconds: f64) -> Report {
+        let summary = Summary::of(&files, seconds);
+        Report {
+            version: REPORT_VERSION,
+            detection: None,
+            render: None,
+            files,
+            summary,
+            thresholds: None,
+            dry_run: false,
+        }
+    }
+
+    /// The summary counted again after files changed (a review), keeping the run's time.
+    pub fn recount(&mut self) {
+        self.summary = Summary::of(&self.files, self.summary.seconds);
+    }
+
+    /// Reads a report written by [`Report::write`].
+    pub fn read(path: &Path) -> Result<Report> {
+        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
+    }
+}
+
+impl Summary {
+    fn of(files: &[FileReport], seconds: f64) -> Summary {
         let count = |s: FileStatus| files.iter().filter(|f| f.status == s).count();
         let faces = files.iter().flat_map(|f| &f.faces);
-        let summary = Summary {
+        Summary {
             files: files.len(),
             redacted: count(FileStatus::Redacted),
             unchanged: count(FileStatus::Unchanged),
@@ -195,10 +291,11 @@ impl Report {
             ignored: count(FileStatus::Skipped),
             skipped: count(FileStatus::Skipped),
             seconds: (seconds * 1000.0).round() / 1000.0,
-        };
-        Report { version: REPORT_VERSION, detection: None, files, summary, thresholds: None, dry_run: false }
+        }
     }
+}
 
+impl Report {
     pub fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).expect("report serialises");
         crate::storage::write_atomic(path, &json).map_err(|e| Error::io(path, e))
