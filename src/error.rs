@@ -110,6 +110,9 @@ pub enum Error {
     #[error("audit key from {from}: {problem}")]
     AuditKey { from: String, problem: KeyProblem },
 
+    #[error("manifest key from {from}: {problem}")]
+    ManifestKey { from: String, problem: KeyProblem },
+
     #[error("{}: its last record was not written with this audit key (another key, or the record was altered)", path.display())]
     AuditKeyMismatch { path: PathBuf },
 }

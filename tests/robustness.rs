@@ -134,7 +134,9 @@ fn awkward_files_are_redacted_or_refused_never_leaked() {
                 assert!(f.reason.is_some(), "{}: skipped without a reason", f.input);
                 assert!(!out.join(rel).exists(), "{}: skipped but present in the output", f.input);
             }
-            FileStatus::Held => panic!("no register, nothing to hold"),
+            FileStatus::Held | FileStatus::Violation => {
+                panic!("{}: no register, nothing to hold; redact finds no violations", f.input)
+            }
         }
     }
     // Nothing the corpus holds appears in the output unless it was checked.

@@ -5,6 +5,7 @@
 mod args;
 mod audit;
 mod calibrate;
+mod check;
 mod config;
 mod enroll;
 mod exit;
@@ -70,6 +71,14 @@ enum Command {
     /// Example: blurgate redact event-2026/ --out publish/ --report report.json
     #[command(after_long_help = redact::AFTER_HELP)]
     Redact(redact::RedactArgs),
+
+    /// The publication gate: does anything published show a face the policy forbids?
+    ///
+    /// Exits 0 when nothing does, 1 when something does (findings on stdout, --report,
+    /// --junit), 2 on usage or set-up errors.
+    ///
+    /// Example: blurgate check publish/ --register optouts.reg --format github --junit check.xml
+    Check(check::CheckArgs),
 
     /// Add a person to the opt-out register from one or more reference photos.
     ///
@@ -172,6 +181,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
     let ctx = Context { models: cli.models, device: cli.device.into(), quiet: cli.quiet, config };
     match cli.command {
         Command::Redact(args) => redact::run(args, sub, &ctx),
+        Command::Check(args) => check::run(args, sub, &ctx),
         Command::Enroll(args) => enroll::run(args, &ctx),
         Command::Find(args) => find::run(args, sub, &ctx),
         Command::Forget(args) => forget::run(args),

@@ -2,12 +2,12 @@
 //! library's option types, checked as they go.
 
 use blurgate::detect::{DetectorOptions, Tiling};
-use blurgate::jobs::{Matching, RunOptions};
+use blurgate::jobs::{Decisions, Matching, RunOptions};
 use blurgate::media::DecodeLimits;
 use blurgate::models::Device;
-use blurgate::register::{today, Register};
+use blurgate::register::{today, Register, RegisterFile};
 
-use super::args::{DetectionArgs, MatchArgs, TilesArg};
+use super::args::{DetectionArgs, MatchArgs, PolicyArg, TilesArg};
 use super::exit::usage;
 
 pub fn detection(a: &DetectionArgs, device: Device) -> anyhow::Result<DetectorOptions> {
@@ -35,6 +35,22 @@ pub fn limits(a: &DetectionArgs) -> DecodeLimits {
 /// Run control shared by the jobs that go over many files.
 pub fn run(detection: &DetectionArgs, jobs: Option<usize>) -> RunOptions {
     RunOptions::default().with_limits(limits(detection)).with_jobs(jobs)
+}
+
+/// Who is redacted: every face without a register; with one, `policy` (opt-outs by default).
+pub fn decisions(
+    register: Option<&RegisterFile>,
+    a: &MatchArgs,
+    policy: Option<PolicyArg>,
+) -> anyhow::Result<Decisions> {
+    let mut decisions = Decisions::default();
+    if let Some(file) = register {
+        decisions = decisions.with_matching(matching(a, file.load()?.0)?);
+    }
+    Ok(match policy {
+        Some(p) => decisions.with_policy(p.into()),
+        None => decisions,
+    })
 }
 
 /// Recognition against `register` with the thresholds in force today.

@@ -202,15 +202,8 @@ impl RedactArgs {
     }
 
     fn decisions(&self) -> anyhow::Result<Decisions> {
-        let mut decisions = Decisions::default().with_hold_uncertain(self.hold_uncertain);
-        if let Some(path) = &self.register {
-            let (register, _) = RegisterFile::new(path, self.key_file.as_deref()).load()?;
-            decisions = decisions.with_matching(options::matching(&self.matching, register)?);
-        }
-        Ok(match self.policy {
-            Some(p) => decisions.with_policy(p.into()),
-            None => decisions,
-        })
+        let register = self.register.as_deref().map(|r| RegisterFile::new(r, self.key_file.as_deref()));
+        Ok(options::decisions(register.as_ref(), &self.matching, self.policy)?.with_hold_uncertain(self.hold_uncertain))
     }
 }
 

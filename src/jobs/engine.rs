@@ -25,6 +25,13 @@ pub struct Matching {
     pub today: Date,
 }
 
+impl Matching {
+    /// sha256 of the register's content: what a result found with it depends on.
+    pub fn register_digest(&self) -> String {
+        crate::digest::sha256_hex(&serde_json::to_vec(&self.register).expect("register serialises"))
+    }
+}
+
 /// Whether an engine loads the recogniser as well as the detector.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recognition {

@@ -6,9 +6,11 @@
 //! change a redact run's decisions afterwards, on a local web page.
 
 pub mod calibrate;
+pub mod check;
 pub mod engine;
 pub mod enrol;
 pub mod find;
+pub mod manifest;
 pub mod observer;
 pub mod outcome;
 pub mod plan;
@@ -24,6 +26,8 @@ pub use outcome::FileError;
 pub use pool::keep_freed_memory;
 pub use redact::{run_redact, Decisions, RedactJob};
 pub use review::{Review, ReviewError, ReviewServer};
+
+use std::path::PathBuf;
 
 use crate::audit::AuditTarget;
 use crate::media::{DecodeLimits, EncodeOptions};
@@ -60,6 +64,9 @@ pub struct RunOptions {
     pub audit: Option<AuditTarget>,
     /// Decide everything, write nothing (no outputs, run state or audit records).
     pub dry_run: bool,
+    /// The key that seals the output folder's manifest (`None`: `BLURGATE_MANIFEST_KEY`, else
+    /// the key store).
+    pub manifest_key_file: Option<PathBuf>,
 }
 
 impl RunOptions {
@@ -80,5 +87,8 @@ impl RunOptions {
     }
     pub fn with_dry_run(self, dry_run: bool) -> Self {
         RunOptions { dry_run, ..self }
+    }
+    pub fn with_manifest_key_file(self, manifest_key_file: Option<PathBuf>) -> Self {
+        RunOptions { manifest_key_file, ..self }
     }
 }

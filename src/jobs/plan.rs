@@ -17,6 +17,8 @@ pub enum Skip {
     NotMedia,
     #[error("a symbolic link that leads outside its input folder")]
     LinkOutside,
+    #[error("blurgate's manifest of this folder")]
+    Manifest,
 }
 
 /// What a job does with a file it found.
@@ -62,7 +64,9 @@ pub fn walk(inputs: &[Location], follow_symlinks: bool) -> Result<Walk> {
         walk.folders.push(input.clone());
         let listing = input.list(follow_symlinks)?;
         for listed in listing.files {
+            let manifest = listed.rel.file_name().is_some_and(|n| n == super::manifest::FILE_NAME);
             let verdict = match (listed.unreadable, MediaKind::classify(&listed.rel)) {
+                _ if manifest => Verdict::Skip(Skip::Manifest),
                 (Some(e), _) => Verdict::Fail(FileError::Read(e)),
                 (None, Classified::Media(_)) => Verdict::Check,
                 (None, Classified::Unsupported(ext)) => Verdict::Fail(FileError::Unsupported(ext)),

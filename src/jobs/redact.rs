@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use super::engine::{Engine, Matching, ModelDigests, Recognition};
+use super::manifest::{Entry, Manifest, ManifestKey};
 use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
 use super::plan::{self, Planned, Verdict};
@@ -19,6 +20,7 @@ use crate::matching::{Action, FaceDecision, Policy};
 use crate::media::{self, jpeg, Photo};
 use crate::models::ModelDir;
 use crate::redact::Mask;
+use crate::register::keystore;
 use crate::report::{FaceReport, FileReport, FileStatus, RenderSettings, Report};
 use crate::storage::Location;
 
@@ -89,10 +91,8 @@ impl RedactJob {
     /// Hash of everything that decides a file's output: a resumed run skips a file only if
     /// this is unchanged.
     fn settings_hash(&self, models: &ModelDigests) -> String {
-        let register = self.decisions.matching.as_ref().map(|m| {
-            let json = serde_json::to_vec(&m.register).expect("register serialises");
-            (sha256_hex(&json), &m.purpose, m.thresholds, m.today)
-        });
+        let register =
+            self.decisions.matching.as_ref().map(|m| (m.register_digest(), &m.purpose, m.thresholds, m.today));
         let text = format!(
             "{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
             env!("CARGO_PKG_VERSION"),
@@ -124,11 +124,15 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
     let dry_run = job.run.dry_run;
     // A dry run writes nothing: no output folder, no run state, no audit record.
     let audit = job.run.audit.as_ref().filter(|_| !dry_run).map(AuditLog::open).transpose()?;
-    let state = if dry_run {
-        None
+    let (state, manifest_key) = if dry_run {
+        (None, None)
     } else {
         job.out.create_folder()?;
-        Some(RunState::open(&job.out, job.run.fresh)?)
+        if let Some(file) = &job.run.manifest_key_file {
+            keystore::refuse_inside(file, job.out.local_path(), "the output folder")?;
+        }
+        let key = ManifestKey::load(job.run.manifest_key_file.as_deref(), true)?;
+        (Some(RunState::open(&job.out, job.run.fresh)?), Some(key))
     };
     let run = Run { engine: &engine, job, state, settings: job.settings_hash(engine.model_digests()) };
     let files = pool::run(plan, workers, observer, |p| {
@@ -147,7 +151,24 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
     report.render = Some(RenderSettings::new(&job.render.redact, &job.render.encode));
     report.thresholds = decisions.matching.as_ref().map(|m| m.thresholds);
     report.dry_run = dry_run;
+    if let Some(key) = manifest_key {
+        vouch(&report, job, &key)?;
+    }
     Ok(report)
+}
+
+/// Records in the output folder's manifest every output this run wrote (or found finished),
+/// under its policy and register, for `check`.
+fn vouch(report: &Report, job: &RedactJob, key: &ManifestKey) -> Result<()> {
+    let mut manifest = Manifest::read(&job.out, key);
+    let register = job.decisions.matching.as_ref().map(Matching::register_digest);
+    for f in &report.files {
+        let (Some(output), Some(sha256)) = (&f.output, &f.output_sha256) else { continue };
+        let Ok(rel) = std::path::Path::new(output).strip_prefix(job.out.local_path()) else { continue };
+        let entry = Entry { sha256: sha256.clone(), policy: job.decisions.policy, register: register.clone() };
+        manifest.set(rel, entry);
+    }
+    manifest.write(&job.out, key)
 }
 
 fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) -> Event {

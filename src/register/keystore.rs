@@ -44,6 +44,50 @@ pub fn parse_hex(text: &str) -> std::result::Result<[u8; 32], KeyProblem> {
     Ok(key)
 }
 
+/// Where a key was taken from, for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyFrom {
+    File(PathBuf),
+    Env(&'static str),
+}
+
+impl std::fmt::Display for KeyFrom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyFrom::File(p) => write!(f, "{}", p.display()),
+            KeyFrom::Env(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A key kept like the audit key: `file` when given, else the hex in the variable `env`, else
+/// `store_name` in the key store, made there first when `create` and it is not there yet.
+pub fn resolve(
+    file: Option<&Path>,
+    env: &'static str,
+    store_name: &str,
+    create: bool,
+) -> Result<std::result::Result<[u8; 32], (KeyFrom, KeyProblem)>> {
+    let path = match file {
+        Some(f) => f.to_path_buf(),
+        None if std::env::var_os(env).is_some_and(|v| !v.is_empty()) => {
+            let text = std::env::var(env).unwrap_or_default();
+            return Ok(parse_hex(&text).map_err(|p| (KeyFrom::Env(env), p)));
+        }
+        None => key_dir()?.join(store_name),
+    };
+    if create && file.is_none() && !path.exists() {
+        let key = random_key();
+        match write_new_key(&path, &key) {
+            Ok(()) => return Ok(Ok(key)),
+            // Another run made it first: use theirs.
+            Err(Error::KeyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(read_key(&path).map_err(|p| (KeyFrom::File(path), p)))
+}
+
 pub fn read_key(path: &Path) -> std::result::Result<[u8; 32], KeyProblem> {
     parse_hex(&std::fs::read_to_string(path).map_err(KeyProblem::Unreadable)?)
 }

@@ -47,6 +47,8 @@ pub enum FileStatus {
     Held,
     /// Not a photo or video (or a link out of its folder): left alone; `reason` says why.
     Skipped,
+    /// `check`: shows faces the policy forbids (listed in `faces`).
+    Violation,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -64,6 +66,9 @@ pub struct FileReport {
     /// Why a `skipped` file was left alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// `check`: the folder's manifest says `redact` wrote exactly this file under this policy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vouched: bool,
     /// What of the input the output does not carry (a second picture, other images).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
@@ -91,6 +96,11 @@ pub struct FileReport {
 }
 
 impl FileReport {
+    /// The status as the report writes it.
+    pub fn status_name(&self) -> String {
+        serde_json::to_value(self.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    }
+
     pub fn new(input: &impl std::fmt::Display) -> Self {
         FileReport {
             input: input.to_string(),
@@ -99,6 +109,7 @@ impl FileReport {
             error: None,
             error_kind: None,
             reason: None,
+            vouched: false,
             notes: Vec::new(),
             pending_output: None,
             width: None,
@@ -244,6 +255,9 @@ pub struct Summary {
     /// Files listed with status `skipped`.
     #[serde(default)]
     pub skipped: usize,
+    /// `check`: files that show faces the policy forbids.
+    #[serde(default)]
+    pub violations: usize,
     pub seconds: f64,
 }
 
@@ -290,6 +304,7 @@ impl Summary {
             faces_uncertain: faces.filter(|f| f.decision == Some(Decision::Uncertain)).count(),
             ignored: count(FileStatus::Skipped),
             skipped: count(FileStatus::Skipped),
+            violations: count(FileStatus::Violation),
             seconds: (seconds * 1000.0).round() / 1000.0,
         }
     }
