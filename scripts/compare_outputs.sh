@@ -56,8 +56,8 @@ for set in "${SETS[@]}"; do
     "$bin" -q redact "${INPUTS[@]}" --out "$WORK/out" --report "$WORK/$name-$which.json" $args || true
     mv "$WORK/out" "$WORK/$name-$which" && rm -rf "$WORK/.out.blurgate"
   done
-  if diff <(cd "$WORK/$name-before" && find . -type f -exec sha256sum {} + | sort -k2) \
-          <(cd "$WORK/$name-after" && find . -type f -exec sha256sum {} + | sort -k2) >"$WORK/diff"; then
+  if diff <(cd "$WORK/$name-before" && find . -type f ! -name .blurgate-manifest.json -exec sha256sum {} + | sort -k2) \
+          <(cd "$WORK/$name-after" && find . -type f ! -name .blurgate-manifest.json -exec sha256sum {} + | sort -k2) >"$WORK/diff"; then
     files=$(find "$WORK/$name-before" -type f | wc -l)
     echo "$name: $files output files identical"
   else
