@@ -37,7 +37,12 @@ pub fn run_check(job: &CheckJob, models: &ModelDir, observer: &dyn Observer) -> 
     if decisions.policy != Policy::All && decisions.matching.is_none() {
         return Err(Error::PolicyNeedsRegister { policy: decisions.policy.name() });
     }
-    let key = ManifestKey::load(job.run.manifest_key_file.as_deref(), false).ok();
+    // Without a manifest key nothing is vouched for and every file is searched; a key file
+    // that was named must be usable.
+    let key = match &job.run.manifest_key_file {
+        Some(file) => Some(ManifestKey::load(Some(file), false)?),
+        None => ManifestKey::load(None, false).ok(),
+    };
     // Each file with the manifest of the location it was found under.
     let mut files: Vec<(Found, usize)> = Vec::new();
     let mut manifests = Vec::new();
