@@ -660,7 +660,7 @@ fn output_inside_input_is_refused() {
 #[test]
 fn missing_models_say_how_to_fix_it() {
     let tmp = tempfile::tempdir().unwrap();
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_blurgate"))
+    let o = command()
         .args(["redact", s(&fixture("photos/obama.jpg")), "--out", s(&tmp.path().join("o")), "--models", s(tmp.path())])
         .output()
         .unwrap();
@@ -685,7 +685,7 @@ fn a_damaged_model_is_refused() {
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xff;
         std::fs::write(models.join(file), bytes).unwrap();
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_blurgate"))
+        let o = command()
             .args([
                 "redact",
                 s(&fixture("photos/obama.jpg")),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::common::*;
@@ -236,12 +236,12 @@ fn killed_runs_never_leave_partial_files_and_resume_to_completion() {
     assert!(o.status.success(), "{}", stderr(&o));
     let full_run = started.elapsed();
     let reference = tree(&reference_out);
-    assert_eq!(reference.len(), 6);
+    assert_eq!(reference.len(), 7, "six photos and the manifest");
+    assert!(reference.contains_key(Path::new(MANIFEST)));
 
     let out = tmp.path().join("publish");
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_blurgate"))
-            .env("BLURGATE_MODELS", models_dir())
+        command()
             .args(["redact", s(&src), "--out", s(&out), "-j", "1", "-q"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -2,7 +2,7 @@
 //! and the kind of each failure in the report.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use blurgate::detect::Speed;
 use blurgate::report::FileStatus;
@@ -11,13 +11,7 @@ use crate::common::*;
 
 /// blurgate run in `dir` (where a `blurgate.toml` is picked up).
 fn blurgate_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_blurgate"))
-        .current_dir(dir)
-        .env("BLURGATE_MODELS", models_dir())
-        .env_remove("BLURGATE_CONFIG")
-        .args(args)
-        .output()
-        .expect("blurgate runs")
+    command().current_dir(dir).env_remove("BLURGATE_CONFIG").args(args).output().expect("blurgate runs")
 }
 
 /// Mean brightness of the report's first face box in the output.

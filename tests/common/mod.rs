@@ -39,7 +39,8 @@ pub fn command() -> Command {
         .env("BLURGATE_MODELS", models_dir())
         .env("BLURGATE_KEY_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("blurgate-keys"))
         .env_remove("BLURGATE_REGISTER_KEY")
-        .env_remove("BLURGATE_AUDIT_KEY");
+        .env_remove("BLURGATE_AUDIT_KEY")
+        .env_remove("BLURGATE_MANIFEST_KEY");
     command
 }
 
