@@ -10,7 +10,7 @@ use super::engine::{Engine, Recognition};
 use super::manifest::{Manifest, ManifestKey};
 use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
-use super::plan::{self, Found, Verdict};
+use super::plan::{self, Found};
 use super::redact::{decode, read_input, Decisions};
 use super::{pool, RunOptions};
 use crate::detect::DetectorOptions;
@@ -82,14 +82,8 @@ fn check_file(
     job: &CheckJob,
     report: &mut FileReport,
 ) -> Result<(), FileError> {
-    match found.verdict {
-        Verdict::Check => {}
-        Verdict::Fail(e) => return Err(e),
-        Verdict::Skip(why) => {
-            report.status = FileStatus::Skipped;
-            report.reason = Some(why.to_string());
-            return Ok(());
-        }
+    if !found.verdict.admit(report)? {
+        return Ok(());
     }
     let bytes = read_input(&found.input, report)?;
     let sha256 = report.input_sha256.clone().expect("set by read_input");

@@ -5,7 +5,7 @@ use std::time::Instant;
 use super::engine::{Engine, Matching, Recognition};
 use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
-use super::plan::{self, Verdict};
+use super::plan;
 use super::redact::{decode, read_input};
 use super::{pool, RunOptions};
 use crate::detect::DetectorOptions;
@@ -32,16 +32,11 @@ pub fn run_find(job: &FindJob, models: &ModelDir, observer: &dyn Observer) -> Re
     let engine = Engine::new(models, job.detection.clone(), Recognition::On, workers)?;
     let files = pool::run(walk.files, workers, observer, |f| {
         let mut report = FileReport::new(&f.input);
-        let verdict = match f.verdict {
-            Verdict::Check => Ok(()),
-            Verdict::Fail(e) => Err(e),
-            Verdict::Skip(why) => {
-                report.status = FileStatus::Skipped;
-                report.reason = Some(why.to_string());
-                return report;
-            }
+        let result = match f.verdict.admit(&mut report) {
+            Ok(false) => return report,
+            admitted => admitted,
         };
-        let result = verdict.and_then(|()| {
+        let result = result.and_then(|_| {
             let photo = decode(&read_input(&f.input, &mut report)?, job.run.limits, &mut report)?;
             let frames = photo.frames();
             frames

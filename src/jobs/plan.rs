@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::outcome::FileError;
 use crate::error::{Error, Result};
 use crate::media::{Classified, MediaKind};
+use crate::report::{FileReport, FileStatus};
 use crate::storage::Location;
 
 /// Why a file is left alone.
@@ -28,6 +29,22 @@ pub enum Verdict {
     /// Known before reading it that it cannot be checked.
     Fail(FileError),
     Skip(Skip),
+}
+
+impl Verdict {
+    /// Whether the file is to be checked: a skipped file is marked so in `report` (false), a
+    /// failure known in advance is returned.
+    pub fn admit(self, report: &mut FileReport) -> Result<bool, FileError> {
+        match self {
+            Verdict::Check => Ok(true),
+            Verdict::Fail(e) => Err(e),
+            Verdict::Skip(why) => {
+                report.status = FileStatus::Skipped;
+                report.reason = Some(why.to_string());
+                Ok(false)
+            }
+        }
+    }
 }
 
 /// A file found in the inputs.

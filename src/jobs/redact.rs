@@ -317,14 +317,8 @@ fn render(
 
 fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(), FileError> {
     let job = run.job;
-    match std::mem::replace(&mut p.verdict, Verdict::Check) {
-        Verdict::Check => {}
-        Verdict::Fail(e) => return Err(e),
-        Verdict::Skip(why) => {
-            report.status = FileStatus::Skipped;
-            report.reason = Some(why.to_string());
-            return Ok(());
-        }
+    if !std::mem::replace(&mut p.verdict, Verdict::Check).admit(report)? {
+        return Ok(());
     }
     let bytes = read_input(&p.input, report)?;
     let input_sha256 = report.input_sha256.clone().expect("set by read_input");
