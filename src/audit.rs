@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::digest::{hex, sha256_hex};
-use crate::error::{Error, KeyProblem, Result};
+use crate::error::{Error, Result};
 use crate::matching::{Action, Decision, Policy, Thresholds};
 use crate::register::keystore::{self, key_dir, refuse_in_folder_of};
 use crate::report::FileStatus;
@@ -165,22 +165,10 @@ impl AuditTarget {
 
     /// The audit key; with `create`, a key file that is not there yet is made.
     fn key(&self, create: bool) -> Result<AuditKey> {
-        let Some(path) = self.key_path()? else {
-            let text = std::env::var(AUDIT_KEY_ENV).unwrap_or_default();
-            let problem = |problem| Error::AuditKey { from: AUDIT_KEY_ENV.into(), problem };
-            return keystore::parse_hex(&text).map(AuditKey).map_err(problem);
-        };
-        if create && !path.exists() {
-            let key = keystore::random_key();
-            match keystore::write_new_key(&path, &key) {
-                Ok(()) => return Ok(AuditKey(key)),
-                // Another run made it first: use theirs.
-                Err(Error::KeyExists { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let problem = |problem: KeyProblem| Error::AuditKey { from: path.display().to_string(), problem };
-        keystore::read_key(&path).map(AuditKey).map_err(problem)
+        let path = self.key_path()?;
+        keystore::resolve(path.as_deref(), AUDIT_KEY_ENV, STORE_NAME, create)?
+            .map(AuditKey)
+            .map_err(|(from, problem)| Error::AuditKey { from: from.to_string(), problem })
     }
 }
 

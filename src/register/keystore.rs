@@ -60,8 +60,8 @@ impl std::fmt::Display for KeyFrom {
     }
 }
 
-/// A key kept like the audit key: `file` when given, else the hex in the variable `env`, else
-/// `store_name` in the key store, made there first when `create` and it is not there yet.
+/// A key from `file` when given, else the hex in the variable `env`, else `store_name` in the
+/// key store; with `create`, a key file that is not there yet is made first.
 pub fn resolve(
     file: Option<&Path>,
     env: &'static str,
@@ -76,7 +76,7 @@ pub fn resolve(
         }
         None => key_dir()?.join(store_name),
     };
-    if create && file.is_none() && !path.exists() {
+    if create && !path.exists() {
         let key = random_key();
         match write_new_key(&path, &key) {
             Ok(()) => return Ok(Ok(key)),
