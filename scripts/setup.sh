@@ -381,6 +381,10 @@ else
       say "no chromium/chromedriver: the browser test will be skipped (Debian: apt-get install chromium chromium-driver)"
     fi
   fi
+  # The object-storage tests (tests/objects.rs) run against a real S3-compatible server,
+  # s3s-fs, built once from crates.io into .cache/s3s (pinned; 4-8 minutes on 2 cores).
+  say "s3s-fs for the object-storage tests (scripts/s3_server.sh install)"
+  bash scripts/s3_server.sh install
   say "cargo build --release"
   cargo build --release
   say "built target/release/blurgate ($(elapsed) in all)"

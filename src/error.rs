@@ -40,6 +40,9 @@ pub enum Error {
     #[error("no photos found in the inputs")]
     NoMedia,
 
+    #[error("{location}: not a location blurgate reads (a local path, or s3://, gs:// or az:// followed by a bucket)")]
+    UnknownScheme { location: String },
+
     #[error("{input}: not a file name")]
     NotAFile { input: String },
 

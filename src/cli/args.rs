@@ -8,12 +8,14 @@ use serde::Deserialize;
 
 use blurgate::audit::{AuditLog, AuditTarget};
 use blurgate::detect::{Precision, Speed, Tiling};
+use blurgate::jobs::plan::Shard;
 use blurgate::matching::{Policy, DEFAULT_TARGET_FAR};
 use blurgate::media::{DecodeLimits, OutputFormat};
 use blurgate::models::Device;
 use blurgate::redact::Style;
 use blurgate::register::keystore::refuse_inside;
 use blurgate::register::{RegisterFile, DEFAULT_PURPOSE};
+use blurgate::storage::{Location, StoreOptions};
 
 #[derive(clap::Args, Debug)]
 pub struct RegisterArgs {
@@ -64,8 +66,8 @@ impl AuditArg {
 pub fn refuse_keys_inside(
     register: Option<&RegisterFile>,
     audit: Option<&AuditTarget>,
-    inputs: &[PathBuf],
-    out: Option<&Path>,
+    inputs: &[Location],
+    out: Option<&Location>,
 ) -> anyhow::Result<()> {
     let mut keys = Vec::new();
     if let Some(register) = register {
@@ -75,11 +77,72 @@ pub fn refuse_keys_inside(
         keys.extend(audit.key_path()?);
     }
     for key in &keys {
-        for folder in inputs.iter().map(PathBuf::as_path).chain(out) {
+        for folder in inputs.iter().chain(out).filter_map(Location::local_path) {
             refuse_inside(key, folder, "a folder this run reads or writes")?;
         }
     }
     Ok(())
+}
+
+/// Where files live and how a run over many of them is shared out and remembered.
+#[derive(clap::Args, Debug)]
+pub struct StoreArgs {
+    /// Endpoint for s3:// (an S3-compatible server: MinIO, Garage, Ceph, s3s-fs) and az://
+    /// locations, e.g. http://127.0.0.1:8014 (default: $AWS_ENDPOINT_URL, else the provider's).
+    /// Credentials and region come from the usual variables: AWS_ACCESS_KEY_ID,
+    /// AWS_SECRET_ACCESS_KEY, AWS_REGION; GOOGLE_SERVICE_ACCOUNT / GOOGLE_APPLICATION_CREDENTIALS;
+    /// AZURE_STORAGE_ACCOUNT_NAME, AZURE_STORAGE_ACCOUNT_KEY.
+    #[arg(long, env = "BLURGATE_ENDPOINT", value_name = "URL")]
+    pub endpoint: Option<String>,
+
+    /// Folder of the result cache: files checked before with the same content, models,
+    /// settings, policy and register are not checked again (default: $XDG_CACHE_HOME/blurgate,
+    /// else ~/.cache/blurgate). It holds no face data.
+    #[arg(long, env = "BLURGATE_CACHE_DIR", value_name = "DIR")]
+    pub cache: Option<PathBuf>,
+
+    /// Check every file in full, neither reading nor writing the result cache.
+    #[arg(long)]
+    pub no_cache: bool,
+
+    /// Only part I of N of the inputs (0 <= I < N), chosen by a hash of each file's path below
+    /// its input folder: N processes with --shard 0/N ... (N-1)/N cover the inputs exactly once
+    /// (e.g. a Kubernetes Indexed Job: --shard $(JOB_COMPLETION_INDEX)/N). Merge their reports
+    /// with `blurgate report merge`.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+}
+
+fn parse_shard(text: &str) -> Result<Shard, String> {
+    let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
+    let (i, n) = (i.trim().parse().map_err(|_| "I is not a number")?, n.trim().parse().map_err(|_| "N is not a number")?);
+    Shard::new(i, n).map_err(|e| e.to_string())
+}
+
+impl StoreArgs {
+    pub fn options(&self) -> StoreOptions {
+        StoreOptions::default().with_endpoint(self.endpoint.clone())
+    }
+
+    pub fn location(&self, text: &str) -> anyhow::Result<Location> {
+        Ok(Location::parse(text, &self.options())?)
+    }
+
+    pub fn locations(&self, texts: &[String]) -> anyhow::Result<Vec<Location>> {
+        texts.iter().map(|t| self.location(t)).collect()
+    }
+
+    /// The cache folder in force, `None` with --no-cache (or with nowhere to put it).
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            return None;
+        }
+        self.cache.clone().or_else(|| {
+            let xdg = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()).map(PathBuf::from);
+            let home = || std::env::var_os("HOME").filter(|v| !v.is_empty()).map(|h| PathBuf::from(h).join(".cache"));
+            Some(xdg.or_else(home)?.join("blurgate"))
+        })
+    }
 }
 
 #[derive(clap::Args, Debug)]

@@ -10,9 +10,9 @@ use blurgate::jobs::check::{run_check, CheckJob};
 use blurgate::register::RegisterFile;
 use blurgate::report::{FileReport, FileStatus, Report};
 use blurgate::sheet::{self, SheetOptions};
-use blurgate::storage::{write_atomic, Location};
+use blurgate::storage::write_atomic;
 
-use super::args::{DetectionArgs, MatchArgs, PolicyArg};
+use super::args::{DetectionArgs, MatchArgs, PolicyArg, StoreArgs};
 use super::config::take_opt;
 use super::exit::FILES_FAILED;
 use super::progress::Progress;
@@ -47,9 +47,10 @@ pub enum FindingsFormat {
 #[derive(clap::Args, Debug)]
 #[command(after_long_help = AFTER_HELP)]
 pub struct CheckArgs {
-    /// Photos and folders as published.
+    /// Photos and folders as published: local paths, or s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix.
     #[arg(required = true, value_name = "LOCATION")]
-    pub locations: Vec<PathBuf>,
+    pub locations: Vec<String>,
 
     /// Register of enrolled people; with it the default policy is opt-outs.
     #[arg(long, value_name = "FILE")]
@@ -93,6 +94,9 @@ pub struct CheckArgs {
     /// Photos processed at once (default: one per CPU core).
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 pub fn run(mut a: CheckArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -105,10 +109,10 @@ pub fn run(mut a: CheckArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<Ex
     let register = a.register.as_deref().map(|r| RegisterFile::new(r, a.key_file.as_deref()));
     let decisions = options::decisions(register.as_ref(), &a.matching, a.policy)?;
     let job = CheckJob {
-        locations: a.locations.iter().map(|p| Location::from(p.clone())).collect(),
+        locations: a.store.locations(&a.locations)?,
         detection: options::detection(&a.detection, ctx.device)?,
         decisions,
-        run: options::run(&a.detection, a.jobs).with_manifest_key_file(a.manifest_key_file.clone()),
+        run: options::run(&a.detection, &a.store, a.jobs).with_manifest_key_file(a.manifest_key_file.clone()),
     };
     let report = run_check(&job, &ctx.models()?, &Progress::new(!ctx.quiet))?;
     print!("{}", findings(&report, a.format));

@@ -8,9 +8,8 @@ use clap::ArgMatches;
 use blurgate::jobs::{run_find, FindJob};
 use blurgate::matching::Decision;
 use blurgate::register::Register;
-use blurgate::storage::Location;
 
-use super::args::{refuse_keys_inside, DetectionArgs, MatchArgs, RegisterArgs};
+use super::args::{refuse_keys_inside, DetectionArgs, MatchArgs, RegisterArgs, StoreArgs};
 use super::config::take_opt;
 use super::exit::FILES_FAILED;
 use super::progress::Progress;
@@ -39,9 +38,12 @@ pub struct FindArgs {
     #[arg(long, short = 'j', value_name = "N")]
     pub jobs: Option<usize>,
 
-    /// Photos and folders to search.
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Photos and folders to search (local paths or s3://, gs://, az:// locations).
     #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<String>,
 }
 
 pub fn run(mut a: FindArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<ExitCode> {
@@ -50,13 +52,14 @@ pub fn run(mut a: FindArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<Exi
     take_opt(m, "jobs", &mut a.jobs, &ctx.config.run.jobs);
     let file = a.register.file();
     let (register, _) = file.load()?;
-    refuse_keys_inside(Some(&file), None, &a.inputs, None)?;
+    let inputs = a.store.locations(&a.inputs)?;
+    refuse_keys_inside(Some(&file), None, &inputs, None)?;
     let person = register.person(&a.id).cloned().ok_or_else(|| blurgate::Error::UnknownPerson { id: a.id.clone() })?;
     let job = FindJob {
-        inputs: a.inputs.iter().map(|p| Location::from(p.clone())).collect(),
+        inputs,
         detection: options::detection(&a.detection, ctx.device)?,
         matching: options::matching(&a.matching, Register { people: vec![person], calibration: register.calibration })?,
-        run: options::run(&a.detection, a.jobs),
+        run: options::run(&a.detection, &a.store, a.jobs),
     };
     let report = run_find(&job, &ctx.models()?, &Progress::new(!ctx.quiet))?;
     for f in report.files.iter().filter(|f| !f.faces.is_empty()) {

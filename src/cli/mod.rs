@@ -15,6 +15,7 @@ mod options;
 mod progress;
 mod redact;
 mod register;
+mod report;
 mod review;
 
 use std::path::PathBuf;
@@ -137,6 +138,10 @@ enum Command {
     ///
     /// Example: blurgate calibrate --identities staff-photos/   (one sub-folder per person)
     Calibrate(calibrate::CalibrateArgs),
+
+    /// Work with reports: merge the reports of a run's shards.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// What every command gets besides its own arguments.
@@ -189,5 +194,6 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Calibrate(args) => calibrate::run(args, &ctx),
         Command::Review(args) => review::run(args, sub, &ctx),
+        Command::Report(cmd) => report::run(cmd, ctx.quiet),
     }
 }

@@ -7,7 +7,7 @@ use blurgate::media::DecodeLimits;
 use blurgate::models::Device;
 use blurgate::register::{today, Register, RegisterFile};
 
-use super::args::{DetectionArgs, MatchArgs, PolicyArg, TilesArg};
+use super::args::{DetectionArgs, MatchArgs, PolicyArg, StoreArgs, TilesArg};
 use super::exit::usage;
 
 pub fn detection(a: &DetectionArgs, device: Device) -> anyhow::Result<DetectorOptions> {
@@ -33,8 +33,12 @@ pub fn limits(a: &DetectionArgs) -> DecodeLimits {
 }
 
 /// Run control shared by the jobs that go over many files.
-pub fn run(detection: &DetectionArgs, jobs: Option<usize>) -> RunOptions {
-    RunOptions::default().with_limits(limits(detection)).with_jobs(jobs)
+pub fn run(detection: &DetectionArgs, store: &StoreArgs, jobs: Option<usize>) -> RunOptions {
+    RunOptions::default()
+        .with_limits(limits(detection))
+        .with_jobs(jobs)
+        .with_cache(store.cache_dir())
+        .with_shard(store.shard)
 }
 
 /// Who is redacted: every face without a register; with one, `policy` (opt-outs by default).

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::ArgMatches;
 
 use blurgate::audit;
+use blurgate::jobs::redact::Replace;
 use blurgate::jobs::{run_redact, Decisions, RedactJob, RenderOptions};
 use blurgate::media::{EncodeOptions, MetadataPolicy};
 use blurgate::redact::{RedactOptions, Shape};
@@ -14,7 +15,9 @@ use blurgate::report::FileStatus;
 use blurgate::sheet::{self, SheetOptions};
 use blurgate::storage::Location;
 
-use super::args::{refuse_keys_inside, AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StyleArg};
+use super::args::{
+    refuse_keys_inside, AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StoreArgs, StyleArg,
+};
 use super::config::{take, take_opt, Config};
 use super::exit::{usage, FILES_FAILED};
 use super::progress::Progress;
@@ -62,13 +65,29 @@ error (nothing written).";
 #[derive(clap::Args, Debug)]
 pub struct RedactArgs {
     /// Photos and folders to redact (JPEG and MPO, HEIC and AVIF, PNG, WebP, TIFF, BMP, GIF first
-    /// frame); a file is known by its content, whatever its name.
+    /// frame); a file is known by its content, whatever its name. Local paths, or
+    /// s3://bucket/prefix, gs://bucket/prefix, az://container/prefix.
     #[arg(required = true, value_name = "INPUT")]
-    pub inputs: Vec<PathBuf>,
+    pub inputs: Vec<String>,
 
-    /// Folder for the redacted copies (created if needed; must not be inside an input folder).
-    #[arg(long, short, value_name = "DIR")]
-    pub out: PathBuf,
+    /// Folder for the redacted copies (created if needed; must not be inside an input folder);
+    /// a local path or an object-store prefix.
+    #[arg(long, short, value_name = "DIR", required_unless_present = "replace_published")]
+    pub out: Option<String>,
+
+    /// The INPUT is a published location (one folder or prefix, or one file): replace, in
+    /// place, each file that shows a face the policy hides (after a late opt-out: use the
+    /// register) by its redacted copy, leave the others byte for byte, and vouch for all of
+    /// them in the location's manifest. Each replacement is one atomic write and an audit
+    /// record; a file that cannot be checked stays as it is and is reported failed.
+    #[arg(long, conflicts_with_all = ["out", "output_format", "jpeg_quality"])]
+    pub replace_published: bool,
+
+    /// With --replace-published: keep each replaced original here, at its path below the
+    /// location (never inside the location: it would be published). By default the originals
+    /// are not kept.
+    #[arg(long, value_name = "DIR", requires = "replace_published")]
+    pub keep_originals: Option<String>,
 
     /// Write a JSON report of every file and face to FILE.
     #[arg(long, value_name = "FILE")]
@@ -162,6 +181,9 @@ pub struct RedactArgs {
     /// folder, run state or audit record is created.
     #[arg(long)]
     pub dry_run: bool,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 impl RedactArgs {
@@ -212,13 +234,23 @@ pub fn run(mut a: RedactArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<E
     let render = a.render()?;
     let decisions = a.decisions()?;
     let register = a.register.as_deref().map(|r| RegisterFile::new(r, a.key_file.as_deref()));
-    refuse_keys_inside(register.as_ref(), a.audit.target().as_ref(), &a.inputs, Some(&a.out))?;
-    let run = options::run(&a.detection, a.jobs)
+    let inputs = a.store.locations(&a.inputs)?;
+    let job = match &a.out {
+        Some(out) => RedactJob::new(inputs.clone(), a.store.location(out)?),
+        None => {
+            let [location] = <[Location; 1]>::try_from(inputs.clone())
+                .map_err(|_| usage("--replace-published takes one published location (a folder, prefix or file)"))?;
+            let keep_originals = a.keep_originals.as_deref().map(|k| a.store.location(k)).transpose()?;
+            RedactJob::replacing(location, Replace { keep_originals })?
+        }
+    };
+    refuse_keys_inside(register.as_ref(), a.audit.target().as_ref(), &inputs, Some(&job.out))?;
+    let run = options::run(&a.detection, &a.store, a.jobs)
         .with_follow_symlinks(a.follow_symlinks)
         .with_fresh(a.fresh)
         .with_audit(a.audit.target())
         .with_dry_run(a.dry_run);
-    let job = RedactJob::new(a.inputs.iter().map(|p| Location::from(p.clone())).collect(), a.out.clone().into())
+    let job = job
         .with_detection(options::detection(&a.detection, ctx.device)?)
         .with_render(render)
         .with_decisions(decisions)

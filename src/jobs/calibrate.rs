@@ -39,13 +39,13 @@ impl PairSet {
     pub fn from_identities(dir: &Path) -> Result<PairSet> {
         let mut groups = Vec::new();
         for person in Location::from(dir).subfolders()? {
-            let found = plan::walk(&[person], false)?;
+            let found = plan::walk(&[person], false, None)?;
             groups.push(
                 found
                     .files
                     .into_iter()
                     .filter(|f| matches!(f.verdict, plan::Verdict::Check))
-                    .map(|f| f.input.local_path().to_path_buf())
+                    .filter_map(|f| f.input.local_path().map(Path::to_path_buf))
                     .collect(),
             );
         }

@@ -3,17 +3,18 @@
 //! policy, same register) passes; any other is decoded and searched, and each face the policy
 //! would redact is a finding. A file that cannot be checked fails, as in `redact`.
 
-use std::path::Path;
 use std::time::Instant;
 
-use super::engine::{Engine, Recognition};
-use super::manifest::{Manifest, ManifestKey};
+use super::cache::{self, Cache, CheckResult};
+use super::engine::{Engine, Matching, ModelDigests, Recognition};
+use super::manifest::{ManifestKey, Manifests};
 use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
 use super::plan::{self, Found};
 use super::redact::{decode, read_input, Decisions};
 use super::{pool, RunOptions};
 use crate::detect::DetectorOptions;
+use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::matching::{Action, Policy};
 use crate::models::ModelDir;
@@ -50,20 +51,26 @@ pub fn run_check(job: &CheckJob, models: &ModelDir, observer: &dyn Observer) -> 
         let folder = if location.is_folder()? {
             location.clone()
         } else {
-            Location::from(location.local_path().parent().unwrap_or(Path::new(".")))
+            location.parent()
         };
-        manifests.push(key.as_ref().map(|k| Manifest::read(&folder, k)).unwrap_or_default());
-        let found = plan::walk(std::slice::from_ref(location), job.run.follow_symlinks)?;
+        manifests.push(key.as_ref().map(|k| Manifests::read(&folder, k)).unwrap_or_default());
+        let found = plan::walk(std::slice::from_ref(location), job.run.follow_symlinks, job.run.shard)?;
         files.extend(found.files.into_iter().map(|f| (f, manifests.len() - 1)));
     }
     let workers = pool::workers(job.run.jobs, files.len());
     let recognition = if decisions.matching.is_some() { Recognition::On } else { Recognition::Off };
     let engine = Engine::new(models, job.detection.clone(), recognition, workers)?;
-    let register = decisions.matching.as_ref().map(|m| m.register_digest());
+    let run = CheckRun {
+        engine: &engine,
+        job,
+        cache: job.run.cache.as_deref().map(Cache::new),
+        settings: job.settings_hash(engine.model_digests()),
+        register: decisions.matching.as_ref().map(Matching::register_digest),
+        matching: decisions.matching.as_ref().map(Matching::identity),
+    };
     let files = pool::run(files, workers, observer, |(found, m)| {
         let mut report = FileReport::new(&found.input);
-        let result = check_file(found, &manifests[m], register.as_deref(), &engine, job, &mut report);
-        if let Err(e) = result {
+        if let Err(e) = check_file(found, &manifests[m], &run, &mut report) {
             record_failure(&mut report, &e);
         }
         report
@@ -74,30 +81,75 @@ pub fn run_check(job: &CheckJob, models: &ModelDir, observer: &dyn Observer) -> 
     Ok(report)
 }
 
-fn check_file(
-    found: Found,
-    manifest: &Manifest,
-    register: Option<&str>,
-    engine: &Engine,
-    job: &CheckJob,
-    report: &mut FileReport,
-) -> Result<(), FileError> {
+impl CheckJob {
+    /// Names everything but the register that decides a file's result (see `cache`).
+    fn settings_hash(&self, models: &ModelDigests) -> String {
+        let text = format!(
+            "check|{}|{:?}|{:?}|{:?}|{:?}",
+            env!("CARGO_PKG_VERSION"),
+            self.detection,
+            self.run.limits,
+            self.decisions.policy,
+            models
+        );
+        sha256_hex(text.as_bytes())
+    }
+}
+
+/// What every file of a check shares.
+struct CheckRun<'a> {
+    engine: &'a Engine,
+    job: &'a CheckJob,
+    cache: Option<Cache>,
+    settings: String,
+    /// The register's digest, as manifests record it.
+    register: Option<String>,
+    /// What match decisions depend on (see [`Matching::identity`]).
+    matching: Option<String>,
+}
+
+fn check_file(found: Found, manifests: &Manifests, run: &CheckRun, report: &mut FileReport) -> Result<(), FileError> {
     if !found.verdict.admit(report)? {
         return Ok(());
     }
-    let bytes = read_input(&found.input, report)?;
-    let sha256 = report.input_sha256.clone().expect("set by read_input");
-    if manifest.vouches(&found.rel, &sha256, job.decisions.policy, register) {
+    let (job, cache) = (run.job, run.cache.as_ref());
+    let version = found.version.as_ref();
+    // An object whose version an earlier run read is known by its digest without a download.
+    let mut bytes = None;
+    let sha256 = match cache.and_then(|c| c.content_of(&found.input, version)) {
+        Some(known) => known,
+        None => {
+            bytes = Some(read_input(&found.input, report)?);
+            let sha256 = report.input_sha256.clone().expect("set by read_input");
+            if let Some(c) = cache {
+                c.remember_content(&found.input, version, &sha256);
+            }
+            sha256
+        }
+    };
+    report.input_sha256 = Some(sha256.clone());
+    if manifests.vouch(&found.rel, &sha256, job.decisions.policy, run.register.as_deref()) {
         report.vouched = true;
         report.status = FileStatus::Unchanged;
         return Ok(());
     }
+    let key = cache::check_key(&sha256, &run.settings);
+    if let Some(hit) = cache.and_then(|c| c.check_result(&key)).filter(|r| r.holds_for(run.matching.as_deref())) {
+        *report = FileReport { input: report.input.clone(), cached: true, ..hit.report };
+        return Ok(());
+    }
+    let bytes = match bytes {
+        Some(b) => b,
+        None => read_input(&found.input, report)?,
+    };
     let photo = decode(&bytes, job.run.limits, report)?;
     let (policy, matching) = (job.decisions.policy, job.decisions.matching.as_ref());
     let frames = photo.frames();
     let animated = frames.len() > 1;
+    let mut faces_found = 0;
     for (i, frame) in frames.iter().enumerate() {
-        for (face, decision) in engine.analyse(frame, policy, matching).map_err(FileError::Model)? {
+        for (face, decision) in run.engine.analyse(frame, policy, matching).map_err(FileError::Model)? {
+            faces_found += 1;
             let action = decision.as_ref().map_or(Action::Redacted, |d| d.action);
             if action == Action::Redacted {
                 let finding = FaceReport::new(&face, action, None, decision);
@@ -106,5 +158,9 @@ fn check_file(
         }
     }
     report.status = if report.faces.is_empty() { FileStatus::Unchanged } else { FileStatus::Violation };
+    if let Some(c) = cache {
+        let result = CheckResult { register: run.matching.clone(), faces_found, report: report.clone() };
+        c.store_check_result(&key, &result);
+    }
     Ok(())
 }

@@ -30,6 +30,13 @@ impl Matching {
     pub fn register_digest(&self) -> String {
         crate::digest::sha256_hex(&serde_json::to_vec(&self.register).expect("register serialises"))
     }
+
+    /// Names everything a face's match decision depends on: the register, the purpose, the
+    /// band edges and the day (entries expire).
+    pub fn identity(&self) -> String {
+        let text = format!("{}|{}|{:?}|{}", self.register_digest(), self.purpose, self.thresholds, self.today);
+        crate::digest::sha256_hex(text.as_bytes())
+    }
 }
 
 /// Whether an engine loads the recogniser as well as the detector.

@@ -27,7 +27,7 @@ pub struct FindJob {
 /// Every file of the inputs, with only the faces that match (or may match) the person.
 pub fn run_find(job: &FindJob, models: &ModelDir, observer: &dyn Observer) -> Result<Report> {
     let started = Instant::now();
-    let walk = plan::walk(&job.inputs, job.run.follow_symlinks)?;
+    let walk = plan::walk(&job.inputs, job.run.follow_symlinks, job.run.shard)?;
     let workers = pool::workers(job.run.jobs, walk.files.len());
     let engine = Engine::new(models, job.detection.clone(), Recognition::On, workers)?;
     let files = pool::run(walk.files, workers, observer, |f| {

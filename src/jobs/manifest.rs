@@ -18,8 +18,11 @@ use crate::digest::hex;
 use crate::error::{Error, Result};
 use crate::matching::Policy;
 use crate::register::keystore;
+use super::plan::Shard;
 use crate::storage::Location;
 
+/// The manifest of an unsharded run; shard I of N writes `.blurgate-manifest.shard-I-of-N.json`
+/// (shards run at once, and each must not overwrite the others' entries).
 pub const FILE_NAME: &str = ".blurgate-manifest.json";
 pub const KEY_ENV: &str = "BLURGATE_MANIFEST_KEY";
 const STORE_NAME: &str = "manifest.key";
@@ -73,11 +76,41 @@ pub struct Manifest {
     files: BTreeMap<String, Entry>,
 }
 
+/// The manifest file a run (or shard) writes.
+pub fn file_name(shard: Option<Shard>) -> String {
+    match shard {
+        None => FILE_NAME.into(),
+        Some(s) => format!(".blurgate-manifest.shard-{}-of-{}.json", s.index, s.count),
+    }
+}
+
+/// Whether a file is one of blurgate's manifests.
+pub fn is_manifest(name: &str) -> bool {
+    name.starts_with(".blurgate-manifest") && name.ends_with(".json")
+}
+
+/// Every manifest of a folder (the shards' included) whose seal held.
+#[derive(Debug, Default)]
+pub struct Manifests(Vec<Manifest>);
+
+impl Manifests {
+    pub fn read(folder: &Location, key: &ManifestKey) -> Manifests {
+        let names = folder.files_here().unwrap_or_default();
+        let names = names.iter().filter_map(|f| f.file_name()?.to_str()).filter(|n| is_manifest(n));
+        Manifests(names.map(|name| Manifest::read(folder, key, name)).collect())
+    }
+
+    /// Whether one of them vouches for the file (see [`Manifest::vouches`]).
+    pub fn vouch(&self, rel: &Path, sha256: &str, policy: Policy, register: Option<&str>) -> bool {
+        self.0.iter().any(|m| m.vouches(rel, sha256, policy, register))
+    }
+}
+
 impl Manifest {
-    /// The manifest of `folder`; empty when there is none, or when its seal does not hold
-    /// under `key` (then nothing in the folder is vouched for, and a warning says why).
-    pub fn read(folder: &Location, key: &ManifestKey) -> Manifest {
-        let path = folder.join(Path::new(FILE_NAME));
+    /// The manifest `name` of `folder`; empty when there is none, or when its seal does not
+    /// hold under `key` (then nothing in it is vouched for, and a warning says why).
+    pub fn read(folder: &Location, key: &ManifestKey, name: &str) -> Manifest {
+        let path = folder.join(Path::new(name));
         let Ok(text) = path.read_text() else { return Manifest::default() };
         match serde_json::from_str::<Sealed>(&text) {
             Ok(s) if s.version == VERSION && s.mac == key.seal(&s.files) => Manifest { files: s.files },
@@ -90,12 +123,12 @@ impl Manifest {
         }
     }
 
-    /// Writes the manifest into `folder`, sealed (atomically).
-    pub fn write(&self, folder: &Location, key: &ManifestKey) -> Result<()> {
+    /// Writes the manifest into `folder` as `name`, sealed (atomically).
+    pub fn write(&self, folder: &Location, key: &ManifestKey, name: &str) -> Result<()> {
         let sealed = Sealed { version: VERSION, mac: key.seal(&self.files), files: self.files.clone() };
-        let path = folder.join(Path::new(FILE_NAME));
+        let path = folder.join(Path::new(name));
         let json = serde_json::to_vec_pretty(&sealed).expect("manifest serialises");
-        path.write_atomic(&json).map_err(|e| Error::io(path.local_path(), e))
+        path.write_atomic(&json).map_err(|e| path.error(e))
     }
 
     pub fn set(&mut self, rel: &Path, entry: Entry) {
@@ -131,15 +164,15 @@ mod tests {
         let mut m = Manifest::default();
         let entry = Entry { sha256: "ab".repeat(32), policy: Policy::All, register: None };
         m.set(Path::new("day1/a.jpg"), entry.clone());
-        m.write(&folder, &key).unwrap();
-        let read = Manifest::read(&folder, &key);
+        m.write(&folder, &key, FILE_NAME).unwrap();
+        let read = Manifest::read(&folder, &key, FILE_NAME);
         assert!(read.vouches(Path::new("day1/a.jpg"), &entry.sha256, Policy::All, None));
         assert!(!read.vouches(Path::new("day1/a.jpg"), &entry.sha256, Policy::OptOuts, None), "another policy");
         assert!(!read.vouches(Path::new("day1/a.jpg"), &"cd".repeat(32), Policy::All, None), "other bytes");
-        assert!(!Manifest::read(&folder, &other).vouches(Path::new("day1/a.jpg"), &entry.sha256, Policy::All, None));
+        assert!(!Manifest::read(&folder, &other, FILE_NAME).vouches(Path::new("day1/a.jpg"), &entry.sha256, Policy::All, None));
         let path = dir.path().join(FILE_NAME);
         let forged = std::fs::read_to_string(&path).unwrap().replace(&"ab".repeat(32), &"cd".repeat(32));
         std::fs::write(&path, forged).unwrap();
-        assert!(!Manifest::read(&folder, &key).vouches(Path::new("day1/a.jpg"), &"cd".repeat(32), Policy::All, None));
+        assert!(!Manifest::read(&folder, &key, FILE_NAME).vouches(Path::new("day1/a.jpg"), &"cd".repeat(32), Policy::All, None));
     }
 }

@@ -5,6 +5,7 @@
 //! outcomes ([`outcome`]) and an [`Observer`] that hears about progress. [`review`] lets a person
 //! change a redact run's decisions afterwards, on a local web page.
 
+pub mod cache;
 pub mod calibrate;
 pub mod check;
 pub mod engine;
@@ -67,6 +68,11 @@ pub struct RunOptions {
     /// The key that seals the output folder's manifest (`None`: `BLURGATE_MANIFEST_KEY`, else
     /// the key store).
     pub manifest_key_file: Option<PathBuf>,
+    /// Folder of the result cache (`check` skips files it has checked before under the same
+    /// settings; object contents are known by ETag); `None`: no cache.
+    pub cache: Option<PathBuf>,
+    /// Only this shard's part of the inputs.
+    pub shard: Option<plan::Shard>,
 }
 
 impl RunOptions {
@@ -90,5 +96,11 @@ impl RunOptions {
     }
     pub fn with_manifest_key_file(self, manifest_key_file: Option<PathBuf>) -> Self {
         RunOptions { manifest_key_file, ..self }
+    }
+    pub fn with_cache(self, cache: Option<PathBuf>) -> Self {
+        RunOptions { cache, ..self }
+    }
+    pub fn with_shard(self, shard: Option<plan::Shard>) -> Self {
+        RunOptions { shard, ..self }
     }
 }

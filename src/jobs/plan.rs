@@ -3,13 +3,15 @@
 //! reason (not media, a link out of its folder); none is dropped silently.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use super::outcome::FileError;
 use crate::error::{Error, Result};
 use crate::media::{Classified, MediaKind};
 use crate::report::{FileReport, FileStatus};
-use crate::storage::Location;
+use crate::storage::{Location, Version};
 
 /// Why a file is left alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -54,6 +56,39 @@ pub struct Found {
     /// Path relative to the folder it was found in (its name for a file given directly).
     pub rel: PathBuf,
     pub verdict: Verdict,
+    /// An object's size and ETag, from the listing.
+    pub version: Option<Version>,
+}
+
+/// Part `index` of `count` (from 0): a file belongs to the shard its path below its input
+/// folder hashes to, so that N processes with shards 0..N cover the inputs exactly once
+/// (and write disjoint outputs) whatever order they list them in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub fn new(index: u32, count: u32) -> Result<Shard> {
+        if count == 0 || index >= count {
+            return Err(Error::InvalidSetting { name: "shard", problem: "must be I/N with 0 <= I < N" });
+        }
+        Ok(Shard { index, count })
+    }
+
+    pub fn covers(&self, rel: &Path) -> bool {
+        let key: Vec<_> = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+        let digest = Sha256::digest(key.join("/").as_bytes());
+        let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+        n % u64::from(self.count) == u64::from(self.index)
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -70,18 +105,19 @@ const SNIFF_BYTES: usize = 64;
 /// Symlinks are followed only while they stay inside their input folder, unless
 /// `follow_symlinks`. A file whose name is not a media type's is checked when its first bytes
 /// are a format blurgate reads.
-pub fn walk(inputs: &[Location], follow_symlinks: bool) -> Result<Walk> {
+pub fn walk(inputs: &[Location], follow_symlinks: bool, shard: Option<Shard>) -> Result<Walk> {
     let mut walk = Walk::default();
     for input in inputs {
         if !input.is_folder()? {
             let name = input.file_name().ok_or_else(|| Error::NotAFile { input: input.to_string() })?;
-            walk.files.push(Found { input: input.clone(), rel: PathBuf::from(name), verdict: Verdict::Check });
+            let (rel, version) = (PathBuf::from(name), None);
+            walk.files.push(Found { input: input.clone(), rel, verdict: Verdict::Check, version });
             continue;
         }
         walk.folders.push(input.clone());
         let listing = input.list(follow_symlinks)?;
         for listed in listing.files {
-            let manifest = listed.rel.file_name().is_some_and(|n| n == super::manifest::FILE_NAME);
+            let manifest = listed.rel.file_name().and_then(|n| n.to_str()).is_some_and(super::manifest::is_manifest);
             let verdict = match (listed.unreadable, MediaKind::classify(&listed.rel)) {
                 _ if manifest => Verdict::Skip(Skip::Manifest),
                 (Some(e), _) => Verdict::Fail(FileError::Read(e)),
@@ -93,12 +129,15 @@ pub fn walk(inputs: &[Location], follow_symlinks: bool) -> Result<Walk> {
                     Err(e) => Verdict::Fail(FileError::Read(e)),
                 },
             };
-            walk.files.push(Found { input: listed.location, rel: listed.rel, verdict });
+            walk.files.push(Found { input: listed.location, rel: listed.rel, verdict, version: listed.version });
         }
         for link in listing.links_outside {
-            let rel = link.local_path().strip_prefix(input.local_path()).unwrap_or(link.local_path()).to_path_buf();
-            walk.files.push(Found { input: link, rel, verdict: Verdict::Skip(Skip::LinkOutside) });
+            let rel = link.rel_to(input).unwrap_or_else(|| PathBuf::from(link.to_string()));
+            walk.files.push(Found { input: link, rel, verdict: Verdict::Skip(Skip::LinkOutside), version: None });
         }
+    }
+    if let Some(shard) = shard {
+        walk.files.retain(|f| shard.covers(&f.rel));
     }
     Ok(walk)
 }
@@ -109,6 +148,8 @@ pub struct Planned {
     pub input: Location,
     pub output: Location,
     pub verdict: Verdict,
+    /// The input object's size and ETag, from the listing.
+    pub version: Option<Version>,
 }
 
 /// Maps every input to its place under `out`: a folder's files keep their path relative to
@@ -119,9 +160,10 @@ pub fn plan(
     inputs: &[Location],
     out: &Location,
     follow_symlinks: bool,
+    shard: Option<Shard>,
     extension: Option<&str>,
 ) -> Result<Vec<Planned>> {
-    let walk = walk(inputs, follow_symlinks)?;
+    let walk = walk(inputs, follow_symlinks, shard)?;
     for folder in &walk.folders {
         if out.is_within(folder)? {
             return Err(Error::OutputInsideInput { out: out.to_string().into(), input: folder.to_string().into() });
@@ -151,7 +193,17 @@ pub fn plan(
                 return Err(Error::WouldOverwrite { input: f.input.to_string().into() });
             }
         }
-        files.push(Planned { input: f.input, output, verdict: f.verdict });
+        files.push(Planned { input: f.input, output, verdict: f.verdict, version: f.version });
     }
     Ok(files)
+}
+
+/// The files of published locations, each its own output (`redact --replace-published`).
+pub fn in_place(locations: &[Location], follow_symlinks: bool, shard: Option<Shard>) -> Result<Vec<Planned>> {
+    let walk = walk(locations, follow_symlinks, shard)?;
+    Ok(walk
+        .files
+        .into_iter()
+        .map(|f| Planned { output: f.input.clone(), input: f.input, verdict: f.verdict, version: f.version })
+        .collect())
 }

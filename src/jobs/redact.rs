@@ -3,10 +3,12 @@
 //! per file. Nothing appears under an output name unless the whole file was checked and
 //! written.
 
+use std::path::Path;
 use std::time::Instant;
 
+use super::cache::Cache;
 use super::engine::{Engine, Matching, ModelDigests, Recognition};
-use super::manifest::{Entry, Manifest, ManifestKey};
+use super::manifest::{self, Entry, Manifest, ManifestKey, Manifests};
 use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
 use super::plan::{self, Planned, Verdict};
@@ -53,14 +55,27 @@ impl Decisions {
     }
 }
 
+/// `redact --replace-published`: the input is a published location (after a late opt-out);
+/// each file that shows a face the policy hides is replaced in place by its redacted copy
+/// (one atomic write), the others are left untouched, and the location's manifest vouches for
+/// all that were checked.
+#[derive(Debug, Clone, Default)]
+pub struct Replace {
+    /// Where the replaced originals are kept, at their paths below the location; `None`: they
+    /// are not kept.
+    pub keep_originals: Option<Location>,
+}
+
 #[derive(Debug, Clone)]
 pub struct RedactJob {
     pub inputs: Vec<Location>,
+    /// The output folder; with `replace`, the published folder itself.
     pub out: Location,
     pub detection: DetectorOptions,
     pub render: RenderOptions,
     pub decisions: Decisions,
     pub run: RunOptions,
+    pub replace: Option<Replace>,
 }
 
 impl RedactJob {
@@ -73,7 +88,15 @@ impl RedactJob {
             render: RenderOptions::default(),
             decisions: Decisions::default(),
             run: RunOptions::default(),
+            replace: None,
         }
+    }
+
+    /// Replaces the files published at `location` (a folder, or one file) that show a face the
+    /// policy hides by their redacted copies, in place.
+    pub fn replacing(location: Location, replace: Replace) -> Result<Self> {
+        let out = if location.is_folder()? { location.clone() } else { location.parent() };
+        Ok(RedactJob { replace: Some(replace), ..RedactJob::new(vec![location], out) })
     }
     pub fn with_detection(self, detection: DetectorOptions) -> Self {
         RedactJob { detection, ..self }
@@ -91,8 +114,7 @@ impl RedactJob {
     /// Hash of everything that decides a file's output: a resumed run skips a file only if
     /// this is unchanged.
     fn settings_hash(&self, models: &ModelDigests) -> String {
-        let register =
-            self.decisions.matching.as_ref().map(|m| (m.register_digest(), &m.purpose, m.thresholds, m.today));
+        let register = self.decisions.matching.as_ref().map(Matching::identity);
         let text = format!(
             "{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
             env!("CARGO_PKG_VERSION"),
@@ -114,7 +136,17 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
     if decisions.policy != Policy::All && decisions.matching.is_none() {
         return Err(Error::PolicyNeedsRegister { policy: decisions.policy.name() });
     }
-    let plan = plan::plan(&job.inputs, &job.out, job.run.follow_symlinks, job.render.encode.extension())?;
+    let plan = match &job.replace {
+        None => plan::plan(&job.inputs, &job.out, job.run.follow_symlinks, job.run.shard, job.render.encode.extension())?,
+        Some(replace) => {
+            if let Some(keep) = &replace.keep_originals {
+                if keep.is_within(&job.out)? {
+                    return Err(Error::OutputInsideInput { out: keep.to_string().into(), input: job.out.to_string().into() });
+                }
+            }
+            plan::in_place(&job.inputs, job.run.follow_symlinks, job.run.shard)?
+        }
+    };
     if plan.iter().all(|p| matches!(p.verdict, Verdict::Skip(_))) {
         return Err(Error::NoMedia);
     }
@@ -128,19 +160,41 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
         (None, None)
     } else {
         job.out.create_folder()?;
-        if let Some(file) = &job.run.manifest_key_file {
-            keystore::refuse_inside(file, job.out.local_path(), "the output folder")?;
+        if let (Some(file), Some(out)) = (&job.run.manifest_key_file, job.out.local_path()) {
+            keystore::refuse_inside(file, out, "the output folder")?;
         }
         let key = ManifestKey::load(job.run.manifest_key_file.as_deref(), true)?;
-        (Some(RunState::open(&job.out, job.run.fresh)?), Some(key))
+        // Replacing needs no journal: the location's manifest says what was checked.
+        let shard = job.run.shard.map(|s| s.to_string()).unwrap_or_default();
+        let state = match job.replace {
+            None => Some(RunState::open(&job.out, job.run.fresh, job.run.cache.as_deref(), &shard)?),
+            Some(_) => None,
+        };
+        (state, Some(key))
     };
-    let run = Run { engine: &engine, job, state, settings: job.settings_hash(engine.model_digests()) };
+    let register = job.decisions.matching.as_ref().map(Matching::register_digest);
+    let published = match (&job.replace, &manifest_key) {
+        (Some(_), Some(key)) => Manifests::read(&job.out, key),
+        _ => Manifests::default(),
+    };
+    let run = Run {
+        engine: &engine,
+        job,
+        state,
+        settings: job.settings_hash(engine.model_digests()),
+        register: register.clone(),
+        published,
+        cache: job.run.cache.as_deref().map(Cache::new),
+    };
     let files = pool::run(plan, workers, observer, |p| {
         let output = p.output.clone();
         let mut report = process(p, &run);
         if let Some(log) = audit.as_ref().filter(|_| !report.resumed) {
-            if let Err(e) = log.append(&audit_event("redact", &report, &engine, job)) {
-                let _ = output.delete();
+            let command = if job.replace.is_some() { "redact --replace-published" } else { "redact" };
+            if let Err(e) = log.append(&audit_event(command, &report, &engine, job)) {
+                if job.replace.is_none() {
+                    let _ = output.delete();
+                }
                 record_failure(&mut report, &FileError::Audit(e));
             }
         }
@@ -160,15 +214,16 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
 /// Records in the output folder's manifest every output this run wrote (or found finished),
 /// under its policy and register, for `check`.
 fn vouch(report: &Report, job: &RedactJob, key: &ManifestKey) -> Result<()> {
-    let mut manifest = Manifest::read(&job.out, key);
+    let name = manifest::file_name(job.run.shard);
+    let mut manifest = Manifest::read(&job.out, key, &name);
     let register = job.decisions.matching.as_ref().map(Matching::register_digest);
     for f in &report.files {
         let (Some(output), Some(sha256)) = (&f.output, &f.output_sha256) else { continue };
-        let Ok(rel) = std::path::Path::new(output).strip_prefix(job.out.local_path()) else { continue };
+        let Some(rel) = job.out.rel_of(output) else { continue };
         let entry = Entry { sha256: sha256.clone(), policy: job.decisions.policy, register: register.clone() };
-        manifest.set(rel, entry);
+        manifest.set(&rel, entry);
     }
-    manifest.write(&job.out, key)
+    manifest.write(&job.out, key, &name)
 }
 
 fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) -> Event {
@@ -196,9 +251,14 @@ fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) 
 struct Run<'a> {
     engine: &'a Engine,
     job: &'a RedactJob,
-    /// `None` in a dry run.
+    /// The journal; `None` in a dry run and when replacing.
     state: Option<RunState>,
     settings: String,
+    /// The register's digest, as manifests record it.
+    register: Option<String>,
+    /// When replacing: the location's manifests (files they vouch for are left alone).
+    published: Manifests,
+    cache: Option<Cache>,
 }
 
 /// One file, start to finish; a panic in any stage fails this file only. A failed file's
@@ -217,7 +277,8 @@ fn process(p: Planned, run: &Run) -> FileReport {
             Err(FileError::Internal(what))
         });
     if let Err(e) = outcome {
-        if !run.job.run.dry_run {
+        // A published file is never removed for failing: replacing leaves it as it was.
+        if !run.job.run.dry_run && run.job.replace.is_none() {
             let _ = output.delete();
         }
         tracing::debug!(file = %output, reason = %e, "not published");
@@ -320,10 +381,31 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
     if !std::mem::replace(&mut p.verdict, Verdict::Check).admit(report)? {
         return Ok(());
     }
+    // An object whose version an earlier run read is known by its digest without a download.
+    let (cache, version) = (run.cache.as_ref(), p.version.as_ref());
+    let finished = |sha256: &str| run.state.as_ref().and_then(|s| s.finished(&p.output, sha256, &run.settings));
+    if let Some(done) = cache.and_then(|c| c.content_of(&p.input, version)).as_deref().and_then(finished) {
+        *report = FileReport { resumed: true, ..done.report.clone() };
+        return Ok(());
+    }
     let bytes = read_input(&p.input, report)?;
     let input_sha256 = report.input_sha256.clone().expect("set by read_input");
-    if let Some(done) = run.state.as_ref().and_then(|s| s.finished(&p.output, &input_sha256, &run.settings)) {
+    if let Some(c) = cache {
+        c.remember_content(&p.input, version, &input_sha256);
+    }
+    if let Some(done) = finished(&input_sha256) {
         *report = FileReport { resumed: true, ..done.report.clone() };
+        return Ok(());
+    }
+    let rel = p.input.rel_to(&job.out);
+    let vouched = rel.as_ref().is_some_and(|rel| {
+        run.published.vouch(rel, &input_sha256, job.decisions.policy, run.register.as_deref())
+    });
+    if vouched {
+        // Published and checked under this policy and register already.
+        report.status = FileStatus::Unchanged;
+        report.vouched = true;
+        (report.output, report.output_sha256) = (Some(p.output.to_string()), Some(input_sha256));
         return Ok(());
     }
     report.notes.extend(media::left_out(&bytes));
@@ -351,7 +433,7 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         })
         .collect();
     if report.review && job.decisions.hold_uncertain {
-        if !job.run.dry_run {
+        if !job.run.dry_run && job.replace.is_none() {
             let _ = p.output.delete();
         }
         report.status = FileStatus::Held;
@@ -359,23 +441,32 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         return Ok(());
     }
     report.status = if boxes.iter().all(Vec::is_empty) { FileStatus::Unchanged } else { FileStatus::Redacted };
-    let encoded = render(source, &bytes, &boxes, &p, job, report)?;
-    drop(bytes);
-    let output_sha256 = sha256_hex(&encoded);
-    let Some(state) = &run.state else {
-        // A dry run: this is what would be written.
-        report.output = Some(p.output.to_string());
-        report.output_sha256 = Some(output_sha256);
+    if job.replace.is_some() && report.status == FileStatus::Unchanged {
+        // Nothing to hide: the published file stays as it is, byte for byte.
+        (report.output, report.output_sha256) = (Some(p.output.to_string()), Some(input_sha256));
         return Ok(());
-    };
-    p.output
-        .write_atomic(&encoded)
-        .map_err(|err| FileError::Write { path: p.output.local_path().to_path_buf(), err })?;
+    }
+    let encoded = render(source, &bytes, &boxes, &p, job, report)?;
+    let output_sha256 = sha256_hex(&encoded);
     report.output = Some(p.output.to_string());
     report.output_sha256 = Some(output_sha256.clone());
+    if job.run.dry_run {
+        // This is what would be written.
+        return Ok(());
+    }
+    if let Some(keep) = job.replace.as_ref().and_then(|r| r.keep_originals.as_ref()) {
+        let kept = keep.join(rel.as_deref().unwrap_or(Path::new("")));
+        kept.write_atomic(&bytes).map_err(|err| FileError::Write { path: kept.to_string().into(), err })?;
+    }
+    drop(bytes);
+    p.output
+        .write_atomic(&encoded)
+        .map_err(|err| FileError::Write { path: p.output.to_string().into(), err })?;
+    report.replaced = job.replace.is_some();
+    let Some(state) = &run.state else { return Ok(()) };
     state
         .record(&Finished {
-            output: p.output.local_path().to_path_buf(),
+            output: p.output.to_string(),
             input_sha256,
             settings: run.settings.clone(),
             output_sha256,

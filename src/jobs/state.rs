@@ -15,6 +15,7 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::report::FileReport;
 use crate::storage::{self, Location, STATE_SUFFIX};
@@ -24,7 +25,8 @@ const LOCK: &str = "lock";
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Finished {
-    pub output: PathBuf,
+    /// The output location as the report writes it.
+    pub output: String,
     pub input_sha256: String,
     pub settings: String,
     pub output_sha256: String,
@@ -34,24 +36,34 @@ pub struct Finished {
 pub struct RunState {
     _lock: File,
     journal: Mutex<File>,
-    done: HashMap<PathBuf, Finished>,
+    done: HashMap<String, Finished>,
 }
 
 impl RunState {
     /// Locks `out` for this run, removes temporary files an interrupted run left behind, and
-    /// reads the journal (unless `fresh`, which starts it anew).
-    pub fn open(out: &Location, fresh: bool) -> Result<RunState> {
-        let out = out.local_path();
-        let dir = state_dir(out)?;
+    /// reads the journal (unless `fresh`, which starts it anew). The state of an object-store
+    /// output is kept on this machine, under `cache` (else the temporary folder), named by
+    /// the output's URL and `name` (the shard): the lock then guards against runs on this
+    /// machine only.
+    pub fn open(out: &Location, fresh: bool, cache: Option<&Path>, name: &str) -> Result<RunState> {
+        let dir = match out.local_path() {
+            Some(out) => state_dir(out)?,
+            None => {
+                let base = cache.map_or_else(|| std::env::temp_dir().join("blurgate"), Path::to_path_buf);
+                base.join("runs").join(&sha256_hex(format!("{out}|{name}").as_bytes())[..24])
+            }
+        };
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let lock_path = dir.join(LOCK);
         let lock = File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Busy { out: out.to_path_buf() }),
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Busy { out: out.to_string().into() }),
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
         }
-        remove_stale_temporaries(out);
+        if let Some(out) = out.local_path() {
+            remove_stale_temporaries(out);
+        }
         let journal_path = dir.join(JOURNAL);
         let mut done = HashMap::new();
         if !fresh {
@@ -77,7 +89,7 @@ impl RunState {
     /// The earlier result for `output`, if the same input was checked with the same settings
     /// and the output on disk is still the one written then.
     pub fn finished(&self, output: &Location, input_sha256: &str, settings: &str) -> Option<&Finished> {
-        let f = self.done.get(output.local_path())?;
+        let f = self.done.get(&output.to_string())?;
         if f.input_sha256 != input_sha256 || f.settings != settings {
             return None;
         }

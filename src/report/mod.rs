@@ -93,6 +93,12 @@ pub struct FileReport {
     /// Finished by an earlier, interrupted run with the same input and settings: not redone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resumed: bool,
+    /// `check`: the result cache knew this content under the same settings: not read again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cached: bool,
+    /// `redact --replace-published`: the published file was replaced by its redacted copy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub replaced: bool,
 }
 
 impl FileReport {
@@ -119,6 +125,8 @@ impl FileReport {
             input_sha256: None,
             output_sha256: None,
             resumed: false,
+            cached: false,
+            replaced: false,
             seconds: 0.0,
         }
     }
@@ -258,6 +266,15 @@ pub struct Summary {
     /// `check`: files that show faces the policy forbids.
     #[serde(default)]
     pub violations: usize,
+    /// Files an earlier, interrupted run had finished (`resumed`).
+    #[serde(default)]
+    pub resumed: usize,
+    /// `check`: files whose result came from the cache (`cached`).
+    #[serde(default)]
+    pub cached: usize,
+    /// `redact --replace-published`: published files replaced by redacted copies.
+    #[serde(default)]
+    pub replaced: usize,
     pub seconds: f64,
 }
 
@@ -288,6 +305,41 @@ impl Report {
     }
 }
 
+/// Why reports cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    #[error("no reports to merge")]
+    Empty,
+    #[error("{input} is in two of the reports: the shards overlap (same inputs with another --shard N?)")]
+    Twice { input: String },
+    #[error("the reports were made with different {what}: merge only the shards of one run")]
+    Settings { what: &'static str },
+}
+
+impl Report {
+    /// One report from the reports of a run's shards (`--shard I/N`): every file once, the
+    /// summary counted again, the time that of the slowest shard (they run side by side).
+    pub fn merge(reports: Vec<Report>) -> Result<Report, MergeError> {
+        let first = reports.first().ok_or(MergeError::Empty)?;
+        let same = |what, differs: bool| if differs { Err(MergeError::Settings { what }) } else { Ok(()) };
+        for r in &reports[1..] {
+            same("detection settings", r.detection != first.detection)?;
+            same("rendering settings", r.render != first.render)?;
+            same("thresholds", r.thresholds != first.thresholds)?;
+            same("dry-run modes", r.dry_run != first.dry_run)?;
+        }
+        let (detection, render, thresholds, dry_run) =
+            (first.detection.clone(), first.render.clone(), first.thresholds.clone(), first.dry_run);
+        let seconds = reports.iter().map(|r| r.summary.seconds).fold(0.0, f64::max);
+        let mut files: Vec<FileReport> = reports.into_iter().flat_map(|r| r.files).collect();
+        files.sort_by(|a, b| a.input.cmp(&b.input));
+        if let Some(w) = files.windows(2).find(|w| w[0].input == w[1].input) {
+            return Err(MergeError::Twice { input: w[0].input.clone() });
+        }
+        Ok(Report { detection, render, thresholds, dry_run, ..Report::new(files, seconds) })
+    }
+}
+
 impl Summary {
     fn of(files: &[FileReport], seconds: f64) -> Summary {
         let count = |s: FileStatus| files.iter().filter(|f| f.status == s).count();
@@ -305,6 +357,9 @@ impl Summary {
             ignored: count(FileStatus::Skipped),
             skipped: count(FileStatus::Skipped),
             violations: count(FileStatus::Violation),
+            resumed: files.iter().filter(|f| f.resumed).count(),
+            cached: files.iter().filter(|f| f.cached).count(),
+            replaced: files.iter().filter(|f| f.replaced).count(),
             seconds: (seconds * 1000.0).round() / 1000.0,
         }
     }

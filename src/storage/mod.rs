@@ -1,14 +1,17 @@
-//! Where media lives. A [`Location`] names a file or a folder (a local path now; object stores
-//! next) and is what every job reads, lists, writes and deletes through. Writes are atomic for
-//! a reader: the final name only ever holds a complete file. Run state (journal, lock) is not
-//! media and stays on the local disk (see `jobs::state`).
+//! Where media lives. A [`Location`] names a file or a folder, on the local disk or in an
+//! object store (`s3://`, `gs://`, `az://`), and is what every job reads, lists, writes and
+//! deletes through. Writes are atomic for a reader: the final name only ever holds a complete
+//! file. Run state (journal, lock) is not media and stays on the local disk (see
+//! `jobs::state`).
+
+mod local;
+mod object;
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
-use walkdir::WalkDir;
+pub use local::{is_stale_temporary, write_atomic, write_atomic_with};
+pub use object::{ObjectLocation, StoreOptions, Version};
 
 use crate::error::{Error, Result};
 
@@ -19,12 +22,14 @@ pub const STATE_SUFFIX: &str = ".blurgate";
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Location {
     Local(PathBuf),
+    Object(ObjectLocation),
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Location::Local(p) => write!(f, "{}", p.display()),
+            Location::Object(o) => write!(f, "{o}"),
         }
     }
 }
@@ -50,6 +55,8 @@ pub struct Listed {
     /// The entry could not be read (permissions, a broken link): listed so that it is
     /// reported, never dropped.
     pub unreadable: Option<std::io::Error>,
+    /// An object's size and ETag from the listing (`None` on the local disk).
+    pub version: Option<Version>,
 }
 
 /// What [`Location::list`] found.
@@ -60,190 +67,238 @@ pub struct Listing {
     pub links_outside: Vec<Location>,
 }
 
-impl Location {
-    /// The local path, for what only a local file system offers (run state, locks).
-    pub fn local_path(&self) -> &Path {
+/// A local file holding a location's content, for readers that need a file name (FFmpeg):
+/// the file itself, or a downloaded copy removed when this is dropped.
+pub enum LocalCopy {
+    Original(PathBuf),
+    Downloaded(tempfile::TempPath),
+}
+
+impl LocalCopy {
+    pub fn path(&self) -> &Path {
         match self {
-            Location::Local(p) => p,
+            LocalCopy::Original(p) => p,
+            LocalCopy::Downloaded(t) => t,
         }
+    }
+}
+
+impl Location {
+    /// A local path, or an object store URL (`s3://bucket/prefix`, `gs://…`, `az://…`).
+    pub fn parse(text: &str, options: &StoreOptions) -> Result<Location> {
+        Ok(match object::parse(text, options)? {
+            Some(o) => Location::Object(o),
+            None => Location::Local(PathBuf::from(text.strip_prefix("file://").unwrap_or(text))),
+        })
+    }
+
+    /// The local path, for what only a local file system offers (run state, locks, keys);
+    /// `None` for an object.
+    pub fn local_path(&self) -> Option<&Path> {
+        match self {
+            Location::Local(p) => Some(p),
+            Location::Object(_) => None,
+        }
+    }
+
+    /// The error `err` met at this location.
+    pub fn error(&self, err: std::io::Error) -> Error {
+        Error::io(self.to_string(), err)
     }
 
     /// The location `rel` below this folder.
     pub fn join(&self, rel: &Path) -> Location {
         match self {
             Location::Local(p) => Location::Local(p.join(rel)),
+            Location::Object(o) => Location::Object(o.join(rel)),
+        }
+    }
+
+    /// The folder this file is in.
+    pub fn parent(&self) -> Location {
+        match self {
+            Location::Local(p) => Location::Local(p.parent().unwrap_or(Path::new(".")).to_path_buf()),
+            Location::Object(o) => Location::Object(o.parent()),
         }
     }
 
     /// The last component of the name.
     pub fn file_name(&self) -> Option<&std::ffi::OsStr> {
-        self.local_path().file_name()
+        match self {
+            Location::Local(p) => p.file_name(),
+            Location::Object(o) => o.file_name().map(std::ffi::OsStr::new),
+        }
+    }
+
+    /// The path of `self` below `folder` (as given, without resolving links).
+    pub fn rel_to(&self, folder: &Location) -> Option<PathBuf> {
+        match (self, folder) {
+            (Location::Local(p), Location::Local(f)) => p.strip_prefix(f).ok().map(Path::to_path_buf),
+            (Location::Object(o), Location::Object(f)) => o.rel_to(f),
+            _ => None,
+        }
+    }
+
+    /// The path below this folder of the location written as `display` (a report's `output`).
+    pub fn rel_of(&self, display: &str) -> Option<PathBuf> {
+        match self {
+            Location::Local(p) => Path::new(display).strip_prefix(p).ok().map(Path::to_path_buf),
+            Location::Object(o) => display.strip_prefix(&format!("{o}/")).map(PathBuf::from),
+        }
     }
 
     pub fn is_folder(&self) -> Result<bool> {
-        let p = self.local_path();
-        Ok(std::fs::metadata(p).map_err(|e| Error::io(p, e))?.is_dir())
+        match self {
+            Location::Local(p) => Ok(std::fs::metadata(p).map_err(|e| Error::io(p, e))?.is_dir()),
+            Location::Object(o) => o.is_folder().map_err(|e| self.error(e)),
+        }
     }
 
     pub fn read(&self) -> std::io::Result<Vec<u8>> {
-        std::fs::read(self.local_path())
+        match self {
+            Location::Local(p) => std::fs::read(p),
+            Location::Object(o) => o.read(),
+        }
     }
 
     /// The first `n` bytes (fewer when the file is shorter): enough to tell a format.
     pub fn read_head(&self, n: usize) -> std::io::Result<Vec<u8>> {
         use std::io::Read;
-        let mut head = Vec::with_capacity(n);
-        std::fs::File::open(self.local_path())?.take(n as u64).read_to_end(&mut head)?;
-        Ok(head)
+        match self {
+            Location::Local(p) => {
+                let mut head = Vec::with_capacity(n);
+                std::fs::File::open(p)?.take(n as u64).read_to_end(&mut head)?;
+                Ok(head)
+            }
+            Location::Object(o) => o.read_head(n),
+        }
     }
 
     /// The sha256 of the content, read in pieces.
     pub fn sha256(&self) -> std::io::Result<String> {
-        crate::digest::sha256_reader(std::fs::File::open(self.local_path())?)
+        match self {
+            Location::Local(p) => crate::digest::sha256_reader(std::fs::File::open(p)?),
+            Location::Object(o) => o.sha256(),
+        }
+    }
+
+    /// The content as a local file (downloaded piece by piece for an object).
+    pub fn local_copy(&self) -> std::io::Result<LocalCopy> {
+        match self {
+            Location::Local(p) => Ok(LocalCopy::Original(p.clone())),
+            Location::Object(o) => {
+                let mut file = tempfile::NamedTempFile::new()?;
+                o.download(file.as_file_mut())?;
+                Ok(LocalCopy::Downloaded(file.into_temp_path()))
+            }
+        }
     }
 
     /// Removes the file; one that is already gone is not an error.
     pub fn delete(&self) -> std::io::Result<()> {
-        match std::fs::remove_file(self.local_path()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
+        match self {
+            Location::Local(p) => match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+            Location::Object(o) => o.delete(),
         }
     }
 
-    /// Makes sure the folder exists.
+    /// Makes sure the folder exists (an object store has no folders to make).
     pub fn create_folder(&self) -> Result<()> {
-        let p = self.local_path();
-        std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))
+        match self {
+            Location::Local(p) => std::fs::create_dir_all(p).map_err(|e| Error::io(p, e)),
+            Location::Object(_) => Ok(()),
+        }
     }
 
-    /// Writes `bytes` under this name through a temporary file in the same folder, synced and
-    /// renamed.
+    /// Writes `bytes` under this name: through a temporary file in the same folder, synced
+    /// and renamed, or as one object upload.
     pub fn write_atomic(&self, bytes: &[u8]) -> std::io::Result<()> {
-        write_atomic(self.local_path(), bytes)
+        match self {
+            Location::Local(p) => write_atomic(p, bytes),
+            Location::Object(o) => o.write(bytes),
+        }
+    }
+
+    /// Lets `write` fill a local temporary file, then puts it under this name whole (renamed,
+    /// or uploaded in parts that become the object only when all arrived).
+    pub fn write_atomic_with(&self, write: impl FnOnce(&Path) -> std::io::Result<()>) -> std::io::Result<()> {
+        match self {
+            Location::Local(p) => write_atomic_with(p, write),
+            Location::Object(o) => {
+                let tmp = tempfile::NamedTempFile::new()?.into_temp_path();
+                write(&tmp)?;
+                o.upload_file(&tmp)
+            }
+        }
     }
 
     /// Every file below this folder, sorted by name, run-state folders left out. Symbolic links
-    /// are followed only while they stay inside the folder, unless `follow_symlinks`.
+    /// are followed only while they stay inside the folder, unless `follow_symlinks`. An
+    /// object store's listing is paged by the store and carries each object's version.
     pub fn list(&self, follow_symlinks: bool) -> Result<Listing> {
-        let dir = self.local_path();
-        let root = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
-        let mut listing = Listing::default();
-        let entries =
-            WalkDir::new(dir).follow_links(true).sort_by_file_name().into_iter().filter_entry(|e| !is_state_dir(e));
-        for entry in entries {
-            let entry = match entry {
-                Ok(e) => e,
-                Err(e) => {
-                    let path = e.path().unwrap_or(dir).to_path_buf();
-                    let rel = path.strip_prefix(dir).unwrap_or(&path).to_path_buf();
-                    let unreadable = Some(std::io::Error::other(e));
-                    listing.files.push(Listed { location: Location::Local(path), rel, unreadable });
-                    continue;
-                }
-            };
-            if entry.path_is_symlink() && !follow_symlinks {
-                let inside = entry.path().canonicalize().is_ok_and(|target| target.starts_with(&root));
-                if !inside {
-                    tracing::warn!(
-                        "skipped {}: a symbolic link to outside {} (links out of an input folder are followed only when asked)",
-                        entry.path().display(),
-                        dir.display()
-                    );
-                    listing.links_outside.push(Location::Local(entry.into_path()));
-                    continue;
-                }
-            }
-            if entry.file_type().is_file() {
-                let rel = entry.path().strip_prefix(dir).expect("walkdir yields paths under its root").to_path_buf();
-                listing.files.push(Listed { location: Location::Local(entry.into_path()), rel, unreadable: None });
+        match self {
+            Location::Local(p) => local::list(p, follow_symlinks),
+            Location::Object(o) => {
+                let files = o
+                    .list()
+                    .map_err(|e| self.error(e))?
+                    .into_iter()
+                    .map(|(o, rel, v)| Listed { location: Location::Object(o), rel, unreadable: None, version: Some(v) })
+                    .collect();
+                Ok(Listing { files, links_outside: Vec::new() })
             }
         }
-        Ok(listing)
+    }
+
+    /// The files directly in this folder (not below), sorted by name.
+    pub fn files_here(&self) -> Result<Vec<Location>> {
+        match self {
+            Location::Local(p) => local::files_here(p),
+            Location::Object(o) => {
+                Ok(o.files_here().map_err(|e| self.error(e))?.into_iter().map(Location::Object).collect())
+            }
+        }
     }
 
     /// The folders directly below this one, sorted by name.
     pub fn subfolders(&self) -> Result<Vec<Location>> {
-        let dir = self.local_path();
-        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        found.sort();
-        Ok(found.into_iter().map(Location::Local).collect())
+        match self {
+            Location::Local(p) => local::subfolders(p),
+            Location::Object(o) => {
+                Ok(o.subfolders().map_err(|e| self.error(e))?.into_iter().map(Location::Object).collect())
+            }
+        }
     }
 
     /// The content as text.
     pub fn read_text(&self) -> Result<String> {
-        let p = self.local_path();
-        std::fs::read_to_string(p).map_err(|e| Error::io(p, e))
+        let bytes = self.read().map_err(|e| self.error(e))?;
+        String::from_utf8(bytes)
+            .map_err(|e| self.error(std::io::Error::new(std::io::ErrorKind::InvalidData, e.utf8_error())))
     }
 
     /// Whether `self` lies inside `other` (or is it), after resolving what exists of both.
     pub fn is_within(&self, other: &Location) -> Result<bool> {
-        Ok(absolute(self.local_path())?.starts_with(absolute(other.local_path())?))
+        Ok(match (self, other) {
+            (Location::Local(a), Location::Local(b)) => local::absolute(a)?.starts_with(local::absolute(b)?),
+            (Location::Object(a), Location::Object(b)) => a.is_within(b),
+            _ => false,
+        })
     }
 
     /// Whether both name the same file, after resolving what exists of them.
     pub fn same_place(&self, other: &Location) -> Result<bool> {
-        Ok(absolute(self.local_path())? == absolute(other.local_path())?)
+        Ok(match (self, other) {
+            (Location::Local(a), Location::Local(b)) => local::absolute(a)? == local::absolute(b)?,
+            _ => self == other,
+        })
     }
 
     /// Whether `rel` stays below a folder when joined to it.
     pub fn stays_below(rel: &Path) -> bool {
         rel.components().all(|c| matches!(c, Component::Normal(_)))
     }
-}
-
-fn is_state_dir(e: &walkdir::DirEntry) -> bool {
-    let name = e.file_name().to_string_lossy();
-    e.file_type().is_dir() && e.depth() > 0 && name.starts_with('.') && name.ends_with(STATE_SUFFIX)
-}
-
-/// Absolute, lexically normalised path (the output folder may not exist yet).
-fn absolute(path: &Path) -> Result<PathBuf> {
-    let abs = std::path::absolute(path).map_err(|e| Error::io(path, e))?;
-    // Resolve symlinks of the part that exists so `out` inside `in` is caught through links.
-    let mut existing = abs.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(p), Some(n)) => {
-                rest.push(n.to_owned());
-                existing = p;
-            }
-            _ => break,
-        }
-    }
-    let mut resolved = existing.canonicalize().unwrap_or_else(|_| existing.to_path_buf());
-    resolved.extend(rest.iter().rev());
-    Ok(resolved)
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same folder, synced and renamed,
-/// so the final name only ever holds a complete file. Temporary files are named
-/// `.NAME.blurgate-PID-N.tmp`; a run removes those an interrupted one left.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp: PathBuf =
-        dir.join(format!(".{name}.blurgate-{}-{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Whether `name` is a temporary file [`write_atomic`] leaves when interrupted.
-pub fn is_stale_temporary(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(".tmp") && name.contains(".blurgate-")
 }
