@@ -67,12 +67,12 @@ struct Measured {
 }
 
 fn photos_in(dir: &Path) -> Result<Vec<PathBuf>> {
-    let walk = plan::walk(&[dir.into()], false)?;
+    let walk = plan::walk(&[dir.into()], false, None)?;
     let mut files: Vec<PathBuf> = walk
         .files
         .into_iter()
         .filter(|f| matches!(f.verdict, plan::Verdict::Check))
-        .map(|f| f.input.local_path().to_path_buf())
+        .filter_map(|f| f.input.local_path().map(Path::to_path_buf))
         .collect();
     files.sort();
     Ok(files)

@@ -9,6 +9,7 @@ mod fuzz_regressions;
 mod keys;
 mod library;
 mod metadata;
+mod objects;
 mod redact;
 mod register;
 mod review;

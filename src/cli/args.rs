@@ -115,7 +115,8 @@ pub struct StoreArgs {
 
 fn parse_shard(text: &str) -> Result<Shard, String> {
     let (i, n) = text.split_once('/').ok_or("expected I/N, e.g. 0/3")?;
-    let (i, n) = (i.trim().parse().map_err(|_| "I is not a number")?, n.trim().parse().map_err(|_| "N is not a number")?);
+    let (i, n) =
+        (i.trim().parse().map_err(|_| "I is not a number")?, n.trim().parse().map_err(|_| "N is not a number")?);
     Shard::new(i, n).map_err(|e| e.to_string())
 }
 

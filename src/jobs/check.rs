@@ -48,11 +48,7 @@ pub fn run_check(job: &CheckJob, models: &ModelDir, observer: &dyn Observer) -> 
     let mut files: Vec<(Found, usize)> = Vec::new();
     let mut manifests = Vec::new();
     for location in &job.locations {
-        let folder = if location.is_folder()? {
-            location.clone()
-        } else {
-            location.parent()
-        };
+        let folder = if location.is_folder()? { location.clone() } else { location.parent() };
         manifests.push(key.as_ref().map(|k| Manifests::read(&folder, k)).unwrap_or_default());
         let found = plan::walk(std::slice::from_ref(location), job.run.follow_symlinks, job.run.shard)?;
         files.extend(found.files.into_iter().map(|f| (f, manifests.len() - 1)));

@@ -14,11 +14,11 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::shard::Shard;
 use crate::digest::hex;
 use crate::error::{Error, Result};
 use crate::matching::Policy;
 use crate::register::keystore;
-use super::plan::Shard;
 use crate::storage::Location;
 
 /// The manifest of an unsharded run; shard I of N writes `.blurgate-manifest.shard-I-of-N.json`
@@ -169,10 +169,20 @@ mod tests {
         assert!(read.vouches(Path::new("day1/a.jpg"), &entry.sha256, Policy::All, None));
         assert!(!read.vouches(Path::new("day1/a.jpg"), &entry.sha256, Policy::OptOuts, None), "another policy");
         assert!(!read.vouches(Path::new("day1/a.jpg"), &"cd".repeat(32), Policy::All, None), "other bytes");
-        assert!(!Manifest::read(&folder, &other, FILE_NAME).vouches(Path::new("day1/a.jpg"), &entry.sha256, Policy::All, None));
+        assert!(!Manifest::read(&folder, &other, FILE_NAME).vouches(
+            Path::new("day1/a.jpg"),
+            &entry.sha256,
+            Policy::All,
+            None
+        ));
         let path = dir.path().join(FILE_NAME);
         let forged = std::fs::read_to_string(&path).unwrap().replace(&"ab".repeat(32), &"cd".repeat(32));
         std::fs::write(&path, forged).unwrap();
-        assert!(!Manifest::read(&folder, &key, FILE_NAME).vouches(Path::new("day1/a.jpg"), &"cd".repeat(32), Policy::All, None));
+        assert!(!Manifest::read(&folder, &key, FILE_NAME).vouches(
+            Path::new("day1/a.jpg"),
+            &"cd".repeat(32),
+            Policy::All,
+            None
+        ));
     }
 }

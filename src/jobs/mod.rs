@@ -18,6 +18,7 @@ pub mod plan;
 mod pool;
 pub mod redact;
 pub mod review;
+pub mod shard;
 pub mod state;
 
 pub use engine::{Engine, Matching, Recognition};

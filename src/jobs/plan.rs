@@ -3,11 +3,10 @@
 //! reason (not media, a link out of its folder); none is dropped silently.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-use sha2::{Digest, Sha256};
+use std::path::PathBuf;
 
 use super::outcome::FileError;
+pub use super::shard::Shard;
 use crate::error::{Error, Result};
 use crate::media::{Classified, MediaKind};
 use crate::report::{FileReport, FileStatus};
@@ -58,37 +57,6 @@ pub struct Found {
     pub verdict: Verdict,
     /// An object's size and ETag, from the listing.
     pub version: Option<Version>,
-}
-
-/// Part `index` of `count` (from 0): a file belongs to the shard its path below its input
-/// folder hashes to, so that N processes with shards 0..N cover the inputs exactly once
-/// (and write disjoint outputs) whatever order they list them in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: u32,
-    pub count: u32,
-}
-
-impl Shard {
-    pub fn new(index: u32, count: u32) -> Result<Shard> {
-        if count == 0 || index >= count {
-            return Err(Error::InvalidSetting { name: "shard", problem: "must be I/N with 0 <= I < N" });
-        }
-        Ok(Shard { index, count })
-    }
-
-    pub fn covers(&self, rel: &Path) -> bool {
-        let key: Vec<_> = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect();
-        let digest = Sha256::digest(key.join("/").as_bytes());
-        let n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
-        n % u64::from(self.count) == u64::from(self.index)
-    }
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
 }
 
 #[derive(Debug, Default)]

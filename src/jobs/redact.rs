@@ -137,11 +137,16 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
         return Err(Error::PolicyNeedsRegister { policy: decisions.policy.name() });
     }
     let plan = match &job.replace {
-        None => plan::plan(&job.inputs, &job.out, job.run.follow_symlinks, job.run.shard, job.render.encode.extension())?,
+        None => {
+            plan::plan(&job.inputs, &job.out, job.run.follow_symlinks, job.run.shard, job.render.encode.extension())?
+        }
         Some(replace) => {
             if let Some(keep) = &replace.keep_originals {
                 if keep.is_within(&job.out)? {
-                    return Err(Error::OutputInsideInput { out: keep.to_string().into(), input: job.out.to_string().into() });
+                    return Err(Error::OutputInsideInput {
+                        out: keep.to_string().into(),
+                        input: job.out.to_string().into(),
+                    });
                 }
             }
             plan::in_place(&job.inputs, job.run.follow_symlinks, job.run.shard)?
@@ -398,9 +403,9 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         return Ok(());
     }
     let rel = p.input.rel_to(&job.out);
-    let vouched = rel.as_ref().is_some_and(|rel| {
-        run.published.vouch(rel, &input_sha256, job.decisions.policy, run.register.as_deref())
-    });
+    let vouched = rel
+        .as_ref()
+        .is_some_and(|rel| run.published.vouch(rel, &input_sha256, job.decisions.policy, run.register.as_deref()));
     if vouched {
         // Published and checked under this policy and register already.
         report.status = FileStatus::Unchanged;
@@ -459,9 +464,7 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         kept.write_atomic(&bytes).map_err(|err| FileError::Write { path: kept.to_string().into(), err })?;
     }
     drop(bytes);
-    p.output
-        .write_atomic(&encoded)
-        .map_err(|err| FileError::Write { path: p.output.to_string().into(), err })?;
+    p.output.write_atomic(&encoded).map_err(|err| FileError::Write { path: p.output.to_string().into(), err })?;
     report.replaced = job.replace.is_some();
     let Some(state) = &run.state else { return Ok(()) };
     state

@@ -329,7 +329,7 @@ impl Report {
             same("dry-run modes", r.dry_run != first.dry_run)?;
         }
         let (detection, render, thresholds, dry_run) =
-            (first.detection.clone(), first.render.clone(), first.thresholds.clone(), first.dry_run);
+            (first.detection.clone(), first.render.clone(), first.thresholds, first.dry_run);
         let seconds = reports.iter().map(|r| r.summary.seconds).fold(0.0, f64::max);
         let mut files: Vec<FileReport> = reports.into_iter().flat_map(|r| r.files).collect();
         files.sort_by(|a, b| a.input.cmp(&b.input));

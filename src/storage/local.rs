@@ -41,7 +41,12 @@ pub fn list(dir: &Path, follow_symlinks: bool) -> Result<Listing> {
         }
         if entry.file_type().is_file() {
             let rel = entry.path().strip_prefix(dir).expect("walkdir yields paths under its root").to_path_buf();
-            listing.files.push(Listed { location: Location::Local(entry.into_path()), rel, unreadable: None, version: None });
+            listing.files.push(Listed {
+                location: Location::Local(entry.into_path()),
+                rel,
+                unreadable: None,
+                version: None,
+            });
         }
     }
     Ok(listing)
@@ -58,8 +63,12 @@ pub fn files_here(dir: &Path) -> Result<Vec<Location>> {
 }
 
 fn entries(dir: &Path, keep: fn(&Path) -> bool) -> Result<Vec<Location>> {
-    let mut found: Vec<PathBuf> =
-        std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?.flatten().map(|e| e.path()).filter(|p| keep(p)).collect();
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| keep(p))
+        .collect();
     found.sort();
     Ok(found.into_iter().map(Location::Local).collect())
 }
@@ -105,9 +114,8 @@ pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> std::io::Resu
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp: PathBuf =
         dir.join(format!(".{name}.blurgate-{}-{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let result = write(&tmp)
-        .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
-        .and_then(|()| std::fs::rename(&tmp, path));
+    let result =
+        write(&tmp).and_then(|()| std::fs::File::open(&tmp)?.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

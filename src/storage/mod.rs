@@ -246,7 +246,12 @@ impl Location {
                     .list()
                     .map_err(|e| self.error(e))?
                     .into_iter()
-                    .map(|(o, rel, v)| Listed { location: Location::Object(o), rel, unreadable: None, version: Some(v) })
+                    .map(|(o, rel, v)| Listed {
+                        location: Location::Object(o),
+                        rel,
+                        unreadable: None,
+                        version: Some(v),
+                    })
                     .collect();
                 Ok(Listing { files, links_outside: Vec::new() })
             }

@@ -149,7 +149,8 @@ fn normalise(key: &str) -> String {
 
 /// One client per bucket and endpoint, shared by every location in it.
 fn bucket_for(scheme: &str, name: &str, options: &StoreOptions) -> Result<Arc<Bucket>> {
-    static BUCKETS: OnceLock<Mutex<HashMap<(String, StoreOptions), Arc<Bucket>>>> = OnceLock::new();
+    type Clients = HashMap<(String, StoreOptions), Arc<Bucket>>;
+    static BUCKETS: OnceLock<Mutex<Clients>> = OnceLock::new();
     let url = format!("{scheme}://{name}");
     let mut buckets = BUCKETS.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
     if let Some(b) = buckets.get(&(url.clone(), options.clone())) {

@@ -11,6 +11,8 @@ use blurgate::models::ModelDir;
 use blurgate::report::Report;
 use image::RgbImage;
 
+pub mod s3;
+
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -31,13 +33,16 @@ pub fn blurgate(args: &[&str]) -> Output {
     command().args(args).output().expect("blurgate runs")
 }
 
-/// The binary with the test models, and keys kept in a key store under target/ (never the
-/// user's own, nor keys from the user's environment).
+/// The binary with the test models, keys kept in a key store under target/ (never the
+/// user's own, nor keys from the user's environment), and a result cache of this test process
+/// alone (results of an earlier build are never taken).
 pub fn command() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_blurgate"));
     command
         .env("BLURGATE_MODELS", models_dir())
         .env("BLURGATE_KEY_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join("blurgate-keys"))
+        .env("BLURGATE_CACHE_DIR", Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cache-{}", std::process::id())))
+        .env_remove("BLURGATE_ENDPOINT")
         .env_remove("BLURGATE_REGISTER_KEY")
         .env_remove("BLURGATE_AUDIT_KEY")
         .env_remove("BLURGATE_MANIFEST_KEY");
