@@ -5,6 +5,7 @@
 #
 #   bash scripts/setup.sh                        # everything
 #   BLURGATE_SKIP_BUILD=1 bash scripts/setup.sh  # everything but `cargo build --release`
+#   BLURGATE_RUNTIME_ONLY=1 bash scripts/setup.sh  # no test tools (browser, S3 server): images
 #
 # Needs: python3 (3.11, with venv and pip: the pinned onnxruntime wheel is cp311), network access to PyPI, cargo. Idempotent: a second
 # run only checks sha256 sums and skips whatever is already in place. A wrong checksum stops
@@ -372,7 +373,9 @@ else
   fi
   # The review page's browser test (tests/review.rs) drives Debian's chromium through
   # chromedriver; without them it is skipped, so a user without root only gets a note.
-  if ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
+  if [[ -n ${BLURGATE_RUNTIME_ONLY:-} ]]; then
+    say "BLURGATE_RUNTIME_ONLY: no browser and no S3 test server (tests need them)"
+  elif ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
       say "installing chromium chromium-driver with apt-get (for the browser test)"
       { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }; } >/dev/null \
@@ -383,8 +386,10 @@ else
   fi
   # The object-storage tests (tests/objects.rs) run against a real S3-compatible server,
   # s3s-fs, built once from crates.io into .cache/s3s (pinned; 4-8 minutes on 2 cores).
-  say "s3s-fs for the object-storage tests (scripts/s3_server.sh install)"
-  bash scripts/s3_server.sh install
+  if [[ -z ${BLURGATE_RUNTIME_ONLY:-} ]]; then
+    say "s3s-fs for the object-storage tests (scripts/s3_server.sh install)"
+    bash scripts/s3_server.sh install
+  fi
   say "cargo build --release"
   cargo build --release
   say "built target/release/blurgate ($(elapsed) in all)"

@@ -107,9 +107,9 @@ pub struct StoreArgs {
 
     /// Only part I of N of the inputs (0 <= I < N), chosen by a hash of each file's path below
     /// its input folder: N processes with --shard 0/N ... (N-1)/N cover the inputs exactly once
-    /// (e.g. a Kubernetes Indexed Job: --shard $(JOB_COMPLETION_INDEX)/N). Merge their reports
-    /// with `blurgate report merge`.
-    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    /// (e.g. a Kubernetes Indexed Job: BLURGATE_SHARD=$(JOB_COMPLETION_INDEX)/N). Merge their
+    /// reports with `blurgate report merge`.
+    #[arg(long, env = "BLURGATE_SHARD", value_name = "I/N", value_parser = parse_shard)]
     pub shard: Option<Shard>,
 }
 

@@ -381,3 +381,34 @@ impl ObjectLocation {
         self.rel_to(other).is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(url: &str) -> ObjectLocation {
+        parse(url, &StoreOptions::default()).unwrap().unwrap()
+    }
+
+    #[test]
+    fn keys_join_and_relate_like_paths() {
+        let folder = at("s3://events/2026//publish/");
+        assert_eq!(folder.to_string(), "s3://events/2026/publish");
+        let file = folder.join(Path::new("day1/a.jpg"));
+        assert_eq!(file.to_string(), "s3://events/2026/publish/day1/a.jpg");
+        assert_eq!(file.rel_to(&folder), Some(PathBuf::from("day1/a.jpg")));
+        assert_eq!(file.parent().parent(), folder);
+        assert_eq!(file.file_name(), Some("a.jpg"));
+        // A sibling prefix that starts with the same letters is not inside.
+        assert!(!at("s3://events/2026/publish-old/a.jpg").is_within(&folder));
+        assert!(!at("s3://other/2026/publish/a.jpg").is_within(&folder));
+        assert!(file.is_within(&at("s3://events")));
+    }
+
+    #[test]
+    fn only_known_schemes_are_object_stores() {
+        assert!(parse("photos/2026", &StoreOptions::default()).unwrap().is_none());
+        assert!(parse("ftp://host/x", &StoreOptions::default()).is_err());
+        assert!(parse("s3://", &StoreOptions::default()).is_err());
+    }
+}
