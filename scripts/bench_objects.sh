@@ -14,7 +14,7 @@ trap 'S3_ROOT=$WORK/s3 S3_PORT=$PORT bash scripts/s3_server.sh stop 2>/dev/null;
 PORT=${S3_PORT:-8015}
 mkdir -p "$WORK/s3/bench/photos"
 for dir in "${@:-fixtures/photos}"; do
-  find "$dir" -maxdepth 1 -type f \( -iname '*.jpg' -o -iname '*.png' -o -iname '*.jpeg' \) -exec cp {} "$WORK/s3/bench/photos/" \;
+  find "$dir" -type f \( -iname '*.jpg' -o -iname '*.png' -o -iname '*.jpeg' \) -exec cp {} "$WORK/s3/bench/photos/" \;
 done
 n=$(find "$WORK/s3/bench/photos" -type f | wc -l)
 eval "$(S3_ROOT=$WORK/s3 S3_PORT=$PORT S3_BUCKETS=bench bash scripts/s3_server.sh start)"
