@@ -122,6 +122,16 @@ impl Location {
         write_atomic(self.local_path(), bytes)
     }
 
+    /// Like [`Location::write_atomic`] for a writer that needs a file name (a video muxer):
+    /// `write` fills the temporary file, which is then synced and renamed; on any error it is
+    /// removed and the final name is left as it was.
+    pub fn write_atomic_with<E: From<std::io::Error>>(
+        &self,
+        write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        atomically(self.local_path(), write)
+    }
+
     /// Every file below this folder, sorted by name, run-state folders left out. Symbolic links
     /// are followed only while they stay inside the folder, unless `follow_symlinks`.
     pub fn list(&self, follow_symlinks: bool) -> Result<Listing> {
@@ -225,18 +235,25 @@ fn absolute(path: &Path) -> Result<PathBuf> {
 /// so the final name only ever holds a complete file. Temporary files are named
 /// `.NAME.blurgate-PID-N.tmp`; a run removes those an interrupted one left.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    atomically(path, |tmp| std::fs::File::create(tmp)?.write_all(bytes))
+}
+
+/// Runs `write` on a fresh temporary name beside `path` (`.NAME.blurgate-PID-N.tmp`), syncs
+/// what it wrote and renames it to `path`; removes it on any error.
+fn atomically<E: From<std::io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp: PathBuf =
         dir.join(format!(".{name}.blurgate-{}-{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
+    let result = write(&tmp).and_then(|()| {
+        std::fs::OpenOptions::new().write(true).open(&tmp)?.sync_all()?;
+        Ok(std::fs::rename(&tmp, path)?)
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
