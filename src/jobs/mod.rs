@@ -3,7 +3,8 @@
 //! embeddings, [`calibrate`] measures recognition on an organisation's photos. They share the
 //! file plan ([`plan`]), the worker pool, the run state ([`state`]: resume and lock), per-file
 //! outcomes ([`outcome`]) and an [`Observer`] that hears about progress. [`review`] lets a person
-//! change a redact run's decisions afterwards, on a local web page.
+//! change a redact run's decisions afterwards, on a local web page. [`video`] is redact's
+//! per-video work (two passes, faces tracked across frames).
 
 pub mod calibrate;
 pub mod check;
@@ -18,6 +19,7 @@ mod pool;
 pub mod redact;
 pub mod review;
 pub mod state;
+pub mod video;
 
 pub use engine::{Engine, Matching, Recognition};
 pub use find::{run_find, FindJob};
@@ -25,6 +27,7 @@ pub use observer::{Observer, Silent};
 pub use outcome::FileError;
 pub use pool::keep_freed_memory;
 pub use redact::{run_redact, Decisions, RedactJob};
+pub use video::VideoSettings;
 pub use review::{Review, ReviewError, ReviewServer};
 
 use std::path::PathBuf;

@@ -11,6 +11,7 @@ use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
 use super::plan::{self, Planned, Verdict};
 use super::state::{Finished, RunState};
+use super::video::{self, VideoSettings};
 use super::{pool, RenderOptions, RunOptions};
 use crate::audit::{AuditFace, AuditLog, Event};
 use crate::detect::{Detection, DetectorOptions, FaceBox};
@@ -61,6 +62,7 @@ pub struct RedactJob {
     pub render: RenderOptions,
     pub decisions: Decisions,
     pub run: RunOptions,
+    pub video: VideoSettings,
 }
 
 impl RedactJob {
@@ -73,6 +75,7 @@ impl RedactJob {
             render: RenderOptions::default(),
             decisions: Decisions::default(),
             run: RunOptions::default(),
+            video: VideoSettings::default(),
         }
     }
     pub fn with_detection(self, detection: DetectorOptions) -> Self {
@@ -87,6 +90,9 @@ impl RedactJob {
     pub fn with_run(self, run: RunOptions) -> Self {
         RedactJob { run, ..self }
     }
+    pub fn with_video(self, video: VideoSettings) -> Self {
+        RedactJob { video, ..self }
+    }
 
     /// Hash of everything that decides a file's output: a resumed run skips a file only if
     /// this is unchanged.
@@ -94,7 +100,7 @@ impl RedactJob {
         let register =
             self.decisions.matching.as_ref().map(|m| (m.register_digest(), &m.purpose, m.thresholds, m.today));
         let text = format!(
-            "{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            "{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}",
             env!("CARGO_PKG_VERSION"),
             self.detection,
             self.render,
@@ -102,7 +108,8 @@ impl RedactJob {
             self.decisions.policy,
             self.decisions.hold_uncertain,
             models,
-            register
+            register,
+            self.video
         );
         sha256_hex(text.as_bytes())
     }
@@ -134,7 +141,7 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
         let key = ManifestKey::load(job.run.manifest_key_file.as_deref(), true)?;
         (Some(RunState::open(&job.out, job.run.fresh)?), Some(key))
     };
-    let run = Run { engine: &engine, job, state, settings: job.settings_hash(engine.model_digests()) };
+    let run = Run { engine: &engine, job, state, settings: job.settings_hash(engine.model_digests()), observer };
     let files = pool::run(plan, workers, observer, |p| {
         let output = p.output.clone();
         let mut report = process(p, &run);
@@ -193,12 +200,13 @@ fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) 
 }
 
 /// What every file of a redact run shares.
-struct Run<'a> {
-    engine: &'a Engine,
-    job: &'a RedactJob,
+pub(super) struct Run<'a> {
+    pub(super) engine: &'a Engine,
+    pub(super) job: &'a RedactJob,
     /// `None` in a dry run.
-    state: Option<RunState>,
-    settings: String,
+    pub(super) state: Option<RunState>,
+    pub(super) settings: String,
+    pub(super) observer: &'a dyn Observer,
 }
 
 /// One file, start to finish; a panic in any stage fails this file only. A failed file's
@@ -319,6 +327,9 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
     let job = run.job;
     if !std::mem::replace(&mut p.verdict, Verdict::Check).admit(report)? {
         return Ok(());
+    }
+    if media::is_video(&p.input) {
+        return video::redact_video(p, run, report);
     }
     let bytes = read_input(&p.input, report)?;
     let input_sha256 = report.input_sha256.clone().expect("set by read_input");

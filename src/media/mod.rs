@@ -327,6 +327,12 @@ pub fn left_out(bytes: &[u8]) -> Option<String> {
     (n > 0).then(|| format!("{n} more {what}: only the primary picture was checked and written"))
 }
 
+/// Whether `input` is a video: by its name, else by its first bytes.
+pub fn is_video(input: &crate::storage::Location) -> bool {
+    video::has_video_extension(input.local_path())
+        || input.read_head(64).is_ok_and(|head| MediaKind::sniff(&head) == Some(MediaKind::Video))
+}
+
 /// Decodes a photo upright (EXIF orientation applied) with its colour profile and EXIF kept
 /// for the writer; the kind is told by the content, not the name.
 pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, DecodeError> {
