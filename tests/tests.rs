@@ -14,3 +14,5 @@ mod register;
 mod review;
 mod robustness;
 mod settings;
+#[cfg(feature = "video")]
+mod video;

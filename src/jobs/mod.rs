@@ -27,8 +27,8 @@ pub use observer::{Observer, Silent};
 pub use outcome::FileError;
 pub use pool::keep_freed_memory;
 pub use redact::{run_redact, Decisions, RedactJob};
-pub use video::VideoSettings;
 pub use review::{Review, ReviewError, ReviewServer};
+pub use video::VideoSettings;
 
 use std::path::PathBuf;
 

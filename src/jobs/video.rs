@@ -58,9 +58,9 @@ pub(super) use with_ffmpeg::redact_video;
 mod with_ffmpeg {
     use std::collections::HashMap;
 
-    use super::super::redact::Run;
     use super::super::outcome::FileError;
     use super::super::plan::Planned;
+    use super::super::redact::Run;
     use super::super::state::Finished;
     use crate::detect::{Detection, FaceBox, Landmarks};
     use crate::embed::Probe;
@@ -246,7 +246,9 @@ mod with_ffmpeg {
         });
         match written {
             Ok(()) => {}
-            Err(VideoError::Io(err)) => return Err(FileError::Write { path: p.output.local_path().to_path_buf(), err }),
+            Err(VideoError::Io(err)) => {
+                return Err(FileError::Write { path: p.output.local_path().to_path_buf(), err })
+            }
             Err(e) => return Err(e.into()),
         }
         let encoded = encoded.expect("set when written");

@@ -199,10 +199,7 @@ impl<'a> Playback<'a> {
         }
         let (tracks, margin) = (self.tracks, self.margin);
         self.live.retain(|&(i, _)| tracks[i].last_frame() + margin >= frame);
-        self.live
-            .iter_mut()
-            .map(|(i, cursor)| (*i, tracks[*i].box_at(frame, cursor)))
-            .collect()
+        self.live.iter_mut().map(|(i, cursor)| (*i, tracks[*i].box_at(frame, cursor))).collect()
     }
 }
 

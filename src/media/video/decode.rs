@@ -2,10 +2,10 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::format::context::Input;
 use ff::software::scaling;
 use ff::util::format::Pixel;
+use ffmpeg_next as ff;
 use image::{imageops, RgbImage};
 
 use super::probe::{self, Probe};
@@ -31,7 +31,11 @@ impl Decoding {
         let stream = input.stream(index).expect("the probed video stream");
         let mut context = ff::codec::context::Context::from_parameters(stream.parameters())
             .map_err(|err| VideoError::Ffmpeg { what: "reading the video stream's parameters", err })?;
-        context.set_threading(ff::threading::Config { kind: ff::threading::Type::Frame, count: 0, ..Default::default() });
+        context.set_threading(ff::threading::Config {
+            kind: ff::threading::Type::Frame,
+            count: 0,
+            ..Default::default()
+        });
         let decoder =
             context.decoder().video().map_err(|_| VideoError::NoDecoder(probe.streams.video.codec.clone()))?;
         let decoding = Decoding {

@@ -4,10 +4,10 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::format::context::Output;
 use ff::util::format::Pixel;
 use ff::Rational;
+use ffmpeg_next as ff;
 
 use super::decode::{turn, Decoding, Scaler};
 use super::probe::Probe;
@@ -169,7 +169,10 @@ impl Writer {
         let (w, h) = (first.width(), first.height());
         let format = pixel_format(&codec, first.format(), w, h);
         let global_header = output.format().flags().contains(ff::format::Flags::GLOBAL_HEADER);
-        let mut context = ff::codec::context::Context::new_with_codec(codec).encoder().video().map_err(ffmpeg("setting up the encoder"))?;
+        let mut context = ff::codec::context::Context::new_with_codec(codec)
+            .encoder()
+            .video()
+            .map_err(ffmpeg("setting up the encoder"))?;
         // Theora counts frames in its time base; the others take the input's.
         let encoder_tb = if choice.encoder == "libtheora" && probe.frame_rate.numerator() > 0 {
             probe.frame_rate.invert()
@@ -247,7 +250,9 @@ impl Writer {
         if !options.strip_audio {
             for info in &probe.streams.audio {
                 let ist = input.stream(info.index).expect("a probed stream");
-                let mut stream = output.add_stream(ff::encoder::find(ff::codec::Id::None)).map_err(ffmpeg("adding an audio stream"))?;
+                let mut stream = output
+                    .add_stream(ff::encoder::find(ff::codec::Id::None))
+                    .map_err(ffmpeg("adding an audio stream"))?;
                 stream.set_parameters(ist.parameters());
                 stream.set_time_base(ist.time_base());
                 stream.set_metadata(tags(ist.metadata(), &KEPT_STREAM_TAGS, options.metadata));
@@ -268,19 +273,19 @@ impl Writer {
             None
         } else {
             Some(
-                ff::software::scaling::Context::get(first.format(), w, h, format, w, h, ff::software::scaling::Flags::BICUBIC)
-                    .map_err(ffmpeg("converting frames for the encoder"))?,
+                ff::software::scaling::Context::get(
+                    first.format(),
+                    w,
+                    h,
+                    format,
+                    w,
+                    h,
+                    ff::software::scaling::Flags::BICUBIC,
+                )
+                .map_err(ffmpeg("converting frames for the encoder"))?,
             )
         };
-        Ok(Writer {
-            output,
-            encoder,
-            encoder_tb,
-            input_tb: probe.time_base,
-            audio,
-            durations: HashMap::new(),
-            convert,
-        })
+        Ok(Writer { output, encoder, encoder_tb, input_tb: probe.time_base, audio, durations: HashMap::new(), convert })
     }
 
     /// A copied stream's packet written as it came (timestamps rescaled only); other
@@ -298,7 +303,9 @@ impl Writer {
         let mut picture = match &mut self.convert {
             Some(context) => {
                 let mut converted = ff::frame::Video::empty();
-                context.run(frame, &mut converted).map_err(|err| VideoError::Ffmpeg { what: "converting a frame", err })?;
+                context
+                    .run(frame, &mut converted)
+                    .map_err(|err| VideoError::Ffmpeg { what: "converting a frame", err })?;
                 converted
             }
             None => {
@@ -435,7 +442,8 @@ fn copy_rect(src: &ff::frame::Video, dst: &mut ff::frame::Video, rect: (u32, u32
         let (ss, ds) = (src.stride(plane), dst.stride(plane));
         let rows = dst.plane_height(plane) as usize;
         for y in cy0..cy1.min(rows) {
-            dst.data_mut(plane)[y * ds + cx0..y * ds + cx1].copy_from_slice(&src.data(plane)[y * ss + cx0..y * ss + cx1]);
+            dst.data_mut(plane)[y * ds + cx0..y * ds + cx1]
+                .copy_from_slice(&src.data(plane)[y * ss + cx0..y * ss + cx1]);
         }
     }
 }

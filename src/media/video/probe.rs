@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use ffmpeg_next as ff;
 use ff::format::context::Input;
 use ff::media::Type;
 use ff::Rational;
+use ffmpeg_next as ff;
 
 use super::{init, VideoError};
 
@@ -82,7 +82,8 @@ pub(super) fn open(path: &Path) -> Result<Input, VideoError> {
 /// The video stream redacted: the container's best one that is not a cover picture.
 pub(super) fn video_index(input: &Input) -> Option<usize> {
     let moving = |s: &ff::format::stream::Stream| {
-        s.parameters().medium() == Type::Video && !s.disposition().contains(ff::format::stream::Disposition::ATTACHED_PIC)
+        s.parameters().medium() == Type::Video
+            && !s.disposition().contains(ff::format::stream::Disposition::ATTACHED_PIC)
     };
     input.streams().best(Type::Video).filter(moving).or_else(|| input.streams().find(moving)).map(|s| s.index())
 }
@@ -130,8 +131,9 @@ pub(super) fn describe(input: &Input) -> Result<Probe, VideoError> {
 /// Clockwise degrees to show the stream upright, from its display matrix (FFmpeg's
 /// `get_rotation`, to the nearest quarter turn).
 fn rotation(stream: &ff::format::stream::Stream) -> u32 {
-    let Some(matrix) =
-        stream.side_data().find(|d| d.kind() == ff::codec::packet::side_data::Type::DisplayMatrix && d.data().len() >= 36)
+    let Some(matrix) = stream
+        .side_data()
+        .find(|d| d.kind() == ff::codec::packet::side_data::Type::DisplayMatrix && d.data().len() >= 36)
     else {
         return 0;
     };
