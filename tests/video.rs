@@ -44,8 +44,13 @@ fn timing(path: &Path) -> (Vec<(String, String, String)>, Vec<String>, String, S
         .collect();
     let rotation =
         s["streams"][0]["side_data_list"].as_array().and_then(|l| l.iter().find_map(|d| d["rotation"].as_i64()));
-    let f = ffprobe(path, &["-select_streams", "v:0", "-show_entries", "frame=pts_time"]);
-    let pts = f["frames"].as_array().unwrap().iter().map(|fr| fr["pts_time"].as_str().unwrap().to_string()).collect();
+    let f = ffprobe(path, &["-select_streams", "v:0", "-show_entries", "frame=best_effort_timestamp_time"]);
+    let pts = f["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|fr| fr["best_effort_timestamp_time"].as_str().unwrap().to_string())
+        .collect();
     let format = &s["format"];
     (streams, pts, format["start_time"].to_string(), format["duration"].to_string(), rotation)
 }

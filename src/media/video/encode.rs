@@ -221,6 +221,10 @@ impl Writer {
                 settings.set("preset", "medium");
             }
         }
+        // AVI stores no presentation times: frames must come out in the order they are shown.
+        if output.format().name() == "avi" {
+            context.set_max_b_frames(0);
+        }
         context.set_flags(flags);
         let encoder = context.open_as_with(codec, settings).map_err(ffmpeg("opening the video encoder"))?;
         let in_video = input.stream(probe.streams.video.index).expect("the probed video stream");
