@@ -232,6 +232,61 @@ while IFS=$'\t' read -r file sha source _licence; do
   FETCHED=$((FETCHED + 1))
 done <"$FIXTURES/MANIFEST.tsv"
 
+# --- 4b. Video: FFmpeg and test clips ----------------------------------------------------------
+
+# blurgate's `video` feature (on by default) builds against FFmpeg's libraries (Debian 12: 5.1)
+# through ffmpeg-next, whose bindings need clang; the test clips are made with the ffmpeg CLI.
+ffmpeg_missing=()
+pkg-config --exists libavcodec libavformat libavutil libswscale 2>/dev/null \
+  || ffmpeg_missing+=(libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev libavfilter-dev libavdevice-dev)
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || ffmpeg_missing+=(ffmpeg)
+command -v clang >/dev/null || ffmpeg_missing+=(clang libclang-dev)
+command -v pkg-config >/dev/null || ffmpeg_missing+=(pkg-config)
+if (( ${#ffmpeg_missing[@]} )); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing ${ffmpeg_missing[*]} with apt-get (video)"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${ffmpeg_missing[@]}" || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${ffmpeg_missing[@]}"; }; } >/dev/null \
+      || die "apt-get install ${ffmpeg_missing[*]} failed"
+  else
+    die "FFmpeg missing: install ${ffmpeg_missing[*]} (Debian) or build with --no-default-features"
+  fi
+fi
+
+# Clips made from the fixture photos into fixtures/generated/videos/ (git-ignored), each only
+# when missing: a pan and zoom over t1.jpg (six people) with a 440 Hz tone, at 854x480 and
+# 1080p (benchmark); a clip whose display matrix turns it 90 degrees; a variable-frame-rate
+# Matroska clip of odd size (427x239, lossless FFV1).
+VIDEOS=$FIXTURES/generated/videos
+mkdir -p "$VIDEOS"
+# make_clip NAME FFMPEG-ARGS...: writes $VIDEOS/NAME through a temporary name.
+make_clip() {
+  local name=$1
+  shift
+  if [[ -s $VIDEOS/$name ]]; then
+    PRESENT=$((PRESENT + 1))
+    return 0
+  fi
+  ffmpeg -nostdin -hide_banner -loglevel error -y "$@" "$VIDEOS/.tmp.$name" || die "ffmpeg could not make $VIDEOS/$name"
+  mv -f -- "$VIDEOS/.tmp.$name" "$VIDEOS/$name"
+  say "made $VIDEOS/$name"
+  FETCHED=$((FETCHED + 1))
+}
+pan() { # pan SIZE: 4 s at 25 fps, zooming from 1x to 1.4x while panning left to right
+  printf "scale=1920:-2,zoompan=z='1+0.004*on':x='(iw-iw/zoom)*on/100':y='(ih-ih/zoom)/2':d=100:s=%s:fps=25,format=yuv420p" "$1"
+}
+make_clip pan.mp4 -i "$FIXTURES/photos/t1.jpg" -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=4" \
+  -filter_complex "[0:v]$(pan 854x480)[v]" -map '[v]' -map 1:a -c:v libx264 -crf 20 -preset fast -c:a aac -b:a 96k -f mp4
+make_clip pan_1080p.mp4 -i "$FIXTURES/photos/t1.jpg" -f lavfi -i "sine=frequency=440:sample_rate=48000:duration=4" \
+  -filter_complex "[0:v]$(pan 1920x1080)[v]" -map '[v]' -map 1:a -c:v libx264 -crf 20 -preset fast -c:a aac -b:a 96k -f mp4
+# Stored turned clockwise; its display matrix (ffprobe: rotation 90, counter-clockwise) turns it
+# back. FFmpeg 5.1 writes the matrix from the `rotate` tag only when copying, hence two steps.
+make_clip rotated-stored.mp4 -i "$FIXTURES/photos/t1.jpg" -vf "$(pan 640x360),trim=end_frame=40,transpose=1" \
+  -c:v libx264 -crf 20 -preset fast -f mp4
+make_clip rotated.mp4 -i "$VIDEOS/rotated-stored.mp4" -c copy -metadata:s:v:0 rotate=90 -f mp4
+make_clip vfr.mkv -i "$FIXTURES/photos/t1.jpg" \
+  -vf "$(pan 854x480),trim=end_frame=60,scale=427:239,select='lt(mod(n\,4)\,2)+eq(mod(n\,7)\,0)'" \
+  -vsync vfr -c:v ffv1 -f matroska
+
 # --- 5. Models ---------------------------------------------------------------------------------
 
 if has_sha256 "$MODELS/centerface.onnx" "$CENTERFACE_SHA256" && has_sha256 "$MODELS/sface.onnx" "$SFACE_SHA256"; then

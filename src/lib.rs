@@ -6,7 +6,7 @@
 //! - records: [`report`] (the JSON report), [`audit`] (the hash-chained audit log), [`sheet`]
 //!   (the HTML contact sheet of a report)
 //! - stages: [`media`] (decode and encode per kind), [`detect`], [`embed`], [`matching`],
-//!   [`register`], [`redact`]
+//!   [`register`], [`redact`], [`track`] (faces followed across a video's frames)
 //! - foundations: [`storage`] (locations, listing, atomic writes), [`digest`], [`models`]
 //!   (registry, verification, ONNX Runtime), [`error`]
 //!
@@ -26,5 +26,6 @@ pub mod register;
 pub mod report;
 pub mod sheet;
 pub mod storage;
+pub mod track;
 
 pub use error::{Error, Result};

@@ -15,3 +15,5 @@ mod register;
 mod review;
 mod robustness;
 mod settings;
+#[cfg(feature = "video")]
+mod video;

@@ -10,6 +10,7 @@ use blurgate::audit::{AuditLog, AuditTarget};
 use blurgate::detect::{Precision, Speed, Tiling};
 use blurgate::jobs::plan::Shard;
 use blurgate::matching::{Policy, DEFAULT_TARGET_FAR};
+use blurgate::media::video::VideoCodec;
 use blurgate::media::{DecodeLimits, OutputFormat};
 use blurgate::models::Device;
 use blurgate::redact::Style;
@@ -212,6 +213,59 @@ pub struct DetectionArgs {
     /// Refuse photos whose width or height exceeds this many pixels.
     #[arg(long, default_value_t = DecodeLimits::default().max_side, value_name = "PIXELS")]
     pub max_dimension: u32,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VideoArgs {
+    /// Video encoder for redacted videos: auto (H.264 with libx264, but VP9 in WebM and Theora
+    /// in Ogg, which cannot hold H.264), h264, h265, vp9 or av1. The container is always kept;
+    /// a codec it cannot hold fails the file.
+    #[arg(long, value_enum, default_value_t = VideoCodecArg::Auto, value_name = "CODEC")]
+    pub video_codec: VideoCodecArg,
+
+    /// Constant rate factor of the video encoder (lower is better and larger; default: visually
+    /// lossless-ish, H.264 18, H.265 20, VP9 24, AV1 28; Theora has a fixed quality of 8/10).
+    #[arg(long, value_name = "CRF", value_parser = clap::value_parser!(u8).range(0..=63))]
+    pub crf: Option<u8>,
+
+    /// Leave the audio out of redacted videos (by default it is copied packet for packet).
+    #[arg(long)]
+    pub strip_audio: bool,
+
+    /// Detect faces in every N-th video frame and follow them between (1: every frame).
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub detect_every: u32,
+
+    /// Long side, in pixels, video frames are scaled to for detection.
+    #[arg(long, default_value_t = 640, value_name = "PIXELS", value_parser = clap::value_parser!(u32).range(64..))]
+    pub video_max_side: u32,
+
+    /// Frames a face's track is redacted before its first and after its last detection (plus
+    /// --detect-every minus one).
+    #[arg(long, default_value_t = 5, value_name = "FRAMES")]
+    pub track_margin: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VideoCodecArg {
+    Auto,
+    H264,
+    H265,
+    Vp9,
+    Av1,
+}
+
+impl From<VideoCodecArg> for VideoCodec {
+    fn from(c: VideoCodecArg) -> VideoCodec {
+        match c {
+            VideoCodecArg::Auto => VideoCodec::Auto,
+            VideoCodecArg::H264 => VideoCodec::H264,
+            VideoCodecArg::H265 => VideoCodec::H265,
+            VideoCodecArg::Vp9 => VideoCodec::Vp9,
+            VideoCodecArg::Av1 => VideoCodec::Av1,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]

@@ -2,12 +2,13 @@
 //! library's option types, checked as they go.
 
 use blurgate::detect::{DetectorOptions, Tiling};
-use blurgate::jobs::{Decisions, Matching, RunOptions};
-use blurgate::media::DecodeLimits;
+use blurgate::jobs::{Decisions, Matching, RunOptions, VideoSettings};
+use blurgate::media::video::VideoOptions;
+use blurgate::media::{DecodeLimits, MetadataPolicy};
 use blurgate::models::Device;
 use blurgate::register::{today, Register, RegisterFile};
 
-use super::args::{DetectionArgs, MatchArgs, PolicyArg, StoreArgs, TilesArg};
+use super::args::{DetectionArgs, MatchArgs, PolicyArg, StoreArgs, TilesArg, VideoArgs};
 use super::exit::usage;
 
 pub fn detection(a: &DetectionArgs, device: Device) -> anyhow::Result<DetectorOptions> {
@@ -71,4 +72,18 @@ pub fn matching(a: &MatchArgs, register: Register) -> anyhow::Result<Matching> {
         )));
     }
     Ok(Matching { register, purpose: a.purpose.clone(), thresholds, today })
+}
+
+/// How videos are read and written; `metadata` is the photos' policy, applied to their tags.
+pub fn video(a: &VideoArgs, metadata: MetadataPolicy) -> VideoSettings {
+    let encode = VideoOptions::default()
+        .with_codec(a.video_codec.into())
+        .with_crf(a.crf)
+        .with_strip_audio(a.strip_audio)
+        .with_metadata(metadata);
+    VideoSettings::default()
+        .with_detect_every(a.detect_every)
+        .with_max_side(a.video_max_side)
+        .with_track_margin(a.track_margin)
+        .with_encode(encode)
 }

@@ -17,6 +17,7 @@ use blurgate::storage::Location;
 
 use super::args::{
     refuse_keys_inside, AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StoreArgs, StyleArg,
+    VideoArgs,
 };
 use super::config::{take, take_opt, Config};
 use super::exit::{usage, FILES_FAILED};
@@ -59,14 +60,24 @@ decode, limit, model, encode, write, state, audit, internal), \"review\", \"widt
 upright output image. Embeddings are never written. `blurgate review` adds \"reviewed\" to the
 faces it decides; a held file's \"pending_output\" says where it goes once reviewed.
 
+Videos: decoded twice with FFmpeg. The first pass finds faces (every --detect-every frame,
+scaled to --video-max-side) and links them into tracks; with a register each track is decided
+from its best faces, for all its frames. The second pass redacts every frame of each redacted
+track's life (interpolated where the detector missed it, --track-margin frames before and
+after) and encodes the video stream (--video-codec, --crf) into the same container, keeping
+timestamps, frame rate, rotation and colour tags; audio is copied unchanged (--strip-audio
+drops it), subtitle and data streams are dropped. The report's \"video\" field lists streams
+and tracks; \"faces\" holds one entry per track.
+
 Exit codes: 0 every file done, 1 some files failed or were held for review, 2 usage or set-up
 error (nothing written).";
 
 #[derive(clap::Args, Debug)]
 pub struct RedactArgs {
-    /// Photos and folders to redact (JPEG and MPO, HEIC and AVIF, PNG, WebP, TIFF, BMP, GIF first
-    /// frame); a file is known by its content, whatever its name. Local paths, or
-    /// s3://bucket/prefix, gs://bucket/prefix, az://container/prefix.
+    /// Photos, videos and folders to redact (JPEG and MPO, HEIC and AVIF, PNG, WebP, TIFF, BMP,
+    /// GIF; MP4, MOV, MKV, WebM, AVI, Ogg and more through FFmpeg); a file is known by its name,
+    /// else by its content. Local paths, or s3://bucket/prefix, gs://bucket/prefix,
+    /// az://container/prefix.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<String>,
 
@@ -107,6 +118,9 @@ pub struct RedactArgs {
 
     #[command(flatten)]
     pub detection: DetectionArgs,
+
+    #[command(flatten)]
+    pub video: VideoArgs,
 
     /// Register of enrolled people (see `blurgate enroll`). With it the default policy is
     /// opt-outs.
@@ -254,7 +268,8 @@ pub fn run(mut a: RedactArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<E
         .with_detection(options::detection(&a.detection, ctx.device)?)
         .with_render(render)
         .with_decisions(decisions)
-        .with_run(run);
+        .with_run(run)
+        .with_video(options::video(&a.video, render.encode.metadata));
     let report = run_redact(&job, &ctx.models()?, &Progress::new(!ctx.quiet))?;
     if let Some(path) = &a.report {
         report.write(path)?;

@@ -7,7 +7,7 @@ use image::RgbImage;
 use time::Date;
 
 use crate::detect::{Detection, Detector, DetectorOptions, Landmarks};
-use crate::embed::{Embedder, EmbedderOptions, Embedding};
+use crate::embed::{Embedder, EmbedderOptions, Embedding, Probe};
 use crate::error::{Error, Result};
 use crate::matching::{self, FaceDecision, Policy, Thresholds};
 use crate::models::{ModelDir, ModelKind};
@@ -135,13 +135,12 @@ impl Engine {
             return Ok(faces.into_iter().map(|d| (d, None)).collect());
         };
         let probes = self.embedder()?.probes(rgb, &faces)?;
-        Ok(faces
-            .into_iter()
-            .zip(probes)
-            .map(|(d, p)| {
-                let best = m.register.best_match(&p.embedding, m.today, &m.purpose);
-                (d, Some(matching::decide(policy, &m.thresholds, best, &p.quality)))
-            })
-            .collect())
+        Ok(faces.into_iter().zip(probes).map(|(d, p)| (d, Some(decide_probe(&p, policy, m)))).collect())
     }
+}
+
+/// The match decision for one embedded face.
+pub fn decide_probe(p: &Probe, policy: Policy, m: &Matching) -> FaceDecision {
+    let best = m.register.best_match(&p.embedding, m.today, &m.purpose);
+    matching::decide(policy, &m.thresholds, best, &p.quality)
 }

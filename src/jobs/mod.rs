@@ -3,7 +3,8 @@
 //! embeddings, [`calibrate`] measures recognition on an organisation's photos. They share the
 //! file plan ([`plan`]), the worker pool, the run state ([`state`]: resume and lock), per-file
 //! outcomes ([`outcome`]) and an [`Observer`] that hears about progress. [`review`] lets a person
-//! change a redact run's decisions afterwards, on a local web page.
+//! change a redact run's decisions afterwards, on a local web page. [`video`] is redact's
+//! per-video work (two passes, faces tracked across frames).
 
 pub mod cache;
 pub mod calibrate;
@@ -20,6 +21,7 @@ pub mod redact;
 pub mod review;
 pub mod shard;
 pub mod state;
+pub mod video;
 
 pub use engine::{Engine, Matching, Recognition};
 pub use find::{run_find, FindJob};
@@ -28,6 +30,7 @@ pub use outcome::FileError;
 pub use pool::keep_freed_memory;
 pub use redact::{run_redact, Decisions, RedactJob};
 pub use review::{Review, ReviewError, ReviewServer};
+pub use video::VideoSettings;
 
 use std::path::PathBuf;
 

@@ -9,6 +9,9 @@ pub trait Observer: Sync {
     fn started(&self, _files: usize) {}
     /// One file is done, whatever its status (failed ones carry `error` and `error_kind`).
     fn file_done(&self, _report: &FileReport) {}
+    /// A video's `pass` (1: detection, 2: redaction and encoding) reached `frames` frames
+    /// (every few frames; from one worker per video).
+    fn video_frames(&self, _input: &str, _pass: u8, _frames: u64) {}
     /// Every file is done.
     fn finished(&self) {}
 }

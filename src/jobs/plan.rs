@@ -148,7 +148,11 @@ pub fn plan(
         if !Location::stays_below(&f.rel) {
             return Err(Error::OutputEscapes { input: f.input.to_string().into(), out: out.to_string().into() });
         }
-        let output = out.join(&extension.map_or(f.rel.clone(), |ext| f.rel.with_extension(ext)));
+        // A run that writes photos in another format leaves videos in their own.
+        let output = match extension {
+            Some(ext) if !crate::media::video::has_video_extension(&f.rel) => out.join(&f.rel.with_extension(ext)),
+            _ => out.join(&f.rel),
+        };
         if !matches!(f.verdict, Verdict::Skip(_)) {
             if let Some(other) = seen.insert(output.clone(), f.input.clone()) {
                 return Err(Error::SameOutput {

@@ -3,7 +3,6 @@
 //! per file. Nothing appears under an output name unless the whole file was checked and
 //! written.
 
-use std::path::Path;
 use std::time::Instant;
 
 use super::cache::Cache;
@@ -13,6 +12,7 @@ use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
 use super::plan::{self, Planned, Verdict};
 use super::state::{Finished, RunState};
+use super::video::{self, VideoSettings};
 use super::{pool, RenderOptions, RunOptions};
 use crate::audit::{AuditFace, AuditLog, Event};
 use crate::detect::{Detection, DetectorOptions, FaceBox};
@@ -76,6 +76,7 @@ pub struct RedactJob {
     pub decisions: Decisions,
     pub run: RunOptions,
     pub replace: Option<Replace>,
+    pub video: VideoSettings,
 }
 
 impl RedactJob {
@@ -89,6 +90,7 @@ impl RedactJob {
             decisions: Decisions::default(),
             run: RunOptions::default(),
             replace: None,
+            video: VideoSettings::default(),
         }
     }
 
@@ -110,13 +112,16 @@ impl RedactJob {
     pub fn with_run(self, run: RunOptions) -> Self {
         RedactJob { run, ..self }
     }
+    pub fn with_video(self, video: VideoSettings) -> Self {
+        RedactJob { video, ..self }
+    }
 
     /// Hash of everything that decides a file's output: a resumed run skips a file only if
     /// this is unchanged.
     fn settings_hash(&self, models: &ModelDigests) -> String {
         let register = self.decisions.matching.as_ref().map(Matching::identity);
         let text = format!(
-            "{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}",
+            "{}|{:?}|{:?}|{:?}|{:?}|{}|{:?}|{:?}|{:?}",
             env!("CARGO_PKG_VERSION"),
             self.detection,
             self.render,
@@ -124,7 +129,8 @@ impl RedactJob {
             self.decisions.policy,
             self.decisions.hold_uncertain,
             models,
-            register
+            register,
+            self.video
         );
         sha256_hex(text.as_bytes())
     }
@@ -187,6 +193,7 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
         job,
         state,
         settings: job.settings_hash(engine.model_digests()),
+        observer,
         register: register.clone(),
         published,
         cache: job.run.cache.as_deref().map(Cache::new),
@@ -253,17 +260,49 @@ fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) 
 }
 
 /// What every file of a redact run shares.
-struct Run<'a> {
-    engine: &'a Engine,
-    job: &'a RedactJob,
+pub(super) struct Run<'a> {
+    pub(super) engine: &'a Engine,
+    pub(super) job: &'a RedactJob,
     /// The journal; `None` in a dry run and when replacing.
-    state: Option<RunState>,
-    settings: String,
+    pub(super) state: Option<RunState>,
+    pub(super) settings: String,
+    pub(super) observer: &'a dyn Observer,
     /// The register's digest, as manifests record it.
     register: Option<String>,
     /// When replacing: the location's manifests (files they vouch for are left alone).
     published: Manifests,
     cache: Option<Cache>,
+}
+
+impl Run<'_> {
+    /// Removes an older copy under `output` that must not outlive a failure or a hold; a dry
+    /// run removes nothing, and replacing never removes a published file.
+    pub(super) fn withdraw(&self, output: &Location) {
+        if !self.job.run.dry_run && self.job.replace.is_none() {
+            let _ = output.delete();
+        }
+    }
+
+    /// When replacing with `--keep-originals`: `write` puts the original at its path below
+    /// that folder, before it is replaced.
+    pub(super) fn keep_original(
+        &self,
+        p: &Planned,
+        write: impl FnOnce(&Location) -> std::io::Result<()>,
+    ) -> Result<(), FileError> {
+        let Some(keep) = self.job.replace.as_ref().and_then(|r| r.keep_originals.as_ref()) else { return Ok(()) };
+        let kept = keep.join(&p.input.rel_to(&self.job.out).unwrap_or_default());
+        write(&kept).map_err(|err| FileError::Write { path: kept.to_string().into(), err })
+    }
+
+    /// When replacing, a file with nothing to hide stays published as it is.
+    pub(super) fn leave_published(&self, p: &Planned, report: &mut FileReport) -> bool {
+        if self.job.replace.is_none() || report.status != FileStatus::Unchanged {
+            return false;
+        }
+        (report.output, report.output_sha256) = (Some(p.output.to_string()), report.input_sha256.clone());
+        true
+    }
 }
 
 /// One file, start to finish; a panic in any stage fails this file only. A failed file's
@@ -282,10 +321,7 @@ fn process(p: Planned, run: &Run) -> FileReport {
             Err(FileError::Internal(what))
         });
     if let Err(e) = outcome {
-        // A published file is never removed for failing: replacing leaves it as it was.
-        if !run.job.run.dry_run && run.job.replace.is_none() {
-            let _ = output.delete();
-        }
+        run.withdraw(&output);
         tracing::debug!(file = %output, reason = %e, "not published");
         record_failure(&mut report, &e);
     }
@@ -386,6 +422,9 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
     if !std::mem::replace(&mut p.verdict, Verdict::Check).admit(report)? {
         return Ok(());
     }
+    if media::is_video(&p.input) {
+        return video::redact_video(p, run, report);
+    }
     // An object whose version an earlier run read is known by its digest without a download.
     let (cache, version) = (run.cache.as_ref(), p.version.as_ref());
     let finished = |sha256: &str| run.state.as_ref().and_then(|s| s.finished(&p.output, sha256, &run.settings));
@@ -438,17 +477,13 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         })
         .collect();
     if report.review && job.decisions.hold_uncertain {
-        if !job.run.dry_run && job.replace.is_none() {
-            let _ = p.output.delete();
-        }
+        run.withdraw(&p.output);
         report.status = FileStatus::Held;
         report.pending_output = Some(p.output.to_string());
         return Ok(());
     }
     report.status = if boxes.iter().all(Vec::is_empty) { FileStatus::Unchanged } else { FileStatus::Redacted };
-    if job.replace.is_some() && report.status == FileStatus::Unchanged {
-        // Nothing to hide: the published file stays as it is, byte for byte.
-        (report.output, report.output_sha256) = (Some(p.output.to_string()), Some(input_sha256));
+    if run.leave_published(&p, report) {
         return Ok(());
     }
     let encoded = render(source, &bytes, &boxes, &p, job, report)?;
@@ -459,10 +494,7 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         // This is what would be written.
         return Ok(());
     }
-    if let Some(keep) = job.replace.as_ref().and_then(|r| r.keep_originals.as_ref()) {
-        let kept = keep.join(rel.as_deref().unwrap_or(Path::new("")));
-        kept.write_atomic(&bytes).map_err(|err| FileError::Write { path: kept.to_string().into(), err })?;
-    }
+    run.keep_original(&p, |kept| kept.write_atomic(&bytes))?;
     drop(bytes);
     p.output.write_atomic(&encoded).map_err(|err| FileError::Write { path: p.output.to_string().into(), err })?;
     report.replaced = job.replace.is_some();

@@ -1,14 +1,15 @@
 //! Media in and out, one module per kind: [`jpeg`] (libjpeg-turbo: previews from the DCT,
 //! block-level rewrites), [`heif`] (HEIC and AVIF through libheif) and [`image`] (every other
 //! still format, through the `image` crate). A [`MediaKind`] picks the module; [`metadata`]
-//! holds the EXIF policy they share. A new kind (video next) is one new module and one arm in
-//! each match below.
+//! holds the EXIF policy they share; [`video`] reads and writes videos through FFmpeg (feature
+//! `video`). A new kind is one new module and one arm in each match below.
 
 pub mod animation;
 pub mod heif;
 pub mod image;
 pub mod jpeg;
 pub mod metadata;
+pub mod video;
 
 use std::path::Path;
 
@@ -28,6 +29,9 @@ pub enum MediaKind {
     Image,
     /// HEIC and AVIF, through libheif.
     Heif,
+    /// MP4, MOV, MKV, WebM, AVI, Ogg... through FFmpeg ([`video`]); the whole file is not read
+    /// into memory, and `decode`/`encode` below refuse it.
+    Video,
 }
 
 /// The format of a photo, as read and as written back.
@@ -52,10 +56,7 @@ pub enum Classified {
 const JPEG_EXTENSIONS: &[&str] = &["jpg", "jpeg", "jpe", "jfif", "mpo"];
 const IMAGE_EXTENSIONS: &[&str] = &["png", "apng", "webp", "tif", "tiff", "bmp", "gif", "ico"];
 const HEIF_EXTENSIONS: &[&str] = &["heic", "heif", "hif", "avif"];
-const UNSUPPORTED_MEDIA: &[&str] = &[
-    "jxl", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "psd", "mp4", "mov", "m4v", "avi", "mkv", "webm",
-    "3gp", "mts",
-];
+const UNSUPPORTED_MEDIA: &[&str] = &["jxl", "dng", "cr2", "cr3", "nef", "arw", "orf", "rw2", "raf", "psd"];
 
 impl MediaKind {
     /// The kind by file name (used when walking folders).
@@ -67,6 +68,13 @@ impl MediaKind {
             Classified::Media(MediaKind::Image)
         } else if HEIF_EXTENSIONS.contains(&ext.as_str()) {
             Classified::Media(MediaKind::Heif)
+        } else if video::has_video_extension(path) {
+            // Built without FFmpeg, a video fails as unsupported: never skipped unchecked.
+            if cfg!(feature = "video") {
+                Classified::Media(MediaKind::Video)
+            } else {
+                Classified::Unsupported(ext)
+            }
         } else if UNSUPPORTED_MEDIA.contains(&ext.as_str()) {
             Classified::Unsupported(ext)
         } else {
@@ -78,6 +86,9 @@ impl MediaKind {
     pub fn sniff(bytes: &[u8]) -> Option<MediaKind> {
         if heif::is_heif(bytes) {
             return Some(MediaKind::Heif);
+        }
+        if video::sniff(bytes) {
+            return Some(MediaKind::Video);
         }
         match ::image::guess_format(bytes).ok()? {
             ImageFormat::Jpeg => Some(MediaKind::Jpeg),
@@ -261,6 +272,11 @@ pub enum DecodeError {
     PastLimits { width: u32, height: u32 },
     #[error(transparent)]
     Libheif(#[from] heif::LibheifError),
+    #[error("a video: only `blurgate redact` reads videos")]
+    Video,
+    #[cfg(feature = "video")]
+    #[error(transparent)]
+    Ffmpeg(video::VideoError),
 }
 
 impl DecodeError {
@@ -294,6 +310,9 @@ pub enum EncodeError {
     Libjpeg(#[from] jpeg::LibjpegError),
     #[error(transparent)]
     Libheif(#[from] heif::LibheifError),
+    #[cfg(feature = "video")]
+    #[error(transparent)]
+    Ffmpeg(video::VideoError),
 }
 
 /// What of the file the output does not carry, beyond the metadata policy, in words for the
@@ -303,9 +322,15 @@ pub fn left_out(bytes: &[u8]) -> Option<String> {
     let (n, what) = match MediaKind::sniff(bytes)? {
         MediaKind::Jpeg => (jpeg::markers::appended_pictures(bytes), "picture(s) after the first (MPO, gain map)"),
         MediaKind::Heif => (heif::other_images(bytes), "image(s) besides the primary one"),
-        MediaKind::Image => (0, ""),
+        MediaKind::Image | MediaKind::Video => (0, ""),
     };
     (n > 0).then(|| format!("{n} more {what}: only the primary picture was checked and written"))
+}
+
+/// Whether `input` is a video: by its name, else by its first bytes.
+pub fn is_video(input: &crate::storage::Location) -> bool {
+    input.file_name().is_some_and(|n| video::has_video_extension(std::path::Path::new(n)))
+        || input.read_head(64).is_ok_and(|head| MediaKind::sniff(&head) == Some(MediaKind::Video))
 }
 
 /// Decodes a photo upright (EXIF orientation applied) with its colour profile and EXIF kept
@@ -315,6 +340,7 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Photo, DecodeError> 
         Some(MediaKind::Jpeg) => jpeg::decode(bytes, limits),
         Some(MediaKind::Image) => image::decode(bytes, limits),
         Some(MediaKind::Heif) => heif::decode(bytes, limits),
+        Some(MediaKind::Video) => Err(DecodeError::Video),
         None => Err(DecodeError::UnknownFormat),
     }
 }
@@ -335,5 +361,6 @@ pub fn encode(mut photo: Photo, options: &EncodeOptions) -> Result<Vec<u8>, Enco
         MediaKind::Jpeg => jpeg::encode(photo, options),
         MediaKind::Image => image::encode(photo, options),
         MediaKind::Heif => heif::encode(photo, options),
+        MediaKind::Video => Err(EncodeError::NotThisKind),
     }
 }

@@ -99,6 +99,74 @@ pub struct FileReport {
     /// `redact --replace-published`: the published file was replaced by its redacted copy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub replaced: bool,
+    /// A video: frames, streams and the tracks of faces followed through it. Its `faces` hold
+    /// one entry per track (the track's strongest detection, `frame` set), not every frame's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoReport>,
+}
+
+/// What `redact` did to a video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoReport {
+    /// Frames of the video stream (all of them decoded, detected or tracked, and written).
+    pub frames: u64,
+    /// Average frame rate (the container's).
+    pub fps: f64,
+    /// Container duration in seconds, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
+    /// Clockwise degrees the display matrix turns frames by (kept in the output); faces are
+    /// looked for, and reported, in the upright frame.
+    pub rotation: u32,
+    /// The encoder of the redacted video stream (`libx264`...) and its constant rate factor
+    /// (absent in a dry run or a held file, which encode nothing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encoder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crf: Option<u8>,
+    /// Detection ran on every `detect_every`-th frame, scaled to `max_side`; tracks were drawn
+    /// `track_margin` frames (plus `detect_every - 1`) before and after their detections.
+    pub detect_every: u32,
+    pub max_side: u32,
+    pub track_margin: u32,
+    /// Every stream of the input and what became of it.
+    pub streams: Vec<StreamReport>,
+    pub tracks: Vec<TrackReport>,
+}
+
+/// One stream of a video's input.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamReport {
+    pub index: usize,
+    /// `video`, `audio`, `subtitle`, `data`, `attachment`.
+    pub kind: String,
+    pub codec: String,
+    /// `redacted` (the video stream, encoded again), `copied` (audio, packet for packet) or
+    /// `dropped` (subtitles, data, attachments, cover pictures, further video streams, and
+    /// audio with --strip-audio: they can carry names and faces blurgate does not check).
+    pub action: String,
+}
+
+/// A face followed through a video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackReport {
+    pub id: u32,
+    /// First and last frame it was detected in (from 0).
+    pub first_frame: u64,
+    pub last_frame: u64,
+    /// Frames it was detected in.
+    pub detections: u64,
+    /// Frames its mask was drawn in (0 when kept): every frame from before its first to after
+    /// its last detection.
+    pub frames_redacted: u64,
+    pub action: Action,
+    /// With a register: the decision from its best faces, for the whole track.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub similarity: Option<f32>,
 }
 
 impl FileReport {
@@ -128,6 +196,7 @@ impl FileReport {
             cached: false,
             replaced: false,
             seconds: 0.0,
+            video: None,
         }
     }
 }
@@ -155,7 +224,8 @@ pub struct FaceReport {
     /// Cosine similarity to the closest register entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity: Option<f32>,
-    /// The frame of an animated GIF or PNG the face is in (from 0); absent for stills.
+    /// The frame of an animated GIF or PNG, or of a video, the face is in (from 0); absent for
+    /// stills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<u32>,
     /// A person's decision in `blurgate review`: `action` is theirs from then on.

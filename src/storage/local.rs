@@ -107,15 +107,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 /// Lets `write` fill a temporary file in the same folder as `path` (for writers that want a
 /// file name, such as FFmpeg's), then syncs it and renames it to `path`. Temporary files are
 /// named `.NAME.blurgate-PID-N.tmp`; a run removes those an interrupted one left.
-pub fn write_atomic_with(path: &Path, write: impl FnOnce(&Path) -> std::io::Result<()>) -> std::io::Result<()> {
+pub fn write_atomic_with<E: From<std::io::Error>>(
+    path: &Path,
+    write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp: PathBuf =
         dir.join(format!(".{name}.blurgate-{}-{}.tmp", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed)));
-    let result =
-        write(&tmp).and_then(|()| std::fs::File::open(&tmp)?.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
+    let result = write(&tmp).and_then(|()| {
+        std::fs::OpenOptions::new().write(true).open(&tmp)?.sync_all()?;
+        Ok(std::fs::rename(&tmp, path)?)
+    });
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

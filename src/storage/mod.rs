@@ -222,15 +222,20 @@ impl Location {
         }
     }
 
-    /// Lets `write` fill a local temporary file, then puts it under this name whole (renamed,
-    /// or uploaded in parts that become the object only when all arrived).
-    pub fn write_atomic_with(&self, write: impl FnOnce(&Path) -> std::io::Result<()>) -> std::io::Result<()> {
+    /// For a writer that needs a file name (a video muxer): `write` fills a local temporary
+    /// file, which is then put under this name whole (synced and renamed, or uploaded in parts
+    /// that become the object only when all arrived); on any error the final name is left as
+    /// it was.
+    pub fn write_atomic_with<E: From<std::io::Error>>(
+        &self,
+        write: impl FnOnce(&Path) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
         match self {
             Location::Local(p) => write_atomic_with(p, write),
             Location::Object(o) => {
                 let tmp = tempfile::NamedTempFile::new()?.into_temp_path();
                 write(&tmp)?;
-                o.upload_file(&tmp)
+                Ok(o.upload_file(&tmp)?)
             }
         }
     }

@@ -1,0 +1,345 @@
+//! One video of a redact run, in two passes over the file with bounded memory: the first
+//! decodes every frame, detects faces (every `detect_every`-th frame, scaled to `max_side`),
+//! links them into tracks and, with a register, embeds each track's best faces (kept in
+//! memory only); the tracks are then decided as a whole; the second pass decodes again,
+//! redacts every frame of each redacted track's life (interpolated where it was not detected,
+//! with a margin either side) and encodes into a temporary file renamed when complete.
+
+use crate::media::video::VideoOptions;
+
+/// How videos are read and written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VideoSettings {
+    /// Detect on every K-th frame (1: every frame) and follow the tracks between.
+    pub detect_every: u32,
+    /// Long side, in pixels, frames are scaled to for detection.
+    pub max_side: u32,
+    /// Frames a track is redacted before its first and after its last detection.
+    pub track_margin: u32,
+    pub encode: VideoOptions,
+}
+
+impl Default for VideoSettings {
+    fn default() -> Self {
+        VideoSettings { detect_every: 1, max_side: 640, track_margin: 5, encode: VideoOptions::default() }
+    }
+}
+
+impl VideoSettings {
+    pub fn with_detect_every(self, detect_every: u32) -> Self {
+        VideoSettings { detect_every: detect_every.max(1), ..self }
+    }
+    pub fn with_max_side(self, max_side: u32) -> Self {
+        VideoSettings { max_side, ..self }
+    }
+    pub fn with_track_margin(self, track_margin: u32) -> Self {
+        VideoSettings { track_margin, ..self }
+    }
+    pub fn with_encode(self, encode: VideoOptions) -> Self {
+        VideoSettings { encode, ..self }
+    }
+}
+
+/// Built without FFmpeg: a video is listed as failed, never skipped.
+#[cfg(not(feature = "video"))]
+pub(super) fn redact_video(
+    p: super::plan::Planned,
+    _run: &super::redact::Run,
+    _report: &mut crate::report::FileReport,
+) -> Result<(), super::FileError> {
+    let ext = p.input.local_path().extension().unwrap_or_default().to_string_lossy().to_ascii_lowercase();
+    Err(super::FileError::Unsupported(format!("{ext} (a video: this blurgate was built without the `video` feature)")))
+}
+
+#[cfg(feature = "video")]
+pub(super) use with_ffmpeg::redact_video;
+
+#[cfg(feature = "video")]
+mod with_ffmpeg {
+    use std::collections::HashMap;
+
+    use super::super::outcome::FileError;
+    use super::super::plan::Planned;
+    use super::super::redact::Run;
+    use super::super::state::Finished;
+    use crate::detect::{Detection, FaceBox, Landmarks};
+    use crate::embed::Probe;
+    use crate::jobs::engine::decide_probe;
+    use crate::matching::{Action, Decision, FaceDecision};
+    use crate::media::video::{self, Probe as VideoProbe, VideoError};
+    use crate::media::{DecodeError, EncodeError};
+    use crate::redact::Mask;
+    use crate::report::{FaceReport, FileReport, FileStatus, StreamReport, TrackReport, VideoReport};
+    use crate::track::{Playback, Track, Tracker, TrackerOptions};
+
+    /// Faces per track kept embedded for its decision.
+    const BEST_FACES: usize = 3;
+    /// Frames between progress reports.
+    const PROGRESS_EVERY: u64 = 10;
+
+    impl From<VideoError> for FileError {
+        fn from(e: VideoError) -> FileError {
+            if e.is_input() {
+                FileError::Decode(DecodeError::Ffmpeg(e))
+            } else {
+                FileError::Encode(EncodeError::Ffmpeg(e))
+            }
+        }
+    }
+
+    /// What pass 1 keeps of a track beside its boxes: its strongest detection (for the
+    /// report) and its best faces, embedded.
+    #[derive(Default)]
+    struct TrackFaces {
+        strongest: Option<(u64, Detection)>,
+        /// (size × score, embedding and quality), best first.
+        best: Vec<(f32, Probe)>,
+    }
+
+    pub(in crate::jobs) fn redact_video(p: Planned, run: &Run, report: &mut FileReport) -> Result<(), FileError> {
+        let job = run.job;
+        let settings = &job.video;
+        let input_sha256 = p.input.sha256().map_err(FileError::Read)?;
+        report.input_sha256 = Some(input_sha256.clone());
+        if let Some(done) = run.state.as_ref().and_then(|s| s.finished(&p.output, &input_sha256, &run.settings)) {
+            *report = FileReport { resumed: true, ..done.report.clone() };
+            return Ok(());
+        }
+        // Videos are read by name (FFmpeg seeks in them): the local path of the input.
+        let copy = p.input.local_copy().map_err(FileError::Read)?;
+        let path = copy.path();
+        let name = p.input.to_string();
+        let probe = video::probe(path)?;
+        let (w, h) = probe.upright();
+        (report.width, report.height) = (Some(w), Some(h));
+
+        // Pass 1: detect and track.
+        let (engine, decisions) = (run.engine, &job.decisions);
+        let every = settings.detect_every.max(1) as u64;
+        let mut tracker = Tracker::new(TrackerOptions::default().with_max_gap(30.max(3 * every)));
+        let mut faces: HashMap<u32, TrackFaces> = HashMap::new();
+        let frames = video::scan(path, |mut frame| -> Result<(), FileError> {
+            let index = frame.index();
+            if index % PROGRESS_EVERY == 0 {
+                run.observer.video_frames(&name, 1, index);
+            }
+            if index % every != 0 {
+                return Ok(());
+            }
+            let small = frame.upright_rgb(Some(settings.max_side))?;
+            let (sx, sy) = (w as f32 / small.width() as f32, h as f32 / small.height() as f32);
+            let found: Vec<Detection> = engine
+                .detector()
+                .detect(&small)
+                .map_err(FileError::Model)?
+                .into_iter()
+                .map(|d| Detection {
+                    bbox: d.bbox.mapped(sx, sy, 0.0, 0.0),
+                    score: d.score,
+                    landmarks: Landmarks(d.landmarks.0.map(|[x, y]| [x * sx, y * sy])),
+                })
+                .collect();
+            let ids = tracker.update(index, &found);
+            let mut full = None;
+            for (d, id) in found.iter().zip(ids) {
+                let entry = faces.entry(id).or_default();
+                if entry.strongest.is_none_or(|(_, s)| d.score > s.score) {
+                    entry.strongest = Some((index, *d));
+                }
+                let key = d.bbox.width().min(d.bbox.height()) * d.score;
+                let better = entry.best.len() < BEST_FACES || entry.best.last().is_some_and(|(k, _)| key > *k);
+                if decisions.matching.is_none() || !better {
+                    continue;
+                }
+                if full.is_none() {
+                    full = Some(frame.upright_rgb(None)?);
+                }
+                let rgb = full.as_ref().expect("decoded above");
+                let embedder = engine.embedder().map_err(FileError::Model)?;
+                let probe = embedder.probes(rgb, std::slice::from_ref(d)).map_err(FileError::Model)?.remove(0);
+                entry.best.push((key, probe));
+                entry.best.sort_by(|a, b| b.0.total_cmp(&a.0));
+                entry.best.truncate(BEST_FACES);
+            }
+            Ok(())
+        })?;
+        let tracks = tracker.finish();
+        let verdicts: Vec<Option<FaceDecision>> = tracks
+            .iter()
+            .map(|t| {
+                let m = decisions.matching.as_ref()?;
+                let probes = faces.get(&t.id).map_or(&[][..], |f| &f.best[..]);
+                decide_track(probes.iter().map(|(_, p)| decide_probe(p, decisions.policy, m)).collect())
+            })
+            .collect();
+        let action = |v: &Option<FaceDecision>| v.as_ref().map_or(Action::Redacted, |d| d.action);
+        let redacted: Vec<bool> = verdicts.iter().map(|v| action(v) == Action::Redacted).collect();
+
+        report.review = verdicts.iter().flatten().any(FaceDecision::needs_review);
+        report.faces = tracks
+            .iter()
+            .zip(&verdicts)
+            .filter_map(|(t, v)| {
+                let (frame, d) = faces.get(&t.id)?.strongest?;
+                let a = action(v);
+                let mask = (a == Action::Redacted).then(|| {
+                    let m = Mask::for_face(&d.bbox, &job.render.redact, w, h).area;
+                    [m.x1, m.y1, m.x2, m.y2]
+                });
+                Some(FaceReport { frame: Some(frame as u32), ..FaceReport::new(&d, a, mask, v.clone()) })
+            })
+            .collect();
+        let margin = settings.track_margin as u64 + every - 1;
+        let mut summary = video_report(&probe, frames, settings, &tracks, &verdicts, job.video.encode.strip_audio);
+        let dropped = summary.streams.iter().filter(|s| s.action == "dropped").count();
+        if dropped > 0 {
+            report.notes.push(format!(
+                "{dropped} stream(s) dropped (subtitles, data, attachments, cover pictures, further video or stripped \
+                 audio): only the video stream was checked and written, with its audio"
+            ));
+        }
+        if report.review && decisions.hold_uncertain {
+            run.withdraw(&p.output);
+            report.status = FileStatus::Held;
+            report.pending_output = Some(p.output.to_string());
+            report.video = Some(summary);
+            return Ok(());
+        }
+        report.status = if redacted.iter().any(|r| *r) { FileStatus::Redacted } else { FileStatus::Unchanged };
+        if run.leave_published(&p, report) {
+            report.video = Some(summary);
+            return Ok(());
+        }
+        if job.run.dry_run {
+            // A dry run decides everything; encoding is left out, so no output_sha256.
+            report.output = Some(p.output.to_string());
+            report.video = Some(summary);
+            return Ok(());
+        }
+
+        run.keep_original(&p, |kept| kept.write_atomic_with(|tmp| std::fs::copy(path, tmp).map(drop)))?;
+        // Pass 2: redact and encode.
+        let mut playback = Playback::new(&tracks, margin);
+        let mut drawn = vec![0u64; tracks.len()];
+        let mut encoded = None;
+        // The output's name (a path, or an object's URL) tells its container.
+        let container_of = std::path::PathBuf::from(p.output.to_string());
+        let written = p.output.write_atomic_with(|tmp| {
+            let e = video::transcode(
+                path,
+                tmp,
+                &container_of,
+                &settings.encode,
+                &job.render.redact,
+                |frame| {
+                    let boxes: Vec<(usize, FaceBox)> =
+                        playback.boxes_at(frame).into_iter().filter(|(i, _)| redacted[*i]).collect();
+                    boxes.iter().for_each(|(i, _)| drawn[*i] += 1);
+                    boxes.into_iter().map(|(_, b)| b).collect()
+                },
+                |frame| {
+                    if frame % PROGRESS_EVERY == 0 {
+                        run.observer.video_frames(&name, 2, frame);
+                    }
+                },
+            )?;
+            // Both passes must have seen the same frames, or the masks would be misplaced.
+            if e.frames != frames {
+                return Err(VideoError::FramesChanged { first: frames, second: e.frames });
+            }
+            encoded = Some(e);
+            Ok(())
+        });
+        match written {
+            Ok(()) => {}
+            Err(VideoError::Io(err)) => {
+                return Err(FileError::Write { path: p.output.to_string().into(), err })
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let encoded = encoded.expect("set when written");
+        for (t, n) in summary.tracks.iter_mut().zip(drawn) {
+            t.frames_redacted = n;
+        }
+        (summary.encoder, summary.crf) = (Some(encoded.encoder.to_string()), encoded.crf);
+        report.video = Some(summary);
+        let output_sha256 = p.output.sha256().map_err(FileError::Read)?;
+        report.output = Some(p.output.to_string());
+        report.output_sha256 = Some(output_sha256.clone());
+        report.replaced = job.replace.is_some();
+        let Some(state) = &run.state else { return Ok(()) };
+        state
+            .record(&Finished {
+                output: p.output.to_string(),
+                input_sha256,
+                settings: run.settings.clone(),
+                output_sha256,
+                report: report.clone(),
+            })
+            .map_err(FileError::State)
+    }
+
+    /// A track's decision from its best faces' decisions: the most certain one (matched, then
+    /// uncertain, then unknown; the most similar among equals) decides; and a track any of
+    /// whose faces is named for redaction is redacted, whatever another face says.
+    fn decide_track(faces: Vec<FaceDecision>) -> Option<FaceDecision> {
+        let rank = |d: &FaceDecision| match d.decision {
+            Decision::Matched => 2,
+            Decision::Uncertain => 1,
+            Decision::Unknown => 0,
+        };
+        let named_redacted = faces.iter().any(|d| d.decision != Decision::Unknown && d.action == Action::Redacted);
+        let best = faces.into_iter().max_by(|a, b| {
+            rank(a).cmp(&rank(b)).then(a.similarity.unwrap_or(-1.0).total_cmp(&b.similarity.unwrap_or(-1.0)))
+        });
+        best.map(|d| if named_redacted { FaceDecision { action: Action::Redacted, ..d } } else { d })
+    }
+
+    fn video_report(
+        probe: &VideoProbe,
+        frames: u64,
+        settings: &super::VideoSettings,
+        tracks: &[Track],
+        verdicts: &[Option<FaceDecision>],
+        strip_audio: bool,
+    ) -> VideoReport {
+        let s = &probe.streams;
+        let stream = |i: &video::StreamInfo, action: &str| StreamReport {
+            index: i.index,
+            kind: i.kind.to_string(),
+            codec: i.codec.clone(),
+            action: action.to_string(),
+        };
+        let mut streams = vec![stream(&s.video, "redacted")];
+        streams.extend(s.audio.iter().map(|a| stream(a, if strip_audio { "dropped" } else { "copied" })));
+        streams.extend(s.dropped.iter().map(|d| stream(d, "dropped")));
+        streams.sort_by_key(|s| s.index);
+        VideoReport {
+            frames,
+            fps: (probe.fps() * 1000.0).round() / 1000.0,
+            duration: probe.duration.map(|d| (d * 1000.0).round() / 1000.0),
+            rotation: probe.rotation,
+            encoder: None,
+            crf: None,
+            detect_every: settings.detect_every,
+            max_side: settings.max_side,
+            track_margin: settings.track_margin,
+            streams,
+            tracks: tracks
+                .iter()
+                .zip(verdicts)
+                .map(|(t, v)| TrackReport {
+                    id: t.id,
+                    first_frame: t.first_frame(),
+                    last_frame: t.last_frame(),
+                    detections: t.observations.len() as u64,
+                    frames_redacted: 0,
+                    action: v.as_ref().map_or(Action::Redacted, |d| d.action),
+                    decision: v.as_ref().map(|d| d.decision),
+                    person: v.as_ref().and_then(|d| d.person.clone()),
+                    similarity: v.as_ref().and_then(|d| d.similarity),
+                })
+                .collect(),
+        }
+    }
+}
