@@ -118,3 +118,28 @@ fn a_new_opt_out_makes_check_find_exactly_the_files_that_show_them() {
     let found: Vec<_> = r.files.iter().flat_map(|f| &f.faces).filter_map(|f| f.person.as_deref()).collect();
     assert_eq!(found, ["P-2"]);
 }
+
+#[test]
+fn a_video_is_checked_track_by_track_and_redacts_own_output_passes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (input, out) = (tmp.path().join("in"), tmp.path().join("publish"));
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::copy(fixture("generated/videos/pan.mp4"), input.join("pan.mp4")).unwrap();
+
+    let (o, r) = check(tmp.path(), "video", &[s(&input)]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let f = &r.files[0];
+    assert_eq!(f.status, FileStatus::Violation);
+    assert!(!f.faces.is_empty());
+    for face in &f.faces {
+        let (frame, time) = (face.frame.expect("a video finding names its frame"), face.time.expect("and its time"));
+        assert!((time - frame as f64 / 25.0).abs() < 0.05, "frame {frame} at {time} s in a 25 fps clip");
+    }
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("pan.mp4") && stdout.contains(" s) at "), "{stdout}");
+
+    redact_ok(&input, &out, &tmp.path().join("redact.json"), &[]);
+    let (o, r) = check(tmp.path(), "published", &[s(&out)]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(r.files.iter().any(|f| f.input.ends_with("pan.mp4") && f.vouched));
+}

@@ -326,3 +326,34 @@ fn the_server_script_prints_only_exports() {
     assert!(TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok());
     assert!(with_env("stop").status.success());
 }
+
+#[test]
+fn a_video_goes_bucket_to_bucket_through_a_local_copy_and_a_whole_upload() {
+    let Some(s3) = s3::server() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let b = s3.bucket("clips");
+    s3.put_file(&b, "in/pan.mp4", &fixture("generated/videos/pan.mp4"));
+    let args = ["redact", "s3://clips/in", "--out", "s3://clips/out", "--detect-every", "3"];
+    let (o, r) = run(s3, &args, Some(&tmp.path().join("r.json")));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r = r.unwrap();
+    let f = &r.files[0];
+    assert_eq!(f.status, FileStatus::Redacted, "{f:?}");
+    let written = s3.object_path(&b, "out/pan.mp4");
+    assert_eq!(f.output_sha256.as_deref(), Some(sha256(&written).as_str()));
+    let frames = |p: &Path| {
+        let o = std::process::Command::new("ffprobe")
+            .args(["-v", "error", "-count_frames", "-select_streams", "v", "-show_entries", "stream=nb_read_frames"])
+            .args(["-of", "csv=p=0"])
+            .arg(p)
+            .output()
+            .unwrap();
+        String::from_utf8(o.stdout).unwrap().trim().to_string()
+    };
+    assert_eq!(frames(&written), frames(&fixture("generated/videos/pan.mp4")));
+    // Nothing but the video and the manifest under the output prefix (no temporary left).
+    let keys = s3.keys(&b, "out");
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    let (o, _) = run(s3, &["check", "s3://clips/out"], None);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{ArgMatches, ValueEnum};
 
 use blurgate::jobs::check::{run_check, CheckJob};
+use blurgate::jobs::video::VideoSettings;
 use blurgate::register::RegisterFile;
 use blurgate::report::{FileReport, FileStatus, Report};
 use blurgate::sheet::{self, SheetOptions};
@@ -113,6 +114,7 @@ pub fn run(mut a: CheckArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<Ex
         detection: options::detection(&a.detection, ctx.device)?,
         decisions,
         run: options::run(&a.detection, &a.store, a.jobs).with_manifest_key_file(a.manifest_key_file.clone()),
+        video: VideoSettings::default(),
     };
     let report = run_check(&job, &ctx.models()?, &Progress::new(!ctx.quiet))?;
     print!("{}", findings(&report, a.format));
@@ -149,7 +151,11 @@ fn describe(f: &FileReport) -> Vec<String> {
                 (Some(p), Some(s)) => format!(" of {p} (similarity {s:.3})"),
                 _ => String::new(),
             };
-            let frame = face.frame.map_or(String::new(), |i| format!(" in frame {i}"));
+            let frame = match (face.frame, face.time) {
+                (Some(i), Some(t)) => format!(" in frame {i} ({t:.2} s)"),
+                (Some(i), None) => format!(" in frame {i}"),
+                _ => String::new(),
+            };
             format!("face{who}{frame} at {x1},{y1}-{x2},{y2} must not be shown")
         })
         .collect()

@@ -16,8 +16,7 @@ use blurgate::sheet::{self, SheetOptions};
 use blurgate::storage::Location;
 
 use super::args::{
-    refuse_keys_inside, AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StoreArgs, StyleArg,
-    VideoArgs,
+    refuse_keys_inside, AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StoreArgs, StyleArg, VideoArgs,
 };
 use super::config::{take, take_opt, Config};
 use super::exit::{usage, FILES_FAILED};

@@ -12,11 +12,13 @@ use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
 use super::plan::{self, Found};
 use super::redact::{decode, read_input, Decisions};
+use super::video::{self, VideoSettings};
 use super::{pool, RunOptions};
 use crate::detect::DetectorOptions;
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::matching::{Action, Policy};
+use crate::media;
 use crate::models::ModelDir;
 use crate::report::{FaceReport, FileReport, FileStatus, Report};
 use crate::storage::Location;
@@ -27,6 +29,8 @@ pub struct CheckJob {
     pub detection: DetectorOptions,
     pub decisions: Decisions,
     pub run: RunOptions,
+    /// How videos are searched (detection rate and size; the encoding part is unused).
+    pub video: VideoSettings,
 }
 
 /// Every file of the locations: `unchanged` when nothing in it violates the policy (with
@@ -58,6 +62,7 @@ pub fn run_check(job: &CheckJob, models: &ModelDir, observer: &dyn Observer) -> 
     let engine = Engine::new(models, job.detection.clone(), recognition, workers)?;
     let run = CheckRun {
         engine: &engine,
+        observer,
         job,
         cache: job.run.cache.as_deref().map(Cache::new),
         settings: job.settings_hash(engine.model_digests()),
@@ -81,9 +86,10 @@ impl CheckJob {
     /// Names everything but the register that decides a file's result (see `cache`).
     fn settings_hash(&self, models: &ModelDigests) -> String {
         let text = format!(
-            "check|{}|{:?}|{:?}|{:?}|{:?}",
+            "check|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
             env!("CARGO_PKG_VERSION"),
             self.detection,
+            (self.video.detect_every, self.video.max_side),
             self.run.limits,
             self.decisions.policy,
             models
@@ -95,6 +101,7 @@ impl CheckJob {
 /// What every file of a check shares.
 struct CheckRun<'a> {
     engine: &'a Engine,
+    observer: &'a dyn Observer,
     job: &'a CheckJob,
     cache: Option<Cache>,
     settings: String,
@@ -110,13 +117,19 @@ fn check_file(found: Found, manifests: &Manifests, run: &CheckRun, report: &mut 
     }
     let (job, cache) = (run.job, run.cache.as_ref());
     let version = found.version.as_ref();
+    let is_video = media::is_video(&found.input);
     // An object whose version an earlier run read is known by its digest without a download.
     let mut bytes = None;
     let sha256 = match cache.and_then(|c| c.content_of(&found.input, version)) {
         Some(known) => known,
         None => {
-            bytes = Some(read_input(&found.input, report)?);
-            let sha256 = report.input_sha256.clone().expect("set by read_input");
+            let sha256 = if is_video {
+                // Read in pieces: a video is not held in memory.
+                found.input.sha256().map_err(FileError::Read)?
+            } else {
+                bytes = Some(read_input(&found.input, report)?);
+                report.input_sha256.clone().expect("set by read_input")
+            };
             if let Some(c) = cache {
                 c.remember_content(&found.input, version, &sha256);
             }
@@ -134,11 +147,28 @@ fn check_file(found: Found, manifests: &Manifests, run: &CheckRun, report: &mut 
         *report = FileReport { input: report.input.clone(), cached: true, ..hit.report };
         return Ok(());
     }
-    let bytes = match bytes {
-        Some(b) => b,
-        None => read_input(&found.input, report)?,
+    let faces_found = if is_video {
+        check_video(&found.input, run, report)?
+    } else {
+        let bytes = match bytes {
+            Some(b) => b,
+            None => read_input(&found.input, report)?,
+        };
+        check_photo(&bytes, run, report)?
     };
-    let photo = decode(&bytes, job.run.limits, report)?;
+    report.status = if report.faces.is_empty() { FileStatus::Unchanged } else { FileStatus::Violation };
+    if let Some(c) = cache {
+        let result = CheckResult { register: run.matching.clone(), faces_found, report: report.clone() };
+        c.store_check_result(&key, &result);
+    }
+    Ok(())
+}
+
+/// The faces of a photo (every frame of an animation) the policy forbids go to `report`;
+/// returns how many faces were found.
+fn check_photo(bytes: &[u8], run: &CheckRun, report: &mut FileReport) -> Result<usize, FileError> {
+    let job = run.job;
+    let photo = decode(bytes, job.run.limits, report)?;
     let (policy, matching) = (job.decisions.policy, job.decisions.matching.as_ref());
     let frames = photo.frames();
     let animated = frames.len() > 1;
@@ -153,10 +183,23 @@ fn check_file(found: Found, manifests: &Manifests, run: &CheckRun, report: &mut 
             }
         }
     }
-    report.status = if report.faces.is_empty() { FileStatus::Unchanged } else { FileStatus::Violation };
-    if let Some(c) = cache {
-        let result = CheckResult { register: run.matching.clone(), faces_found, report: report.clone() };
-        c.store_check_result(&key, &result);
-    }
-    Ok(())
+    Ok(faces_found)
+}
+
+/// A video's tracks the policy forbids go to `report`, one finding per track (its strongest
+/// face, with frame and time); returns how many tracks were found.
+#[cfg(feature = "video")]
+fn check_video(input: &Location, run: &CheckRun, report: &mut FileReport) -> Result<usize, FileError> {
+    let copy = input.local_copy().map_err(FileError::Read)?;
+    let job = run.job;
+    let a = video::analyse(copy.path(), &input.to_string(), run.engine, &job.decisions, &job.video, run.observer)?;
+    let (w, h) = a.probe.upright();
+    (report.width, report.height) = (Some(w), Some(h));
+    report.faces = a.faces(None).into_iter().filter(|f| f.action == Action::Redacted).collect();
+    Ok(a.tracks.len())
+}
+
+#[cfg(not(feature = "video"))]
+fn check_video(input: &Location, _run: &CheckRun, _report: &mut FileReport) -> Result<usize, FileError> {
+    Err(video::unsupported(input))
 }

@@ -125,6 +125,7 @@ impl Review {
             person: None,
             similarity: None,
             frame: None,
+            time: None,
             reviewed: Some(self.signature(true)),
         });
         self.apply(file, changed, bbox, None, Action::Redacted, None)

@@ -42,21 +42,34 @@ impl VideoSettings {
 
 /// Built without FFmpeg: a video is listed as failed, never skipped.
 #[cfg(not(feature = "video"))]
+pub(super) fn unsupported(input: &crate::storage::Location) -> super::FileError {
+    let name = input.file_name().map(std::path::Path::new);
+    let ext = name.and_then(|n| n.extension()).unwrap_or_default().to_string_lossy().to_ascii_lowercase();
+    super::FileError::Unsupported(format!("{ext} (a video: this blurgate was built without the `video` feature)"))
+}
+
+#[cfg(not(feature = "video"))]
 pub(super) fn redact_video(
     p: super::plan::Planned,
     _run: &super::redact::Run,
     _report: &mut crate::report::FileReport,
 ) -> Result<(), super::FileError> {
-    let ext = p.input.local_path().extension().unwrap_or_default().to_string_lossy().to_ascii_lowercase();
-    Err(super::FileError::Unsupported(format!("{ext} (a video: this blurgate was built without the `video` feature)")))
+    Err(unsupported(&p.input))
 }
 
 #[cfg(feature = "video")]
-pub(super) use with_ffmpeg::redact_video;
+pub(super) use with_ffmpeg::{analyse, redact_video};
 
 #[cfg(feature = "video")]
 mod with_ffmpeg {
     use std::collections::HashMap;
+    use std::path::Path;
+
+    use super::super::engine::Engine;
+    use super::super::observer::Observer;
+    use super::super::redact::Decisions;
+    use super::VideoSettings;
+    use crate::redact::RedactOptions;
 
     use super::super::outcome::FileError;
     use super::super::plan::Planned;
@@ -96,32 +109,35 @@ mod with_ffmpeg {
         best: Vec<(f32, Probe)>,
     }
 
-    pub(in crate::jobs) fn redact_video(p: Planned, run: &Run, report: &mut FileReport) -> Result<(), FileError> {
-        let job = run.job;
-        let settings = &job.video;
-        let input_sha256 = p.input.sha256().map_err(FileError::Read)?;
-        report.input_sha256 = Some(input_sha256.clone());
-        if let Some(done) = run.state.as_ref().and_then(|s| s.finished(&p.output, &input_sha256, &run.settings)) {
-            *report = FileReport { resumed: true, ..done.report.clone() };
-            return Ok(());
-        }
-        // Videos are read by name (FFmpeg seeks in them): the local path of the input.
-        let copy = p.input.local_copy().map_err(FileError::Read)?;
-        let path = copy.path();
-        let name = p.input.to_string();
+    /// Pass 1 over a video: every frame decoded, faces detected (every `detect_every`-th
+    /// frame, scaled to `max_side`) and linked into tracks, each track decided from its best
+    /// faces (embedded in memory only, with a register).
+    pub(in crate::jobs) struct Analysis {
+        pub probe: VideoProbe,
+        pub frames: u64,
+        pub tracks: Vec<Track>,
+        pub verdicts: Vec<Option<FaceDecision>>,
+        /// Each track's strongest detection and the frame it is in.
+        strongest: HashMap<u32, (u64, Detection)>,
+    }
+
+    pub(in crate::jobs) fn analyse(
+        path: &Path,
+        name: &str,
+        engine: &Engine,
+        decisions: &Decisions,
+        settings: &VideoSettings,
+        observer: &dyn Observer,
+    ) -> Result<Analysis, FileError> {
         let probe = video::probe(path)?;
         let (w, h) = probe.upright();
-        (report.width, report.height) = (Some(w), Some(h));
-
-        // Pass 1: detect and track.
-        let (engine, decisions) = (run.engine, &job.decisions);
         let every = settings.detect_every.max(1) as u64;
         let mut tracker = Tracker::new(TrackerOptions::default().with_max_gap(30.max(3 * every)));
         let mut faces: HashMap<u32, TrackFaces> = HashMap::new();
         let frames = video::scan(path, |mut frame| -> Result<(), FileError> {
             let index = frame.index();
             if index % PROGRESS_EVERY == 0 {
-                run.observer.video_frames(&name, 1, index);
+                observer.video_frames(name, 1, index);
             }
             if index % every != 0 {
                 return Ok(());
@@ -172,23 +188,61 @@ mod with_ffmpeg {
                 decide_track(probes.iter().map(|(_, p)| decide_probe(p, decisions.policy, m)).collect())
             })
             .collect();
-        let action = |v: &Option<FaceDecision>| v.as_ref().map_or(Action::Redacted, |d| d.action);
-        let redacted: Vec<bool> = verdicts.iter().map(|v| action(v) == Action::Redacted).collect();
+        let strongest = faces.into_iter().filter_map(|(id, f)| Some((id, f.strongest?))).collect();
+        Ok(Analysis { probe, frames, tracks, verdicts, strongest })
+    }
+
+    impl Analysis {
+        pub fn action(v: &Option<FaceDecision>) -> Action {
+            v.as_ref().map_or(Action::Redacted, |d| d.action)
+        }
+
+        /// One face per track: its strongest detection, with the frame and time it is in, its
+        /// decision, and with `masks` the area a redacted track's mask covers there.
+        pub fn faces(&self, masks: Option<&RedactOptions>) -> Vec<FaceReport> {
+            let (w, h) = self.probe.upright();
+            let fps = self.probe.fps();
+            self.tracks
+                .iter()
+                .zip(&self.verdicts)
+                .filter_map(|(t, v)| {
+                    let (frame, d) = *self.strongest.get(&t.id)?;
+                    let a = Analysis::action(v);
+                    let mask = masks.filter(|_| a == Action::Redacted).map(|r| {
+                        let m = Mask::for_face(&d.bbox, r, w, h).area;
+                        [m.x1, m.y1, m.x2, m.y2]
+                    });
+                    let time = (fps > 0.0).then(|| (frame as f64 / fps * 1000.0).round() / 1000.0);
+                    Some(FaceReport { frame: Some(frame as u32), time, ..FaceReport::new(&d, a, mask, v.clone()) })
+                })
+                .collect()
+        }
+    }
+
+    pub(in crate::jobs) fn redact_video(p: Planned, run: &Run, report: &mut FileReport) -> Result<(), FileError> {
+        let job = run.job;
+        let settings = &job.video;
+        let input_sha256 = p.input.sha256().map_err(FileError::Read)?;
+        report.input_sha256 = Some(input_sha256.clone());
+        if let Some(done) = run.state.as_ref().and_then(|s| s.finished(&p.output, &input_sha256, &run.settings)) {
+            *report = FileReport { resumed: true, ..done.report.clone() };
+            return Ok(());
+        }
+        // Videos are read by name (FFmpeg seeks in them): the local path of the input.
+        let copy = p.input.local_copy().map_err(FileError::Read)?;
+        let path = copy.path();
+        let name = p.input.to_string();
+        let analysis = analyse(path, &name, run.engine, &job.decisions, settings, run.observer)?;
+        let (w, h) = analysis.probe.upright();
+        (report.width, report.height) = (Some(w), Some(h));
+
+        let (decisions, every) = (&job.decisions, settings.detect_every.max(1) as u64);
+        let Analysis { probe, frames, tracks, verdicts, .. } = &analysis;
+        let (probe, frames) = (probe, *frames);
+        let redacted: Vec<bool> = verdicts.iter().map(|v| Analysis::action(v) == Action::Redacted).collect();
 
         report.review = verdicts.iter().flatten().any(FaceDecision::needs_review);
-        report.faces = tracks
-            .iter()
-            .zip(&verdicts)
-            .filter_map(|(t, v)| {
-                let (frame, d) = faces.get(&t.id)?.strongest?;
-                let a = action(v);
-                let mask = (a == Action::Redacted).then(|| {
-                    let m = Mask::for_face(&d.bbox, &job.render.redact, w, h).area;
-                    [m.x1, m.y1, m.x2, m.y2]
-                });
-                Some(FaceReport { frame: Some(frame as u32), ..FaceReport::new(&d, a, mask, v.clone()) })
-            })
-            .collect();
+        report.faces = analysis.faces(Some(&job.render.redact));
         let margin = settings.track_margin as u64 + every - 1;
         let mut summary = video_report(&probe, frames, settings, &tracks, &verdicts, job.video.encode.strip_audio);
         let dropped = summary.streams.iter().filter(|s| s.action == "dropped").count();
@@ -252,9 +306,7 @@ mod with_ffmpeg {
         });
         match written {
             Ok(()) => {}
-            Err(VideoError::Io(err)) => {
-                return Err(FileError::Write { path: p.output.to_string().into(), err })
-            }
+            Err(VideoError::Io(err)) => return Err(FileError::Write { path: p.output.to_string().into(), err }),
             Err(e) => return Err(e.into()),
         }
         let encoded = encoded.expect("set when written");

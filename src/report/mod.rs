@@ -228,6 +228,9 @@ pub struct FaceReport {
     /// stills.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<u32>,
+    /// A video's face: the time of `frame` in seconds from the start of the video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<f64>,
     /// A person's decision in `blurgate review`: `action` is theirs from then on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reviewed: Option<Reviewed>,
@@ -305,6 +308,7 @@ impl FaceReport {
             person,
             similarity,
             frame: None,
+            time: None,
             reviewed: None,
         }
     }
