@@ -28,13 +28,14 @@ pub use find::{run_find, FindJob};
 pub use observer::{Observer, Silent};
 pub use outcome::FileError;
 pub use pool::keep_freed_memory;
-pub use redact::{run_redact, Decisions, RedactJob};
+pub use redact::{run_redact, RedactJob};
 pub use review::{Review, ReviewError, ReviewServer};
 pub use video::VideoSettings;
 
 use std::path::PathBuf;
 
 use crate::audit::AuditTarget;
+use crate::matching::Policy;
 use crate::media::{DecodeLimits, EncodeOptions};
 use crate::redact::RedactOptions;
 
@@ -106,5 +107,34 @@ impl RunOptions {
     }
     pub fn with_shard(self, shard: Option<plan::Shard>) -> Self {
         RunOptions { shard, ..self }
+    }
+}
+
+/// Who is redacted, and what happens to a doubt.
+#[derive(Debug, Clone)]
+pub struct Decisions {
+    pub policy: Policy,
+    /// Recognition against a register; `None`: no register (then only [`Policy::All`]).
+    pub matching: Option<Matching>,
+    /// Files with an uncertain match are not written but listed for review.
+    pub hold_uncertain: bool,
+}
+
+impl Default for Decisions {
+    fn default() -> Self {
+        Decisions { policy: Policy::All, matching: None, hold_uncertain: false }
+    }
+}
+
+impl Decisions {
+    /// With a register, opt-outs by default.
+    pub fn with_matching(self, matching: Matching) -> Self {
+        Decisions { policy: Policy::OptOuts, matching: Some(matching), ..self }
+    }
+    pub fn with_policy(self, policy: Policy) -> Self {
+        Decisions { policy, ..self }
+    }
+    pub fn with_hold_uncertain(self, hold_uncertain: bool) -> Self {
+        Decisions { hold_uncertain, ..self }
     }
 }

@@ -13,7 +13,7 @@ use super::outcome::{record_failure, FileError};
 use super::plan::{self, Planned, Verdict};
 use super::state::{Finished, RunState};
 use super::video::{self, VideoSettings};
-use super::{pool, RenderOptions, RunOptions};
+use super::{pool, Decisions, RenderOptions, RunOptions};
 use crate::audit::{AuditFace, AuditLog, Event};
 use crate::detect::{Detection, DetectorOptions, FaceBox};
 use crate::digest::sha256_hex;
@@ -25,35 +25,6 @@ use crate::redact::Mask;
 use crate::register::keystore;
 use crate::report::{FaceReport, FileReport, FileStatus, RenderSettings, Report};
 use crate::storage::Location;
-
-/// Who is redacted, and what happens to a doubt.
-#[derive(Debug, Clone)]
-pub struct Decisions {
-    pub policy: Policy,
-    /// Recognition against a register; `None`: no register (then only [`Policy::All`]).
-    pub matching: Option<Matching>,
-    /// Files with an uncertain match are not written but listed for review.
-    pub hold_uncertain: bool,
-}
-
-impl Default for Decisions {
-    fn default() -> Self {
-        Decisions { policy: Policy::All, matching: None, hold_uncertain: false }
-    }
-}
-
-impl Decisions {
-    /// With a register, opt-outs by default.
-    pub fn with_matching(self, matching: Matching) -> Self {
-        Decisions { policy: Policy::OptOuts, matching: Some(matching), ..self }
-    }
-    pub fn with_policy(self, policy: Policy) -> Self {
-        Decisions { policy, ..self }
-    }
-    pub fn with_hold_uncertain(self, hold_uncertain: bool) -> Self {
-        Decisions { hold_uncertain, ..self }
-    }
-}
 
 /// `redact --replace-published`: the input is a published location (after a late opt-out);
 /// each file that shows a face the policy hides is replaced in place by its redacted copy

@@ -67,7 +67,7 @@ mod with_ffmpeg {
 
     use super::super::engine::Engine;
     use super::super::observer::Observer;
-    use super::super::redact::Decisions;
+    use super::super::Decisions;
     use super::VideoSettings;
     use crate::redact::RedactOptions;
 
@@ -244,7 +244,7 @@ mod with_ffmpeg {
         report.review = verdicts.iter().flatten().any(FaceDecision::needs_review);
         report.faces = analysis.faces(Some(&job.render.redact));
         let margin = settings.track_margin as u64 + every - 1;
-        let mut summary = video_report(&probe, frames, settings, &tracks, &verdicts, job.video.encode.strip_audio);
+        let mut summary = video_report(probe, frames, settings, tracks, verdicts, job.video.encode.strip_audio);
         let dropped = summary.streams.iter().filter(|s| s.action == "dropped").count();
         if dropped > 0 {
             report.notes.push(format!(
@@ -273,7 +273,7 @@ mod with_ffmpeg {
 
         run.keep_original(&p, |kept| kept.write_atomic_with(|tmp| std::fs::copy(path, tmp).map(drop)))?;
         // Pass 2: redact and encode.
-        let mut playback = Playback::new(&tracks, margin);
+        let mut playback = Playback::new(tracks, margin);
         let mut drawn = vec![0u64; tracks.len()];
         let mut encoded = None;
         // The output's name (a path, or an object's URL) tells its container.
