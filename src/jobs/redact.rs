@@ -467,7 +467,12 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
     }
     run.keep_original(&p, |kept| kept.write_atomic(&bytes))?;
     drop(bytes);
-    p.output.write_atomic(&encoded).map_err(|err| FileError::Write { path: p.output.to_string().into(), err })?;
+    // A published file is replaced only if it is still the one that was checked.
+    let written = match job.replace {
+        Some(_) => p.output.replace_atomic(&encoded, p.version.as_ref()),
+        None => p.output.write_atomic(&encoded),
+    };
+    written.map_err(|err| FileError::Write { path: p.output.to_string().into(), err })?;
     report.replaced = job.replace.is_some();
     let Some(state) = &run.state else { return Ok(()) };
     state

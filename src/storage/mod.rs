@@ -222,6 +222,15 @@ impl Location {
         }
     }
 
+    /// Replaces the file with `bytes` as [`Location::write_atomic`] does; an object only if it
+    /// is still the version `expected` (where the store can make a PUT conditional).
+    pub fn replace_atomic(&self, bytes: &[u8], expected: Option<&Version>) -> std::io::Result<()> {
+        match (self, expected) {
+            (Location::Object(o), Some(v)) => o.replace(bytes, v),
+            _ => self.write_atomic(bytes),
+        }
+    }
+
     /// For a writer that needs a file name (a video muxer): `write` fills a local temporary
     /// file, which is then put under this name whole (synced and renamed, or uploaded in parts
     /// that become the object only when all arrived); on any error the final name is left as

@@ -18,7 +18,9 @@ use object_store::aws::AmazonS3Builder;
 use object_store::azure::MicrosoftAzureBuilder;
 use object_store::gcp::GoogleCloudStorageBuilder;
 use object_store::path::Path as Key;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use object_store::{
+    GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion, WriteMultipart,
+};
 
 use crate::error::{Error, Result};
 
@@ -292,6 +294,28 @@ impl ObjectLocation {
             return self.upload(&mut io::Cursor::new(bytes));
         }
         block_on(self.bucket.store.put(&self.key(), PutPayload::from(bytes.to_vec()))).map(drop).map_err(io_error)
+    }
+
+    /// Replaces the object only if it is still `expected` (a conditional PUT on its ETag), so
+    /// that a file changed after it was checked is not overwritten with a copy of the old one.
+    /// A store without conditional PUT (Garage; `AWS_CONDITIONAL_PUT=disabled`) gets a plain
+    /// PUT, with a warning.
+    pub fn replace(&self, bytes: &[u8], expected: &Version) -> io::Result<()> {
+        let Some(e_tag) = expected.e_tag.clone() else { return self.write(bytes) };
+        let mode = PutMode::Update(UpdateVersion { e_tag: Some(e_tag), version: None });
+        let options = PutOptions { mode, ..Default::default() };
+        match block_on(self.bucket.store.put_opts(&self.key(), PutPayload::from(bytes.to_vec()), options)) {
+            Ok(_) => Ok(()),
+            Err(object_store::Error::Precondition { .. }) => Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                "the object changed after it was checked: not replaced (check it again)",
+            )),
+            Err(object_store::Error::NotImplemented { .. } | object_store::Error::NotSupported { .. }) => {
+                tracing::warn!("{self}: the store has no conditional PUT; replaced unconditionally");
+                self.write(bytes)
+            }
+            Err(e) => Err(io_error(e)),
+        }
     }
 
     /// Uploads a local file in parts of [`PART_BYTES`], never holding it whole; the object
