@@ -269,7 +269,11 @@ impl Writer {
             }
         }
         output.set_metadata(tags(input.metadata(), &KEPT_TAGS, options.metadata));
-        output.write_header().map_err(ffmpeg("writing the output header"))?;
+        // MP4 and MOV write edit lists in the movie's timescale (1/1000 by default): in the
+        // video's own, the first frame's time survives exactly.
+        let mut header = ff::Dictionary::new();
+        header.set("movie_timescale", &probe.time_base.denominator().to_string());
+        output.write_header_with(header).map_err(ffmpeg("writing the output header"))?;
         for (out, _, out_tb) in audio.values_mut() {
             *out_tb = output.stream(*out).expect("added above").time_base();
         }
