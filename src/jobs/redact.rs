@@ -200,13 +200,13 @@ fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) 
 }
 
 /// What every file of a redact run shares.
-pub(super) struct Run<'a> {
-    pub(super) engine: &'a Engine,
-    pub(super) job: &'a RedactJob,
+struct Run<'a> {
+    engine: &'a Engine,
+    job: &'a RedactJob,
     /// `None` in a dry run.
-    pub(super) state: Option<RunState>,
-    pub(super) settings: String,
-    pub(super) observer: &'a dyn Observer,
+    state: Option<RunState>,
+    settings: String,
+    observer: &'a dyn Observer,
 }
 
 /// One file, start to finish; a panic in any stage fails this file only. A failed file's
@@ -329,7 +329,19 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         return Ok(());
     }
     if media::is_video(&p.input) {
-        return video::redact_video(p, run, report);
+        let decisions = &job.decisions;
+        let video = video::VideoRun {
+            engine: run.engine,
+            policy: decisions.policy,
+            matching: decisions.matching.as_ref(),
+            hold_uncertain: decisions.hold_uncertain,
+            redact: &job.render.redact,
+            video: &job.video,
+            state: run.state.as_ref(),
+            settings: &run.settings,
+            observer: run.observer,
+        };
+        return video::redact_video(p, &video, report);
     }
     let bytes = read_input(&p.input, report)?;
     let input_sha256 = report.input_sha256.clone().expect("set by read_input");

@@ -5,7 +5,27 @@
 //! redacts every frame of each redacted track's life (interpolated where it was not detected,
 //! with a margin either side) and encodes into a temporary file renamed when complete.
 
+use super::engine::{Engine, Matching};
+use super::observer::Observer;
+use super::state::RunState;
+use crate::matching::Policy;
 use crate::media::video::VideoOptions;
+use crate::redact::RedactOptions;
+
+/// What a video of a redact run needs of it.
+pub struct VideoRun<'a> {
+    pub engine: &'a Engine,
+    pub policy: Policy,
+    pub matching: Option<&'a Matching>,
+    pub hold_uncertain: bool,
+    pub redact: &'a RedactOptions,
+    pub video: &'a VideoSettings,
+    /// The resume journal; `None` in a dry run.
+    pub state: Option<&'a RunState>,
+    /// The run's settings hash, for the journal.
+    pub settings: &'a str,
+    pub observer: &'a dyn Observer,
+}
 
 /// How videos are read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +64,7 @@ impl VideoSettings {
 #[cfg(not(feature = "video"))]
 pub(super) fn redact_video(
     p: super::plan::Planned,
-    _run: &super::redact::Run,
+    _run: &VideoRun,
     _report: &mut crate::report::FileReport,
 ) -> Result<(), super::FileError> {
     let ext = p.input.local_path().extension().unwrap_or_default().to_string_lossy().to_ascii_lowercase();
@@ -60,7 +80,6 @@ mod with_ffmpeg {
 
     use super::super::outcome::FileError;
     use super::super::plan::Planned;
-    use super::super::redact::Run;
     use super::super::state::Finished;
     use crate::detect::{Detection, FaceBox, Landmarks};
     use crate::embed::Probe;
@@ -96,12 +115,15 @@ mod with_ffmpeg {
         best: Vec<(f32, Probe)>,
     }
 
-    pub(in crate::jobs) fn redact_video(p: Planned, run: &Run, report: &mut FileReport) -> Result<(), FileError> {
-        let job = run.job;
-        let settings = &job.video;
+    pub(in crate::jobs) fn redact_video(
+        p: Planned,
+        run: &super::VideoRun,
+        report: &mut FileReport,
+    ) -> Result<(), FileError> {
+        let settings = run.video;
         let input_sha256 = p.input.sha256().map_err(FileError::Read)?;
         report.input_sha256 = Some(input_sha256.clone());
-        if let Some(done) = run.state.as_ref().and_then(|s| s.finished(&p.output, &input_sha256, &run.settings)) {
+        if let Some(done) = run.state.and_then(|s| s.finished(&p.output, &input_sha256, run.settings)) {
             *report = FileReport { resumed: true, ..done.report.clone() };
             return Ok(());
         }
@@ -113,7 +135,7 @@ mod with_ffmpeg {
         (report.width, report.height) = (Some(w), Some(h));
 
         // Pass 1: detect and track.
-        let (engine, decisions) = (run.engine, &job.decisions);
+        let engine = run.engine;
         let every = settings.detect_every.max(1) as u64;
         let mut tracker = Tracker::new(TrackerOptions::default().with_max_gap(30.max(3 * every)));
         let mut faces: HashMap<u32, TrackFaces> = HashMap::new();
@@ -147,7 +169,7 @@ mod with_ffmpeg {
                 }
                 let key = d.bbox.width().min(d.bbox.height()) * d.score;
                 let better = entry.best.len() < BEST_FACES || entry.best.last().is_some_and(|(k, _)| key > *k);
-                if decisions.matching.is_none() || !better {
+                if run.matching.is_none() || !better {
                     continue;
                 }
                 if full.is_none() {
@@ -166,9 +188,9 @@ mod with_ffmpeg {
         let verdicts: Vec<Option<FaceDecision>> = tracks
             .iter()
             .map(|t| {
-                let m = decisions.matching.as_ref()?;
+                let m = run.matching?;
                 let probes = faces.get(&t.id).map_or(&[][..], |f| &f.best[..]);
-                decide_track(probes.iter().map(|(_, p)| decide_probe(p, decisions.policy, m)).collect())
+                decide_track(probes.iter().map(|(_, p)| decide_probe(p, run.policy, m)).collect())
             })
             .collect();
         let action = |v: &Option<FaceDecision>| v.as_ref().map_or(Action::Redacted, |d| d.action);
@@ -182,14 +204,14 @@ mod with_ffmpeg {
                 let (frame, d) = faces.get(&t.id)?.strongest?;
                 let a = action(v);
                 let mask = (a == Action::Redacted).then(|| {
-                    let m = Mask::for_face(&d.bbox, &job.render.redact, w, h).area;
+                    let m = Mask::for_face(&d.bbox, run.redact, w, h).area;
                     [m.x1, m.y1, m.x2, m.y2]
                 });
                 Some(FaceReport { frame: Some(frame as u32), ..FaceReport::new(&d, a, mask, v.clone()) })
             })
             .collect();
         let margin = settings.track_margin as u64 + every - 1;
-        let mut summary = video_report(&probe, frames, settings, &tracks, &verdicts, job.video.encode.strip_audio);
+        let mut summary = video_report(&probe, frames, settings, &tracks, &verdicts, settings.encode.strip_audio);
         let dropped = summary.streams.iter().filter(|s| s.action == "dropped").count();
         if dropped > 0 {
             report.notes.push(format!(
@@ -197,8 +219,8 @@ mod with_ffmpeg {
                  audio): only the video stream was checked and written, with its audio"
             ));
         }
-        if report.review && decisions.hold_uncertain {
-            if !job.run.dry_run {
+        if report.review && run.hold_uncertain {
+            if run.state.is_some() {
                 let _ = p.output.delete();
             }
             report.status = FileStatus::Held;
@@ -207,7 +229,7 @@ mod with_ffmpeg {
             return Ok(());
         }
         report.status = if redacted.iter().any(|r| *r) { FileStatus::Redacted } else { FileStatus::Unchanged };
-        let Some(state) = &run.state else {
+        let Some(state) = run.state else {
             // A dry run decides everything; encoding is left out, so no output_sha256.
             report.output = Some(p.output.to_string());
             report.video = Some(summary);
@@ -224,7 +246,7 @@ mod with_ffmpeg {
                 tmp,
                 p.output.local_path(),
                 &settings.encode,
-                &job.render.redact,
+                run.redact,
                 |frame| {
                     let boxes: Vec<(usize, FaceBox)> =
                         playback.boxes_at(frame).into_iter().filter(|(i, _)| redacted[*i]).collect();
@@ -264,7 +286,7 @@ mod with_ffmpeg {
             .record(&Finished {
                 output: p.output.local_path().to_path_buf(),
                 input_sha256,
-                settings: run.settings.clone(),
+                settings: run.settings.to_string(),
                 output_sha256,
                 report: report.clone(),
             })

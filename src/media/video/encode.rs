@@ -202,7 +202,7 @@ impl Writer {
             (_, None) => {
                 // Theora: fixed quality 8 of 10.
                 flags |= ff::codec::Flags::QSCALE;
-                context.set_global_quality(8 * ff::ffi::FF_QP2LAMBDA as i32);
+                context.set_global_quality(8 * ff::ffi::FF_QP2LAMBDA);
             }
             (VideoCodec::Vp9, Some(crf)) => {
                 settings.set("crf", &crf.to_string());
@@ -373,7 +373,10 @@ fn pixel_format(codec: &ff::Codec, source: Pixel, w: u32, h: u32) -> Pixel {
     let fits = |p: &Pixel| {
         // SAFETY: a descriptor of a known format, or null.
         let d = unsafe { ff::ffi::av_pix_fmt_desc_get((*p).into()) };
-        !d.is_null() && unsafe { (w % 2 == 0 || (*d).log2_chroma_w == 0) && (h % 2 == 0 || (*d).log2_chroma_h == 0) }
+        !d.is_null()
+            && unsafe {
+                (w.is_multiple_of(2) || (*d).log2_chroma_w == 0) && (h.is_multiple_of(2) || (*d).log2_chroma_h == 0)
+            }
     };
     let usable: Vec<Pixel> = all.iter().copied().filter(fits).collect();
     let list = if usable.is_empty() { all } else { usable };
@@ -406,7 +409,7 @@ fn redact_frame(
     scaler: &mut Scaler,
 ) -> Result<(), VideoError> {
     let (w, h) = (frame.width(), frame.height());
-    let mut upright = turn(scaler.to_rgb(frame, (w, h))?, rotation);
+    let mut upright = turn(scaler.rgb(frame, (w, h))?, rotation);
     redact::redact(&mut upright, faces, options);
     let (uw, uh) = upright.dimensions();
     let rects: Vec<(u32, u32, u32, u32)> = faces
@@ -421,7 +424,7 @@ fn redact_frame(
         .collect();
     let stored = turn(upright, (360 - rotation % 360) % 360);
     let mut redacted = ff::frame::Video::empty();
-    scaler.from_rgb(&stored, frame.format(), &mut redacted)?;
+    scaler.unrgb(&stored, frame.format(), &mut redacted)?;
     for rect in rects {
         copy_rect(&redacted, frame, rect);
     }
