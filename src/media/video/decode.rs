@@ -25,7 +25,11 @@ pub(super) struct Decoding {
 
 impl Decoding {
     pub fn open(path: &Path) -> Result<(Decoding, Probe), VideoError> {
-        let input = probe::open(path)?;
+        Decoding::from_input(probe::open(path)?)
+    }
+
+    /// Decoding of an input already open (a live source opened with its own options).
+    pub fn from_input(input: Input) -> Result<(Decoding, Probe), VideoError> {
         let probe = probe::describe(&input)?;
         let index = probe.streams.video.index;
         let stream = input.stream(index).expect("the probed video stream");
@@ -117,12 +121,22 @@ impl Frame<'_> {
     /// The frame as shown (display matrix applied) in RGB, scaled down so that its long side
     /// is at most `max_side` (`None`: full size).
     pub fn upright_rgb(&mut self, max_side: Option<u32>) -> Result<RgbImage, VideoError> {
-        let (w, h) = (self.frame.width(), self.frame.height());
-        let scale = max_side.map_or(1.0, |m| (m as f64 / w.max(h) as f64).min(1.0));
-        let size = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
-        let rgb = self.scaler.rgb(self.frame, size)?;
-        Ok(turn(rgb, self.rotation))
+        upright_rgb(self.frame, self.rotation, self.scaler, max_side)
     }
+}
+
+/// `frame` as shown (turned clockwise by `rotation`) in RGB, its long side at most `max_side`.
+pub(super) fn upright_rgb(
+    frame: &ff::frame::Video,
+    rotation: u32,
+    scaler: &mut Scaler,
+    max_side: Option<u32>,
+) -> Result<RgbImage, VideoError> {
+    let (w, h) = (frame.width(), frame.height());
+    let scale = max_side.map_or(1.0, |m| (m as f64 / w.max(h) as f64).min(1.0));
+    let size = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
+    let rgb = scaler.rgb(frame, size)?;
+    Ok(turn(rgb, rotation))
 }
 
 /// Decodes every frame of `path`'s video stream in presentation order and calls `each` on it;
