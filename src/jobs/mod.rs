@@ -4,7 +4,8 @@
 //! file plan ([`plan`]), the worker pool, the run state ([`state`]: resume and lock), per-file
 //! outcomes ([`outcome`]) and an [`Observer`] that hears about progress. [`review`] lets a person
 //! change a redact run's decisions afterwards, on a local web page. [`video`] is redact's
-//! per-video work (two passes, faces tracked across frames).
+//! per-video work (two passes, faces tracked across frames); [`stream`] redacts a live stream
+//! in one pass with a bounded look-ahead.
 
 pub mod calibrate;
 pub mod check;
@@ -19,6 +20,8 @@ mod pool;
 pub mod redact;
 pub mod review;
 pub mod state;
+#[cfg(feature = "video")]
+pub mod stream;
 pub mod video;
 
 pub use engine::{Engine, Matching, Recognition};
@@ -28,6 +31,8 @@ pub use outcome::FileError;
 pub use pool::keep_freed_memory;
 pub use redact::{run_redact, Decisions, RedactJob};
 pub use review::{Review, ReviewError, ReviewServer};
+#[cfg(feature = "video")]
+pub use stream::{run_stream, StreamJob, StreamObserver, StreamSettings, StreamStats};
 pub use video::VideoSettings;
 
 use std::path::PathBuf;

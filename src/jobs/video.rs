@@ -72,7 +72,7 @@ pub(super) fn redact_video(
 }
 
 #[cfg(feature = "video")]
-pub(super) use with_ffmpeg::redact_video;
+pub(super) use with_ffmpeg::{decide_track, redact_video};
 
 #[cfg(feature = "video")]
 mod with_ffmpeg {
@@ -296,7 +296,7 @@ mod with_ffmpeg {
     /// A track's decision from its best faces' decisions: the most certain one (matched, then
     /// uncertain, then unknown; the most similar among equals) decides; and a track any of
     /// whose faces is named for redaction is redacted, whatever another face says.
-    fn decide_track(faces: Vec<FaceDecision>) -> Option<FaceDecision> {
+    pub(in crate::jobs) fn decide_track(faces: Vec<FaceDecision>) -> Option<FaceDecision> {
         let rank = |d: &FaceDecision| match d.decision {
             Decision::Matched => 2,
             Decision::Uncertain => 1,
