@@ -16,6 +16,8 @@ mod progress;
 mod redact;
 mod register;
 mod review;
+#[cfg(feature = "video")]
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -115,6 +117,16 @@ enum Command {
     #[command(subcommand)]
     Register(register::RegisterCommand),
 
+    /// Redact a live stream: faces are hidden within a bounded, stated latency.
+    ///
+    /// One pass with a short look-ahead; detection thins out when the machine falls behind,
+    /// and frames that cannot be checked are written black, never as they came.
+    ///
+    /// Example: blurgate stream srt://0.0.0.0:9000?mode=listener rtmp://live.example/app/key
+    #[cfg(feature = "video")]
+    #[command(after_long_help = stream::AFTER_HELP)]
+    Stream(stream::StreamArgs),
+
     /// Check the audit log's keyed chain (verify) or print its head (head).
     ///
     /// Each record carries an HMAC-SHA-256 over the previous record's MAC and its own body,
@@ -189,5 +201,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Calibrate(args) => calibrate::run(args, &ctx),
         Command::Review(args) => review::run(args, sub, &ctx),
+        #[cfg(feature = "video")]
+        Command::Stream(args) => stream::run(args, sub, &ctx),
     }
 }
