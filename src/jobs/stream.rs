@@ -25,7 +25,7 @@ use crate::audit::{AuditLog, AuditTarget, AuditTrack, Event};
 use crate::detect::{Detection, DetectorOptions, FaceBox, Landmarks};
 use crate::embed::Probe;
 use crate::matching::{Action, FaceDecision, Policy};
-use crate::media::video::{LiveFrame, LiveInputOptions, LiveOutput, LiveOutputOptions, LiveSource, VideoError};
+use crate::media::video::{LiveAudio, LiveFrame, LiveInputOptions, LiveOutput, LiveOutputOptions, LiveSource, VideoError};
 use crate::models::ModelDir;
 use crate::redact::RedactOptions;
 use crate::track::{Observation, Track, Tracker, TrackerOptions};
@@ -237,6 +237,8 @@ pub struct StreamStats {
     pub reconnects: u32,
     /// Time to load and warm the detector, before the output opened.
     pub warmup_ms: f64,
+    /// A detection's time, averaged over the recent ones.
+    pub detect_ms: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<Ending>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,9 +276,15 @@ pub fn run_stream(job: &StreamJob, models: &ModelDir, observer: &dyn StreamObser
     }
     let engine = Engine::new(models, job.detection.clone(), recognition, 1)?;
     let audit = job.audit.as_ref().map(AuditLog::open).transpose()?;
-    // Warm the detector (first-run allocations, lazy kernels) before anything is opened.
-    engine.detector().detect(&RgbImage::new(640, 360))?;
+    // Warm the detector (first-run allocations, lazy kernels) before anything is opened, then
+    // time one detection: the processing reserve of the latency bound is sized from it.
+    let side = job.settings.input.detect_side;
+    let dummy = RgbImage::new(side, side * 9 / 16);
+    engine.detector().detect(&dummy)?;
     let warmup = started.elapsed();
+    let timed = Instant::now();
+    engine.detector().detect(&dummy)?;
+    let detect_time = timed.elapsed();
 
     let settings = &job.settings;
     let (source, first) = open_first(job, observer)?;
@@ -287,8 +295,8 @@ pub fn run_stream(job: &StreamJob, models: &ModelDir, observer: &dyn StreamObser
     let n = settings.look_ahead.frames(fps);
     let hold = Duration::from_secs_f64(n as f64 / fps);
     // Detection, redaction and encoding of the frame leaving: a quarter of the look-ahead, at
-    // least 100 ms.
-    let reserve = (hold / 4).max(Duration::from_millis(100));
+    // least 100 ms and twice a detection's time on this machine.
+    let reserve = (hold / 4).max(Duration::from_millis(100)).max(detect_time * 2);
     let (w, h) = probe.upright();
     let mut stats = StreamStats {
         input: job.input.clone(),
@@ -303,6 +311,7 @@ pub fn run_stream(job: &StreamJob, models: &ModelDir, observer: &dyn StreamObser
         detect_every: settings.detect_every.min(settings.max_detect_every).min(n),
         max_detect_every: settings.max_detect_every.min(n),
         warmup_ms: ms(warmup),
+        detect_ms: ms(detect_time),
         ..StreamStats::default()
     };
     stats.detect_every_peak = stats.detect_every;
@@ -325,6 +334,7 @@ pub fn run_stream(job: &StreamJob, models: &ModelDir, observer: &dyn StreamObser
         last_detected: None,
         failing: false,
         retired: 0,
+        detect_time,
         latency: Latency::default(),
         window: Window::new(),
         stats,
@@ -366,6 +376,8 @@ enum Arrival {
     Frame(Box<LiveFrame>),
     Notice(String),
     Reconnected,
+    /// The source ended; its audio after the last frame.
+    Ended(LiveAudio),
     /// The source failed past its reconnections.
     Lost(VideoError),
 }
@@ -394,7 +406,10 @@ impl Reader<'_> {
                     }
                     continue;
                 }
-                Ok(None) => return,
+                Ok(None) => {
+                    let _ = self.tx.send(Arrival::Ended(source.rest()));
+                    return;
+                }
                 Err(err) => err,
             };
             let mut err = err;
@@ -518,6 +533,8 @@ struct Live<'a> {
     failing: bool,
     /// Tracks recorded and forgotten.
     retired: u64,
+    /// A detection's time, averaged (exponentially) over the recent ones.
+    detect_time: Duration,
     latency: Latency,
     window: Window,
     stats: StreamStats,
@@ -525,6 +542,7 @@ struct Live<'a> {
 
 impl Live<'_> {
     fn run(&mut self, rx: &Receiver<Arrival>, queued: &AtomicUsize) {
+        let mut tail = None;
         loop {
             self.tick(false);
             let arrival = match rx.recv_timeout(Duration::from_millis(100)) {
@@ -545,6 +563,7 @@ impl Live<'_> {
                     self.stats.reconnects += 1;
                     self.notice("input reconnected");
                 }
+                Arrival::Ended(audio) => tail = Some(audio),
                 Arrival::Lost(err) => {
                     let slate = self.job.settings.on_error == OnError::Slate;
                     self.fail(format!("the input failed: {err}"), slate);
@@ -552,10 +571,16 @@ impl Live<'_> {
                 }
             }
         }
-        // The source ended: every held frame leaves, checked.
+        // The source ended: every held frame leaves, checked, then the audio after them.
         while !self.held.is_empty() {
             self.release();
             if self.stats.ended.is_some() {
+                return;
+            }
+        }
+        if let (Some(audio), Some(output)) = (tail, self.output.as_mut()) {
+            if let Err(err) = output.write_audio(audio) {
+                self.fail(format!("writing the output failed: {err}"), false);
                 return;
             }
         }
@@ -575,6 +600,11 @@ impl Live<'_> {
         let every = self.stats.detect_every as u64;
         let due = self.last_detected.is_none_or(|d| index >= d + every);
         if !held.blank && due {
+            // Frames that would outstay the look-ahead while this detection runs leave first.
+            self.release_due(self.detect_time);
+            if self.stats.ended.is_some() {
+                return;
+            }
             held.blank = !self.detect(&held);
             if self.stats.ended.is_some() {
                 self.stats.frames_dropped += 1;
@@ -582,8 +612,14 @@ impl Live<'_> {
             }
         }
         self.held.push_back(held);
+        self.release_due(Duration::ZERO);
+    }
+
+    /// Writes the held frames beyond the look-ahead, or whose hold ends within `ahead`.
+    fn release_due(&mut self, ahead: Duration) {
+        let hold = self.hold.saturating_sub(ahead);
         while self.held.len() > self.look_ahead as usize
-            || self.held.front().is_some_and(|h| h.frame.arrived().elapsed() >= self.hold)
+            || self.held.front().is_some_and(|h| h.frame.arrived().elapsed() >= hold)
         {
             self.release();
             if self.stats.ended.is_some() {
@@ -626,7 +662,11 @@ impl Live<'_> {
             std::thread::sleep(delay);
         }
         let picture = held.frame.picture();
-        let found = match self.engine.detector().detect(picture) {
+        let timed = Instant::now();
+        let detected = self.engine.detector().detect(picture);
+        self.detect_time = (self.detect_time * 7 + timed.elapsed()) / 8;
+        self.stats.detect_ms = ms(self.detect_time);
+        let found = match detected {
             Ok(found) => found,
             Err(err) => {
                 let slate = self.job.settings.on_error == OnError::Slate;

@@ -214,7 +214,7 @@ impl Writer {
             }
             (VideoCodec::H264 | VideoCodec::Auto | VideoCodec::H265, Some(crf)) if choice.live => {
                 settings.set("crf", &crf.to_string());
-                settings.set("preset", "veryfast");
+                settings.set("preset", "superfast");
                 settings.set("tune", "zerolatency");
             }
             (VideoCodec::Vp9, Some(crf)) => {

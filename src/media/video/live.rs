@@ -83,6 +83,9 @@ impl LiveFrame {
     }
 }
 
+/// Audio packets read after the last frame of a source that ended.
+pub struct LiveAudio(Vec<ff::Packet>);
+
 /// An open live source.
 pub struct LiveSource {
     decoding: Decoding,
@@ -120,6 +123,24 @@ impl LiveSource {
         &self.probe
     }
 
+    /// The audio read after the last frame, once [`LiveSource::next`] has said the end.
+    pub fn rest(&mut self) -> LiveAudio {
+        let mut audio = std::mem::take(&mut self.audio);
+        self.shift_audio(&mut audio);
+        LiveAudio(audio)
+    }
+
+    /// Moves audio packets onto the output's timeline.
+    fn shift_audio(&self, audio: &mut [ff::Packet]) {
+        let shift = self.shift.unwrap_or(0);
+        for p in audio {
+            let tb = self.decoding.input.stream(p.stream()).map_or(self.probe.time_base, |s| s.time_base());
+            let by = ff::rescale::Rescale::rescale(&shift, ff::rescale::TIME_BASE, tb);
+            p.set_pts(p.pts().map(|v| v + by));
+            p.set_dts(p.dts().map(|v| v + by));
+        }
+    }
+
     /// The next frame; `None` when the source ends.
     pub fn next(&mut self) -> Result<Option<LiveFrame>, VideoError> {
         let mut frame = ff::frame::Video::empty();
@@ -139,15 +160,8 @@ impl LiveSource {
         let shifted = pts + ff::rescale::Rescale::rescale(&shift, ff::rescale::TIME_BASE, tb);
         frame.set_pts(Some(shifted));
         let seconds = micros(shifted, tb) as f64 / 1e6;
-        let streams: Vec<(usize, ff::Rational)> =
-            self.decoding.input.streams().map(|s| (s.index(), s.time_base())).collect();
         let mut audio = std::mem::take(&mut self.audio);
-        for p in &mut audio {
-            let tb = streams.iter().find(|(i, _)| *i == p.stream()).map_or(tb, |(_, t)| *t);
-            let by = ff::rescale::Rescale::rescale(&shift, ff::rescale::TIME_BASE, tb);
-            p.set_pts(p.pts().map(|v| v + by));
-            p.set_dts(p.dts().map(|v| v + by));
-        }
+        self.shift_audio(&mut audio);
         if self.options.realtime {
             let (start, first) = *self.pace.get_or_insert((Instant::now(), seconds));
             let due = start + Duration::from_secs_f64((seconds - first).max(0.0));
@@ -339,7 +353,12 @@ impl LiveOutput {
     }
 
     fn audio(&mut self, frame: &mut LiveFrame) -> Result<(), VideoError> {
-        for packet in frame.audio.drain(..) {
+        self.write_audio(LiveAudio(std::mem::take(&mut frame.audio)))
+    }
+
+    /// Writes audio packets as they are (after the last frame of a source that ended).
+    pub fn write_audio(&mut self, audio: LiveAudio) -> Result<(), VideoError> {
+        for packet in audio.0 {
             self.writer.copy(packet)?;
         }
         Ok(())

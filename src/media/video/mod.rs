@@ -25,7 +25,7 @@ pub use decode::{scan, Frame};
 #[cfg(feature = "video")]
 pub use encode::transcode;
 #[cfg(feature = "video")]
-pub use live::{live_muxer, LiveFrame, LiveInputOptions, LiveOutput, LiveOutputOptions, LiveSource};
+pub use live::{live_muxer, LiveAudio, LiveFrame, LiveInputOptions, LiveOutput, LiveOutputOptions, LiveSource};
 #[cfg(feature = "video")]
 pub use probe::{probe, Probe, StreamInfo, Streams};
 
