@@ -15,4 +15,6 @@ mod review;
 mod robustness;
 mod settings;
 #[cfg(feature = "video")]
+mod stream;
+#[cfg(feature = "video")]
 mod video;

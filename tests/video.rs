@@ -13,11 +13,11 @@ use blurgate::report::{Action, FileStatus};
 use image::RgbImage;
 use serde_json::Value;
 
-fn clip(name: &str) -> PathBuf {
+pub(crate) fn clip(name: &str) -> PathBuf {
     fixture(&format!("generated/videos/{name}"))
 }
 
-fn ffprobe(path: &Path, args: &[&str]) -> Value {
+pub(crate) fn ffprobe(path: &Path, args: &[&str]) -> Value {
     let o = Command::new("ffprobe")
         .args(["-v", "error", "-of", "json"])
         .args(args)
@@ -79,13 +79,13 @@ fn audio_md5(path: &Path) -> Vec<String> {
 
 /// The upright frames of a video, one at a time, in presentation order (ffmpeg applies the
 /// display matrix; `-vsync passthrough` keeps one picture per frame).
-struct Frames {
+pub(crate) struct Frames {
     child: std::process::Child,
     size: (u32, u32),
 }
 
 impl Frames {
-    fn open(path: &Path) -> Frames {
+    pub(crate) fn open(path: &Path) -> Frames {
         let s = ffprobe(path, &["-select_streams", "v:0", "-show_streams"]);
         let st = &s["streams"][0];
         let (w, h) = (st["width"].as_u64().unwrap() as u32, st["height"].as_u64().unwrap() as u32);
@@ -115,13 +115,13 @@ impl Iterator for Frames {
 }
 
 /// Faces the detector is sure of.
-fn faces(img: &RgbImage) -> Vec<Detection> {
+pub(crate) fn faces(img: &RgbImage) -> Vec<Detection> {
     models().detector.detect(img).unwrap().into_iter().filter(|d| d.score >= 0.5).collect()
 }
 
 /// Frame by frame: how many faces the input shows, and the faces of the output found where
 /// the input had one (leaks).
-fn leaks(input: &Path, output: &Path) -> (usize, Vec<(usize, Detection)>) {
+pub(crate) fn leaks(input: &Path, output: &Path) -> (usize, Vec<(usize, Detection)>) {
     let (mut shown, mut leaked) = (0, Vec::new());
     let mut n = 0;
     for (i, (before, after)) in Frames::open(input).zip(Frames::open(output)).enumerate() {

@@ -25,7 +25,9 @@ use crate::audit::{AuditLog, AuditTarget, AuditTrack, Event};
 use crate::detect::{Detection, DetectorOptions, FaceBox, Landmarks};
 use crate::embed::Probe;
 use crate::matching::{Action, FaceDecision, Policy};
-use crate::media::video::{LiveAudio, LiveFrame, LiveInputOptions, LiveOutput, LiveOutputOptions, LiveSource, VideoError};
+use crate::media::video::{
+    LiveAudio, LiveFrame, LiveInputOptions, LiveOutput, LiveOutputOptions, LiveSource, VideoError,
+};
 use crate::models::ModelDir;
 use crate::redact::RedactOptions;
 use crate::track::{Observation, Track, Tracker, TrackerOptions};
@@ -267,7 +269,11 @@ pub enum StreamError {
 }
 
 /// Runs the stream until its source ends or an error stops it.
-pub fn run_stream(job: &StreamJob, models: &ModelDir, observer: &dyn StreamObserver) -> Result<StreamStats, StreamError> {
+pub fn run_stream(
+    job: &StreamJob,
+    models: &ModelDir,
+    observer: &dyn StreamObserver,
+) -> Result<StreamStats, StreamError> {
     let started = Instant::now();
     let recognition = if job.decisions.matching.is_some() { Recognition::On } else { Recognition::Off };
     let d = &job.decisions;
@@ -363,7 +369,8 @@ fn open_first(job: &StreamJob, observer: &dyn StreamObserver) -> Result<(LiveSou
             Err(err) if tries >= s.reconnect => return Err(StreamError::Input { url: job.input.clone(), err }),
             Err(err) => {
                 tries += 1;
-                observer.notice(&format!("cannot open the input ({err}); try {tries} of {} in {backoff:?}", s.reconnect));
+                observer
+                    .notice(&format!("cannot open the input ({err}); try {tries} of {} in {backoff:?}", s.reconnect));
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }

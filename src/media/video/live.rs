@@ -154,9 +154,7 @@ impl LiveSource {
         let tb = self.probe.time_base;
         let micros = |pts: i64, tb: ff::Rational| ff::rescale::Rescale::rescale(&pts, tb, ff::rescale::TIME_BASE);
         let pts = frame.pts().unwrap_or(0);
-        let shift = *self.shift.get_or_insert_with(|| {
-            self.resume_at.map_or(0, |t| (t * 1e6) as i64 - micros(pts, tb))
-        });
+        let shift = *self.shift.get_or_insert_with(|| self.resume_at.map_or(0, |t| (t * 1e6) as i64 - micros(pts, tb)));
         let shifted = pts + ff::rescale::Rescale::rescale(&shift, ff::rescale::TIME_BASE, tb);
         frame.set_pts(Some(shifted));
         let seconds = micros(shifted, tb) as f64 / 1e6;
@@ -167,8 +165,7 @@ impl LiveSource {
             let due = start + Duration::from_secs_f64((seconds - first).max(0.0));
             std::thread::sleep(due.saturating_duration_since(Instant::now()));
         }
-        let picture =
-            upright_rgb(&frame, self.probe.rotation, &mut self.scaler, Some(self.options.detect_side))?;
+        let picture = upright_rgb(&frame, self.probe.rotation, &mut self.scaler, Some(self.options.detect_side))?;
         let (w, h) = self.probe.upright();
         let scale = (w as f32 / picture.width() as f32, h as f32 / picture.height() as f32);
         Ok(Some(LiveFrame { frame, audio, picture, scale, seconds, arrived: Instant::now() }))
@@ -324,7 +321,14 @@ impl LiveOutput {
         let choice = choose(&options.encode, &muxer, &output, Path::new(&target))?.live();
         let encoder = choice.encoder;
         let writer = Writer::open(output, &source.decoding, &source.probe, &first.frame, &choice, &options.encode)?;
-        Ok(LiveOutput { writer, rotation: source.probe.rotation, scaler: Scaler::default(), black: None, encoder, muxer })
+        Ok(LiveOutput {
+            writer,
+            rotation: source.probe.rotation,
+            scaler: Scaler::default(),
+            black: None,
+            encoder,
+            muxer,
+        })
     }
 
     /// Writes `frame` with `faces` (upright full-size pixels) redacted, after its audio.
