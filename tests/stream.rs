@@ -7,7 +7,7 @@ use std::fs::File;
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use blurgate::detect::Detection;
@@ -40,6 +40,14 @@ fn wait(child: &mut Child, deadline: Duration, what: &str) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// The right to run a stream now: one at a time, with the clip's faces found before, so the
+/// tests' frame checks do not eat into a stream's time.
+fn live_slot() -> MutexGuard<'static, ()> {
+    static LIVE: Mutex<()> = Mutex::new(());
+    clip_faces();
+    LIVE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// `blurgate stream ARGS` with stderr to a file; its status and stderr.
@@ -84,28 +92,31 @@ fn frame_times(path: &Path) -> Vec<f64> {
         .collect()
 }
 
-/// Output frames sit at the input's presentation times (from the first frame on, whatever
-/// offset the transport added), so frame i of one is frame i of the other.
-fn assert_same_frame_times(input: &Path, output: &Path) {
-    let (a, b) = (frame_times(input), frame_times(output));
-    assert_eq!(a.len(), b.len(), "frames in {} and {}", input.display(), output.display());
-    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
-        assert!(((x - a[0]) - (y - b[0])).abs() < 0.002, "frame {i}: input at {x}, output at {y}");
-    }
+/// The input frame each output frame shows, by presentation time: output times moved back by
+/// the audio's offset (first audio packet out against in; audio is never left out) must land on
+/// an input frame's time within 2 ms. So video and audio moved by the same delay (in sync), and
+/// frames left out are told apart from frames moved.
+fn matching_frames(input: &Path, output: &Path) -> Vec<usize> {
+    let shift = packet_times(output, "audio")[0] - packet_times(input, "audio")[0];
+    let before = frame_times(input);
+    frame_times(output)
+        .iter()
+        .map(|t| {
+            before
+                .iter()
+                .position(|b| (b - (t - shift)).abs() < 0.002)
+                .unwrap_or_else(|| panic!("output frame at {t} s (input time {} s) matches no input frame", t - shift))
+        })
+        .collect()
 }
 
-/// Audio starts at the same place relative to the video, within one frame, and every audio
-/// packet is there.
-fn assert_audio_in_sync(input: &Path, output: &Path) {
-    let start = |path: &Path| {
-        let (v, a) = (packet_times(path, "video"), packet_times(path, "audio"));
-        assert!(!a.is_empty(), "{}: no audio", path.display());
-        let first_video = v.iter().copied().fold(f64::INFINITY, f64::min);
-        (a[0] - first_video, a.len())
-    };
-    let ((offset_in, n_in), (offset_out, n_out)) = (start(input), start(output));
-    assert!((offset_in - offset_out).abs() < 0.04, "audio starts {offset_in} s after video in, {offset_out} s out");
-    assert_eq!(n_in, n_out, "audio packets");
+/// Every audio packet is there, in order and at the same spacing.
+fn assert_audio_kept(input: &Path, output: &Path) {
+    let (a, b) = (packet_times(input, "audio"), packet_times(output, "audio"));
+    assert_eq!(a.len(), b.len(), "audio packets");
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        assert!(((x - a[0]) - (y - b[0])).abs() < 0.002, "audio packet {i}: input at {x}, output at {y}");
+    }
 }
 
 /// The faces of every frame of the pan clip, found once for all the tests.
@@ -117,18 +128,18 @@ fn clip_faces() -> &'static [Vec<Detection>] {
 /// No output frame shows a face the detector finds in the input frame at the same time.
 /// Frames written black (failing closed) show nothing and are not searched.
 fn assert_no_leak(input: &Path, output: &Path) {
-    assert_same_frame_times(input, output);
+    let shown = matching_frames(input, output);
     let before = clip_faces();
     assert!(before.iter().any(|f| !f.is_empty()), "the clip shows faces");
     let (mut n, mut leaked) = (0, Vec::new());
-    for (i, after) in Frames::open(output).enumerate() {
+    for (after, &i) in Frames::open(output).zip(&shown) {
         n += 1;
         if after.as_raw().iter().all(|v| *v < 24) {
             continue;
         }
         leaked.extend(faces(&after).into_iter().filter(|d| before[i].iter().any(|f| f.bbox.iou(&d.bbox) > 0.3)));
     }
-    assert_eq!(n, before.len(), "frames decoded from {}", output.display());
+    assert_eq!(n, shown.len(), "frames decoded from {}", output.display());
     assert!(leaked.is_empty(), "faces left in the stream: {leaked:?}");
 }
 
@@ -147,6 +158,7 @@ fn a_tcp_stream_is_redacted_with_audio_in_sync_within_the_stated_latency() {
     let dir = tmp.path();
     let input = clip("pan.mp4");
     let url = format!("tcp://127.0.0.1:{}", free_port());
+    let slot = live_slot();
     // ffmpeg plays the clip at its own rate into a socket it listens on; blurgate connects
     // (retrying while ffmpeg starts).
     let mut sender = Command::new("ffmpeg")
@@ -163,27 +175,32 @@ fn a_tcp_stream_is_redacted_with_audio_in_sync_within_the_stated_latency() {
         &[&url, s(&out), "--reconnect", "6", "--speed", "fast", "--stats", s(&stats), "--audit", s(&audit)],
     );
     let sent = wait(&mut sender, Duration::from_secs(30), "ffmpeg sender");
+    drop(slot);
     assert!(status.success(), "blurgate stream: {status}: {err}");
     assert!(sent.success(), "ffmpeg sender: {sent}");
     assert!(err.contains("stream: in "), "once-a-second counters on stderr: {err}");
 
     let st = json(&stats);
     assert_eq!(st["ended"], "input-ended", "{st:#}");
-    assert_eq!((st["frames_in"].as_u64(), st["frames_out"].as_u64()), (Some(FRAMES), Some(FRAMES)), "{st:#}");
-    assert!(st["frames_redacted"].as_u64().unwrap() > 0, "{st:#}");
+    let count = |k: &str| st[k].as_u64().unwrap();
+    assert_eq!(count("frames_in"), FRAMES, "{st:#}");
+    assert_eq!(count("frames_out") + count("frames_dropped"), FRAMES, "{st:#}");
+    assert!(count("frames_redacted") > 0, "{st:#}");
     assert_eq!(st["muxer"], "mpegts");
     let bound = st["latency_bound_ms"].as_f64().unwrap();
     let p95 = st["latency_ms"]["p95"].as_f64().unwrap();
-    assert!(bound <= 1000.0 && p95 > 0.0 && p95 < bound, "added latency p95 {p95} ms, bound {bound} ms: {st:#}");
+    // Frames written within the bound stated up front: the look-ahead (500 ms, 12 frames) plus a reserve sized from
+    // a timed detection.
+    assert!(bound >= 480.0 && p95 > 0.0 && p95 < bound, "added latency p95 {p95} ms, bound {bound} ms: {st:#}");
 
-    assert_audio_in_sync(&input, &out);
+    assert_audio_kept(&input, &out);
     assert_no_leak(&input, &out);
 
     let events = audit_events(&audit);
     let tracks: Vec<&Value> = events.iter().filter(|e| e["type"] == "stream-track").collect();
     assert!(!tracks.is_empty() && tracks.iter().all(|t| t["action"] == "redacted"), "{events:?}");
     let last = events.last().unwrap();
-    assert_eq!((last["type"].as_str(), last["frames_out"].as_u64()), (Some("stream"), Some(FRAMES)), "{last}");
+    assert_eq!((last["type"].as_str(), last["frames_in"].as_u64()), (Some("stream"), Some(FRAMES)), "{last}");
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(!text.contains("embedding") && !text.contains("landmarks"), "no biometrics in the audit log");
 }
@@ -195,6 +212,7 @@ fn a_detector_that_cannot_keep_up_thins_out_then_blanks_frames_never_leaks() {
     let input = clip("pan.mp4");
     let (out, stats, audit) = (dir.join("out.ts"), dir.join("stats.json"), dir.join("audit.jsonl"));
     // 300 ms per detection against 40 ms per frame: even every 4th frame is too slow.
+    let slot = live_slot();
     let (status, err) = stream(
         dir,
         &[
@@ -214,6 +232,7 @@ fn a_detector_that_cannot_keep_up_thins_out_then_blanks_frames_never_leaks() {
             "-q",
         ],
     );
+    drop(slot);
     assert!(status.success(), "blurgate stream: {status}: {err}");
     assert!(err.contains("detecting every") && err.contains("failing closed"), "said on stderr: {err}");
     assert!(!err.contains("stream: in "), "-q keeps the counters quiet: {err}");
@@ -222,8 +241,10 @@ fn a_detector_that_cannot_keep_up_thins_out_then_blanks_frames_never_leaks() {
     assert!(st["detect_every_peak"].as_u64().unwrap() > 1, "{st:#}");
     assert_eq!(st["max_detect_every"], 4);
     assert!(st["frames_blanked"].as_u64().unwrap() > 0, "{st:#}");
-    assert_eq!(st["frames_out"].as_u64(), Some(FRAMES), "every frame written, redacted or black: {st:#}");
+    let count = |k: &str| st[k].as_u64().unwrap();
+    assert_eq!(count("frames_out") + count("frames_dropped"), FRAMES, "every frame written or left out: {st:#}");
 
+    assert_audio_kept(&input, &out);
     assert_no_leak(&input, &out);
     let events = audit_events(&audit);
     assert!(

@@ -29,17 +29,20 @@ and held back with the video frames it came with, so it stays in sync; --strip-a
 Latency: every frame is held for a look-ahead (--latency, default 500ms: 12 frames at 25 fps)
 so that a face first detected at frame t is also redacted on the held frames before t, and
 tracks are interpolated between detections. The added latency (decoding to writing) is bounded
-by the look-ahead plus a processing reserve of a quarter of it (at least 100 ms); the counters
-and --stats report the bound and the measured latency (mean, p50, p95, max).
+by the look-ahead plus a processing reserve (a quarter of it, at least 100 ms and twice a
+detection timed at start-up); the counters and --stats state the bound and the measured
+latency of the frames written (mean, p50, p95, max). Detection dominates: on a small machine
+give --speed fast and a smaller --video-max-side.
 
 Keeping up: faces are detected every --detect-every frames (default 1) and followed between.
 When decoded frames queue up, detection thins out (K doubles, up to --max-detect-every and never
 beyond the look-ahead) and comes back as the queue empties. Past that limit it fails closed.
 
 Fail closed: no frame is written unless a detection ran on it or on a later frame it was held
-for. A frame that cannot be checked in time is written black, and with K at its limit and the
-queue still longer than the look-ahead, frames are blanked until it drains; each change is
-said on stderr and recorded in the audit log. The output opens only after the detector has run
+for. A frame that cannot be checked in time is written black, one that would leave past the
+latency bound is dropped (its audio still goes out), and with K at its limit and the queue
+still longer than the look-ahead, frames are blanked until it drains; each change is said on
+stderr and recorded in the audit log. The output opens only after the detector has run
 once (warm). A failed input is reopened --reconnect times (backoff 0.5 s doubling to 8 s),
 its timestamps continuing the output's. An error (input lost for good, detection, encoding)
 stops the output (--on-error stop: held frames not yet checked are dropped) or, with

@@ -5,8 +5,8 @@
 //! queue; the job takes frames from it, detects faces on every K-th one, links them into tracks
 //! and holds each frame for the look-ahead, so a face first detected at frame t is also
 //! redacted on the held frames before t. A frame leaves only once a detection has run on it or
-//! on a later frame; one that cannot be checked in time is written black (fail closed), never
-//! as it came. When the queue grows, K doubles (up to `max_detect_every`); when it empties, K
+//! on a later frame; one that cannot be checked in time is written black (fail closed), and one
+//! that would leave past the latency bound is dropped (its audio kept); none leaves as it came. When the queue grows, K doubles (up to `max_detect_every`); when it empties, K
 //! comes back down; with K at its limit and the queue still longer than the look-ahead, frames
 //! are blanked until it drains.
 
@@ -226,7 +226,8 @@ pub struct StreamStats {
     pub frames_redacted: u64,
     /// Frames written black: not checked in time, or after an error (fail closed).
     pub frames_blanked: u64,
-    /// Held frames left out when an error stopped the stream.
+    /// Frames left out (their audio kept): past the latency bound, or held when an error
+    /// stopped the stream.
     pub frames_dropped: u64,
     /// K now, the largest K used and its limit.
     pub detect_every: u32,
@@ -448,12 +449,23 @@ impl Reader<'_> {
     }
 }
 
+/// What becomes of a held frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// Written with its tracks' faces redacted, once a detection at or after it has run.
+    Check,
+    /// Written black: it could not be checked in time, or an error came (fail closed).
+    Blank,
+    /// Left out (only its audio is written): it would have been written past the latency
+    /// bound.
+    Drop,
+}
+
 /// A frame in the look-ahead.
 struct Held {
     frame: LiveFrame,
     index: u64,
-    /// Written black whatever the tracks say.
-    blank: bool,
+    fate: Fate,
 }
 
 /// A track as the stream keeps it: its detections, best faces and decision.
@@ -602,17 +614,26 @@ impl Live<'_> {
         self.window.frames_in += 1;
         self.stats.queue = backlog as u32;
         self.adapt(backlog);
-        let too_late = frame.arrived().elapsed() > self.hold + self.reserve / 2;
-        let mut held = Held { frame, index, blank: self.failing || too_late };
+        let age = frame.arrived().elapsed();
+        let fate = if age > self.hold + self.reserve {
+            Fate::Drop
+        } else if self.failing || age > self.hold + self.reserve / 2 {
+            Fate::Blank
+        } else {
+            Fate::Check
+        };
+        let mut held = Held { frame, index, fate };
         let every = self.stats.detect_every as u64;
         let due = self.last_detected.is_none_or(|d| index >= d + every);
-        if !held.blank && due {
+        if fate == Fate::Check && due {
             // Frames that would outstay the look-ahead while this detection runs leave first.
             self.release_due(self.detect_time);
             if self.stats.ended.is_some() {
                 return;
             }
-            held.blank = !self.detect(&held);
+            if !self.detect(&held) {
+                held.fate = Fate::Blank;
+            }
             if self.stats.ended.is_some() {
                 self.stats.frames_dropped += 1;
                 return;
@@ -732,20 +753,26 @@ impl Live<'_> {
         self.job.settings.track_margin as u64 + self.stats.detect_every_peak as u64 - 1
     }
 
-    /// Writes the oldest held frame: redacted, or black when nothing checked it in time.
+    /// Writes the oldest held frame: redacted, black when nothing checked it in time, or only
+    /// its audio when it is already past the latency bound.
     fn release(&mut self) {
         let Some(mut held) = self.held.pop_front() else { return };
-        if !held.blank && self.last_detected.is_none_or(|d| d < held.index) {
+        if held.fate == Fate::Check && self.last_detected.is_none_or(|d| d < held.index) {
             // No detection at or after it yet: check it now if there is time, else blank it.
             let in_time = held.frame.arrived().elapsed() < self.hold + self.reserve / 2;
-            held.blank = !in_time || !self.detect(&held);
+            if !in_time || !self.detect(&held) {
+                held.fate = Fate::Blank;
+            }
         }
         if self.stats.ended.is_some() {
             return;
         }
+        if held.frame.arrived().elapsed() > self.hold + self.reserve {
+            held.fate = Fate::Drop;
+        }
         let (before, after) = (self.look_ahead as u64, self.after());
         let mut boxes: Vec<FaceBox> = Vec::new();
-        if !held.blank {
+        if held.fate == Fate::Check {
             for t in self.tracks.values_mut().filter(|t| t.redacted()) {
                 if let Some(b) = t.track.box_near(held.index, before, after) {
                     boxes.push(b);
@@ -755,16 +782,23 @@ impl Live<'_> {
         }
         let Some(output) = self.output.as_mut() else { return };
         let arrived = held.frame.arrived();
-        let written = if held.blank {
-            self.stats.frames_blanked += 1;
-            output.write_blank(held.frame)
-        } else {
-            self.stats.frames_redacted += u64::from(!boxes.is_empty());
-            output.write(held.frame, &boxes, &self.job.redact)
+        let written = match held.fate {
+            Fate::Drop => output.skip(held.frame),
+            Fate::Blank => output.write_blank(held.frame),
+            Fate::Check => output.write(held.frame, &boxes, &self.job.redact),
         };
         if let Err(err) = written {
             self.fail(format!("writing the output failed: {err}"), false);
             return;
+        }
+        match held.fate {
+            Fate::Drop => {
+                self.stats.frames_dropped += 1;
+                self.retire(held.index);
+                return;
+            }
+            Fate::Blank => self.stats.frames_blanked += 1,
+            Fate::Check => self.stats.frames_redacted += u64::from(!boxes.is_empty()),
         }
         let latency = ms(arrived.elapsed());
         self.latency.add(latency);
@@ -817,8 +851,8 @@ impl Live<'_> {
         self.notice(&message);
         let detection = message.starts_with("face detection");
         if slate {
-            for h in self.held.iter_mut() {
-                h.blank = true;
+            for h in self.held.iter_mut().filter(|h| h.fate == Fate::Check) {
+                h.fate = Fate::Blank;
             }
             if detection {
                 return;

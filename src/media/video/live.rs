@@ -356,6 +356,11 @@ impl LiveOutput {
         self.writer.encode(Some(&picture))
     }
 
+    /// Leaves `frame` out, writing only its audio.
+    pub fn skip(&mut self, mut frame: LiveFrame) -> Result<(), VideoError> {
+        self.audio(&mut frame)
+    }
+
     fn audio(&mut self, frame: &mut LiveFrame) -> Result<(), VideoError> {
         self.write_audio(LiveAudio(std::mem::take(&mut frame.audio)))
     }
