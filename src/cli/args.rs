@@ -16,7 +16,6 @@ use blurgate::redact::{RedactOptions, Shape, Style};
 use blurgate::register::keystore::refuse_inside;
 use blurgate::register::{RegisterFile, DEFAULT_PURPOSE};
 
-use super::config::{take, RenderConfig};
 use super::exit::usage;
 
 #[derive(clap::Args, Debug)]
@@ -171,13 +170,6 @@ pub struct StyleArgs {
 }
 
 impl StyleArgs {
-    /// The settings file's values for every flag not given.
-    pub fn merge(&mut self, m: &clap::ArgMatches, c: &RenderConfig) {
-        take(m, "style", &mut self.style, &c.style);
-        take(m, "boxes", &mut self.boxes, &c.boxes);
-        take(m, "mask_scale", &mut self.mask_scale, &c.mask_scale);
-    }
-
     pub fn options(&self) -> anyhow::Result<RedactOptions> {
         if self.mask_scale < 1.0 {
             return Err(usage("--mask-scale must be at least 1.0 (the mask never shrinks below the face)"));

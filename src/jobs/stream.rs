@@ -363,7 +363,7 @@ fn open_first(job: &StreamJob, observer: &dyn StreamObserver) -> Result<(LiveSou
     let mut backoff = FIRST_BACKOFF;
     let mut tries = 0;
     loop {
-        let opened = LiveSource::open(&job.input, &s.input, None).and_then(|mut src| Ok((src.next()?, src)));
+        let opened = LiveSource::open(&job.input, &s.input, None).and_then(|mut src| Ok((src.read_frame()?, src)));
         match opened {
             Ok((Some(first), source)) => return Ok((source, first)),
             Ok((None, _)) => return Err(StreamError::Empty(job.input.clone())),
@@ -404,7 +404,7 @@ impl Reader<'_> {
         let mut last = None;
         let mut tries = 0;
         loop {
-            let err = match source.next() {
+            let err = match source.read_frame() {
                 Ok(Some(frame)) => {
                     last = Some(frame.seconds());
                     tries = 0;

@@ -123,7 +123,7 @@ impl LiveSource {
         &self.probe
     }
 
-    /// The audio read after the last frame, once [`LiveSource::next`] has said the end.
+    /// The audio read after the last frame, once [`LiveSource::read_frame`] has said the end.
     pub fn rest(&mut self) -> LiveAudio {
         let mut audio = std::mem::take(&mut self.audio);
         self.shift_audio(&mut audio);
@@ -142,7 +142,7 @@ impl LiveSource {
     }
 
     /// The next frame; `None` when the source ends.
-    pub fn next(&mut self) -> Result<Option<LiveFrame>, VideoError> {
+    pub fn read_frame(&mut self) -> Result<Option<LiveFrame>, VideoError> {
         let mut frame = ff::frame::Video::empty();
         let audio = &mut self.audio;
         if !self.decoding.next(&mut frame, &mut |p| {
@@ -267,9 +267,9 @@ fn open_output(url: &str, muxer: &str) -> Result<Output, VideoError> {
         if r < 0 || ps.is_null() {
             return Err(VideoError::NoContainer(muxer.to_string()));
         }
-        (*ps).flags |= ff::ffi::AVFMT_FLAG_FLUSH_PACKETS as i32;
-        if (*(*ps).oformat).flags & ff::ffi::AVFMT_NOFILE as i32 == 0 {
-            let r = ff::ffi::avio_open(&mut (*ps).pb, path.as_ptr(), ff::ffi::AVIO_FLAG_WRITE as i32);
+        (*ps).flags |= ff::ffi::AVFMT_FLAG_FLUSH_PACKETS;
+        if (*(*ps).oformat).flags & ff::ffi::AVFMT_NOFILE == 0 {
+            let r = ff::ffi::avio_open(&mut (*ps).pb, path.as_ptr(), ff::ffi::AVIO_FLAG_WRITE);
             if r < 0 {
                 ff::ffi::avformat_free_context(ps);
                 return Err(ffmpeg("opening the output")(ff::Error::from(r)));
