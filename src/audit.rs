@@ -82,6 +82,37 @@ pub enum Event {
         register_before: String,
         register_after: String,
     },
+    /// A track of a live `stream` ended.
+    StreamTrack {
+        input: String,
+        output: String,
+        #[serde(flatten)]
+        track: AuditTrack,
+    },
+    /// A live `stream` changed how it works: detection thinned out, frames blanked (failing
+    /// closed), the input lost or regained, an error; `seconds` is the stream time.
+    StreamNotice {
+        input: String,
+        output: String,
+        seconds: f64,
+        notice: String,
+    },
+    /// A live `stream` run ended: its models, policy and counts.
+    Stream {
+        input: String,
+        output: String,
+        models: BTreeMap<String, String>,
+        detector_threshold: f32,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        thresholds: Option<Thresholds>,
+        policy: Policy,
+        frames_in: u64,
+        frames_out: u64,
+        frames_blanked: u64,
+        tracks: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+    },
     /// A person decided one face in `blurgate review` and the output was rendered again; the
     /// record's `time` says when. The face is named by its box, never by a crop.
     Review {
@@ -99,6 +130,23 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         person: Option<String>,
     },
+}
+
+/// A face track of a `stream` run, recorded when its last frame has been written: its decision
+/// and extent by time, never pixels or embeddings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditTrack {
+    pub track: u32,
+    /// Presentation times (seconds) of its first and last detection.
+    pub first_seconds: f64,
+    pub last_seconds: f64,
+    pub detections: u64,
+    pub frames_redacted: u64,
+    pub action: Action,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

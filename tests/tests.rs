@@ -16,4 +16,6 @@ mod review;
 mod robustness;
 mod settings;
 #[cfg(feature = "video")]
+mod stream;
+#[cfg(feature = "video")]
 mod video;

@@ -13,11 +13,11 @@ use blurgate::report::{Action, FileStatus};
 use image::RgbImage;
 use serde_json::Value;
 
-fn clip(name: &str) -> PathBuf {
+pub(crate) fn clip(name: &str) -> PathBuf {
     fixture(&format!("generated/videos/{name}"))
 }
 
-fn ffprobe(path: &Path, args: &[&str]) -> Value {
+pub(crate) fn ffprobe(path: &Path, args: &[&str]) -> Value {
     let o = Command::new("ffprobe")
         .args(["-v", "error", "-of", "json"])
         .args(args)
@@ -28,9 +28,19 @@ fn ffprobe(path: &Path, args: &[&str]) -> Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// What must survive redaction: per stream its kind, codec (audio), time base and frame rate;
-/// the video frames' presentation times; the container's start and duration; the rotation.
-fn timing(path: &Path) -> (Vec<(String, String, String)>, Vec<String>, String, String, Option<i64>) {
+/// What must survive redaction.
+#[derive(Debug, PartialEq)]
+struct Timing {
+    /// Per stream: kind, codec (audio only), time base and frame rate.
+    streams: Vec<(String, String, String)>,
+    /// The video frames' presentation times.
+    pts: Vec<String>,
+    start: String,
+    duration: String,
+    rotation: Option<i64>,
+}
+
+fn timing(path: &Path) -> Timing {
     let s = ffprobe(path, &["-show_streams", "-show_format"]);
     let streams = s["streams"]
         .as_array()
@@ -52,7 +62,7 @@ fn timing(path: &Path) -> (Vec<(String, String, String)>, Vec<String>, String, S
         .map(|fr| fr["best_effort_timestamp_time"].as_str().unwrap().to_string())
         .collect();
     let format = &s["format"];
-    (streams, pts, format["start_time"].to_string(), format["duration"].to_string(), rotation)
+    Timing { streams, pts, start: format["start_time"].to_string(), duration: format["duration"].to_string(), rotation }
 }
 
 /// Checksums of the audio packets, as `ffmpeg -f framemd5` lists them.
@@ -69,13 +79,13 @@ fn audio_md5(path: &Path) -> Vec<String> {
 
 /// The upright frames of a video, one at a time, in presentation order (ffmpeg applies the
 /// display matrix; `-vsync passthrough` keeps one picture per frame).
-struct Frames {
+pub(crate) struct Frames {
     child: std::process::Child,
     size: (u32, u32),
 }
 
 impl Frames {
-    fn open(path: &Path) -> Frames {
+    pub(crate) fn open(path: &Path) -> Frames {
         let s = ffprobe(path, &["-select_streams", "v:0", "-show_streams"]);
         let st = &s["streams"][0];
         let (w, h) = (st["width"].as_u64().unwrap() as u32, st["height"].as_u64().unwrap() as u32);
@@ -105,13 +115,13 @@ impl Iterator for Frames {
 }
 
 /// Faces the detector is sure of.
-fn faces(img: &RgbImage) -> Vec<Detection> {
+pub(crate) fn faces(img: &RgbImage) -> Vec<Detection> {
     models().detector.detect(img).unwrap().into_iter().filter(|d| d.score >= 0.5).collect()
 }
 
 /// Frame by frame: how many faces the input shows, and the faces of the output found where
 /// the input had one (leaks).
-fn leaks(input: &Path, output: &Path) -> (usize, Vec<(usize, Detection)>) {
+pub(crate) fn leaks(input: &Path, output: &Path) -> (usize, Vec<(usize, Detection)>) {
     let (mut shown, mut leaked) = (0, Vec::new());
     let mut n = 0;
     for (i, (before, after)) in Frames::open(input).zip(Frames::open(output)).enumerate() {
@@ -144,7 +154,7 @@ fn every_face_is_gone_from_every_frame_and_everything_else_is_kept() {
     assert!(v.tracks.len() >= 6, "six people: {:?}", v.tracks);
     for t in &v.tracks {
         assert_eq!(t.action, Action::Redacted);
-        assert!(t.frames_redacted >= t.last_frame - t.first_frame + 1, "{t:?}");
+        assert!(t.frames_redacted > t.last_frame - t.first_frame, "{t:?}");
     }
     assert_eq!(f.faces.len(), v.tracks.len(), "one face entry per track");
     assert_eq!(f.output_sha256.as_deref(), Some(sha256_of(&output).as_str()));
@@ -184,7 +194,7 @@ fn rotation_variable_frame_rate_and_odd_sizes_are_kept() {
     let v = rotated.video.as_ref().unwrap();
     // Stored 360x640, shown 640x360: faces are looked for and reported upright.
     assert_eq!((v.rotation, rotated.width, rotated.height), (270, Some(640), Some(360)));
-    assert_eq!(timing(&out.join("rotated.mp4")).4, Some(90), "the display matrix is kept");
+    assert_eq!(timing(&out.join("rotated.mp4")).rotation, Some(90), "the display matrix is kept");
     let vfr = ffprobe(&out.join("vfr.mkv"), &["-show_streams"]);
     let st = &vfr["streams"][0];
     assert_eq!((st["width"].as_u64(), st["height"].as_u64()), (Some(427), Some(239)));
@@ -362,12 +372,12 @@ fn shared_video_corpus() {
         assert!(matches!(f.status, FileStatus::Redacted | FileStatus::Unchanged), "{rel}: {f:?}");
         videos += 1;
         let (a, b) = (timing(&dir.join(rel)), timing(&out.join(rel)));
-        assert_eq!((a.1.len(), a.4), (b.1.len(), b.4), "{rel}: frame count and rotation");
+        assert_eq!((a.pts.len(), a.rotation), (b.pts.len(), b.rotation), "{rel}: frame count and rotation");
         if !rel.ends_with(".ogg") {
             // FFmpeg 5.1's Matroska muxer moves the video by the Opus pre-skip (7 ms), as
             // `ffmpeg -c copy` does: the spacing of the frames is what must match.
             let t = |v: &[String]| v.iter().map(|x| x.parse::<f64>().unwrap()).collect::<Vec<_>>();
-            let (ta, tb) = (t(&a.1), t(&b.1));
+            let (ta, tb) = (t(&a.pts), t(&b.pts));
             let shift = tb[0] - ta[0];
             assert!(shift.abs() <= 0.0075, "{rel}: frames moved by {shift} s");
             assert!(ta.iter().zip(&tb).all(|(x, y)| (y - x - shift).abs() < 1e-6), "{rel}: frame times {ta:?} {tb:?}");

@@ -13,10 +13,12 @@ use blurgate::matching::{Policy, DEFAULT_TARGET_FAR};
 use blurgate::media::video::VideoCodec;
 use blurgate::media::{DecodeLimits, OutputFormat};
 use blurgate::models::Device;
-use blurgate::redact::Style;
+use blurgate::redact::{RedactOptions, Shape, Style};
 use blurgate::register::keystore::refuse_inside;
 use blurgate::register::{RegisterFile, DEFAULT_PURPOSE};
 use blurgate::storage::{Location, StoreOptions};
+
+use super::exit::usage;
 
 #[derive(clap::Args, Debug)]
 pub struct RegisterArgs {
@@ -213,6 +215,35 @@ pub struct DetectionArgs {
     /// Refuse photos whose width or height exceeds this many pixels.
     #[arg(long, default_value_t = DecodeLimits::default().max_side, value_name = "PIXELS")]
     pub max_dimension: u32,
+}
+
+/// How faces are hidden (redact and stream).
+#[derive(clap::Args, Debug)]
+pub struct StyleArgs {
+    /// How faces are hidden.
+    #[arg(long, value_enum, default_value_t = StyleArg::Blur)]
+    pub style: StyleArg,
+
+    /// Redact rectangles instead of ellipses.
+    #[arg(long)]
+    pub boxes: bool,
+
+    /// Mask size relative to the detected face box.
+    #[arg(long, default_value_t = 1.3, value_name = "FACTOR")]
+    pub mask_scale: f32,
+}
+
+impl StyleArgs {
+    pub fn options(&self) -> anyhow::Result<RedactOptions> {
+        if self.mask_scale < 1.0 {
+            return Err(usage("--mask-scale must be at least 1.0 (the mask never shrinks below the face)"));
+        }
+        Ok(RedactOptions {
+            style: self.style.into(),
+            shape: if self.boxes { Shape::Box } else { Shape::Ellipse },
+            mask_scale: self.mask_scale,
+        })
+    }
 }
 
 #[derive(clap::Args, Debug)]

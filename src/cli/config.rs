@@ -28,7 +28,8 @@ use clap::ArgMatches;
 use serde::Deserialize;
 
 use super::args::{
-    DetectionArgs, DeviceArg, MatchArgs, OutputFormatArg, PolicyArg, PrecisionArg, SpeedArg, StyleArg, TilesArg,
+    DetectionArgs, DeviceArg, MatchArgs, OutputFormatArg, PolicyArg, PrecisionArg, SpeedArg, StyleArg, StyleArgs,
+    TilesArg,
 };
 
 pub const DEFAULT_FILE: &str = "blurgate.toml";
@@ -155,6 +156,14 @@ impl DetectionArgs {
         take(m, "tiles", &mut self.tiles, &c.tiles);
         take(m, "tile_size", &mut self.tile_size, &c.tile_size);
         take(m, "max_dimension", &mut self.max_dimension, &c.max_dimension);
+    }
+}
+
+impl StyleArgs {
+    pub fn merge(&mut self, m: &ArgMatches, c: &RenderConfig) {
+        take(m, "style", &mut self.style, &c.style);
+        take(m, "boxes", &mut self.boxes, &c.boxes);
+        take(m, "mask_scale", &mut self.mask_scale, &c.mask_scale);
     }
 }
 

@@ -17,6 +17,8 @@ mod redact;
 mod register;
 mod report;
 mod review;
+#[cfg(feature = "video")]
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -116,6 +118,16 @@ enum Command {
     #[command(subcommand)]
     Register(register::RegisterCommand),
 
+    /// Redact a live stream: faces are hidden within a bounded, stated latency.
+    ///
+    /// One pass with a short look-ahead; detection thins out when the machine falls behind,
+    /// and frames that cannot be checked are written black, never as they came.
+    ///
+    /// Example: blurgate stream srt://0.0.0.0:9000?mode=listener rtmp://live.example/app/key
+    #[cfg(feature = "video")]
+    #[command(after_long_help = stream::AFTER_HELP)]
+    Stream(stream::StreamArgs),
+
     /// Check the audit log's keyed chain (verify) or print its head (head).
     ///
     /// Each record carries an HMAC-SHA-256 over the previous record's MAC and its own body,
@@ -195,5 +207,7 @@ fn run(mut cli: Cli, matches: &ArgMatches) -> anyhow::Result<ExitCode> {
         Command::Calibrate(args) => calibrate::run(args, &ctx),
         Command::Review(args) => review::run(args, sub, &ctx),
         Command::Report(cmd) => report::run(cmd, ctx.quiet),
+        #[cfg(feature = "video")]
+        Command::Stream(args) => stream::run(args, sub, &ctx),
     }
 }

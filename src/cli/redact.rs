@@ -9,14 +9,13 @@ use blurgate::audit;
 use blurgate::jobs::redact::Replace;
 use blurgate::jobs::{run_redact, Decisions, RedactJob, RenderOptions};
 use blurgate::media::{EncodeOptions, MetadataPolicy};
-use blurgate::redact::{RedactOptions, Shape};
 use blurgate::register::RegisterFile;
 use blurgate::report::FileStatus;
 use blurgate::sheet::{self, SheetOptions};
 use blurgate::storage::Location;
 
 use super::args::{
-    refuse_keys_inside, AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StoreArgs, StyleArg, VideoArgs,
+    refuse_keys_inside, AuditArg, DetectionArgs, MatchArgs, OutputFormatArg, PolicyArg, StoreArgs, StyleArgs, VideoArgs,
 };
 use super::config::{take, take_opt, Config};
 use super::exit::{usage, FILES_FAILED};
@@ -103,17 +102,8 @@ pub struct RedactArgs {
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
 
-    /// How faces are hidden.
-    #[arg(long, value_enum, default_value_t = StyleArg::Blur)]
-    pub style: StyleArg,
-
-    /// Redact rectangles instead of ellipses.
-    #[arg(long)]
-    pub boxes: bool,
-
-    /// Mask size relative to the detected face box.
-    #[arg(long, default_value_t = 1.3, value_name = "FACTOR")]
-    pub mask_scale: f32,
+    #[command(flatten)]
+    pub style: StyleArgs,
 
     #[command(flatten)]
     pub detection: DetectionArgs,
@@ -204,9 +194,7 @@ impl RedactArgs {
     fn merge(&mut self, m: &ArgMatches, c: &Config) {
         self.detection.merge(m, &c.detection);
         self.matching.merge(m, &c.matching);
-        take(m, "style", &mut self.style, &c.render.style);
-        take(m, "boxes", &mut self.boxes, &c.render.boxes);
-        take(m, "mask_scale", &mut self.mask_scale, &c.render.mask_scale);
+        self.style.merge(m, &c.render);
         take(m, "keep_metadata", &mut self.keep_metadata, &c.render.keep_metadata);
         take_opt(m, "jpeg_quality", &mut self.jpeg_quality, &c.render.jpeg_quality);
         take(m, "output_format", &mut self.output_format, &c.render.output_format);
@@ -220,14 +208,7 @@ impl RedactArgs {
     }
 
     fn render(&self) -> anyhow::Result<RenderOptions> {
-        if self.mask_scale < 1.0 {
-            return Err(usage("--mask-scale must be at least 1.0 (the mask never shrinks below the face)"));
-        }
-        let redact = RedactOptions {
-            style: self.style.into(),
-            shape: if self.boxes { Shape::Box } else { Shape::Ellipse },
-            mask_scale: self.mask_scale,
-        };
+        let redact = self.style.options()?;
         let metadata = if self.keep_metadata { MetadataPolicy::Keep } else { MetadataPolicy::Strip };
         let encode = EncodeOptions::default()
             .with_metadata(metadata)

@@ -193,7 +193,8 @@ fn check_photo(bytes: &[u8], run: &CheckRun, report: &mut FileReport) -> Result<
 fn check_video(input: &Location, run: &CheckRun, report: &mut FileReport) -> Result<usize, FileError> {
     let copy = input.local_copy().map_err(FileError::Read)?;
     let job = run.job;
-    let a = video::analyse(copy.path(), &input.to_string(), run.engine, &job.decisions, &job.video, run.observer)?;
+    let decisions = (job.decisions.policy, job.decisions.matching.as_ref());
+    let a = video::analyse(copy.path(), &input.to_string(), run.engine, decisions, &job.video, run.observer)?;
     let (w, h) = a.probe.upright();
     (report.width, report.height) = (Some(w), Some(h));
     report.faces = a.faces(None).into_iter().filter(|f| f.action == Action::Redacted).collect();

@@ -4,7 +4,8 @@
 //! file plan ([`plan`]), the worker pool, the run state ([`state`]: resume and lock), per-file
 //! outcomes ([`outcome`]) and an [`Observer`] that hears about progress. [`review`] lets a person
 //! change a redact run's decisions afterwards, on a local web page. [`video`] is redact's
-//! per-video work (two passes, faces tracked across frames).
+//! per-video work (two passes, faces tracked across frames); [`stream`] redacts a live stream
+//! in one pass with a bounded look-ahead.
 
 pub mod cache;
 pub mod calibrate;
@@ -17,10 +18,13 @@ pub mod observer;
 pub mod outcome;
 pub mod plan;
 mod pool;
+pub mod publish;
 pub mod redact;
 pub mod review;
 pub mod shard;
 pub mod state;
+#[cfg(feature = "video")]
+pub mod stream;
 pub mod video;
 
 pub use engine::{Engine, Matching, Recognition};
@@ -30,6 +34,8 @@ pub use outcome::FileError;
 pub use pool::keep_freed_memory;
 pub use redact::{run_redact, RedactJob};
 pub use review::{Review, ReviewError, ReviewServer};
+#[cfg(feature = "video")]
+pub use stream::{run_stream, StreamJob, StreamObserver, StreamSettings, StreamStats};
 pub use video::VideoSettings;
 
 use std::path::PathBuf;

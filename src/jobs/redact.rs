@@ -11,6 +11,8 @@ use super::manifest::{self, Entry, Manifest, ManifestKey, Manifests};
 use super::observer::Observer;
 use super::outcome::{record_failure, FileError};
 use super::plan::{self, Planned, Verdict};
+use super::publish::Outputs;
+pub use super::publish::Replace;
 use super::state::{Finished, RunState};
 use super::video::{self, VideoSettings};
 use super::{pool, Decisions, RenderOptions, RunOptions};
@@ -25,17 +27,6 @@ use crate::redact::Mask;
 use crate::register::keystore;
 use crate::report::{FaceReport, FileReport, FileStatus, RenderSettings, Report};
 use crate::storage::Location;
-
-/// `redact --replace-published`: the input is a published location (after a late opt-out);
-/// each file that shows a face the policy hides is replaced in place by its redacted copy
-/// (one atomic write), the others are left untouched, and the location's manifest vouches for
-/// all that were checked.
-#[derive(Debug, Clone, Default)]
-pub struct Replace {
-    /// Where the replaced originals are kept, at their paths below the location; `None`: they
-    /// are not kept.
-    pub keep_originals: Option<Location>,
-}
 
 #[derive(Debug, Clone)]
 pub struct RedactJob {
@@ -165,6 +156,7 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
         state,
         settings: job.settings_hash(engine.model_digests()),
         observer,
+        outputs: Outputs { out: &job.out, dry_run, replace: job.replace.as_ref() },
         register: register.clone(),
         published,
         cache: job.run.cache.as_deref().map(Cache::new),
@@ -231,49 +223,19 @@ fn audit_event(command: &str, r: &FileReport, engine: &Engine, job: &RedactJob) 
 }
 
 /// What every file of a redact run shares.
-pub(super) struct Run<'a> {
-    pub(super) engine: &'a Engine,
-    pub(super) job: &'a RedactJob,
+struct Run<'a> {
+    engine: &'a Engine,
+    job: &'a RedactJob,
     /// The journal; `None` in a dry run and when replacing.
-    pub(super) state: Option<RunState>,
-    pub(super) settings: String,
-    pub(super) observer: &'a dyn Observer,
+    state: Option<RunState>,
+    settings: String,
+    observer: &'a dyn Observer,
+    outputs: Outputs<'a>,
     /// The register's digest, as manifests record it.
     register: Option<String>,
     /// When replacing: the location's manifests (files they vouch for are left alone).
     published: Manifests,
     cache: Option<Cache>,
-}
-
-impl Run<'_> {
-    /// Removes an older copy under `output` that must not outlive a failure or a hold; a dry
-    /// run removes nothing, and replacing never removes a published file.
-    pub(super) fn withdraw(&self, output: &Location) {
-        if !self.job.run.dry_run && self.job.replace.is_none() {
-            let _ = output.delete();
-        }
-    }
-
-    /// When replacing with `--keep-originals`: `write` puts the original at its path below
-    /// that folder, before it is replaced.
-    pub(super) fn keep_original(
-        &self,
-        p: &Planned,
-        write: impl FnOnce(&Location) -> std::io::Result<()>,
-    ) -> Result<(), FileError> {
-        let Some(keep) = self.job.replace.as_ref().and_then(|r| r.keep_originals.as_ref()) else { return Ok(()) };
-        let kept = keep.join(&p.input.rel_to(&self.job.out).unwrap_or_default());
-        write(&kept).map_err(|err| FileError::Write { path: kept.to_string().into(), err })
-    }
-
-    /// When replacing, a file with nothing to hide stays published as it is.
-    pub(super) fn leave_published(&self, p: &Planned, report: &mut FileReport) -> bool {
-        if self.job.replace.is_none() || report.status != FileStatus::Unchanged {
-            return false;
-        }
-        (report.output, report.output_sha256) = (Some(p.output.to_string()), report.input_sha256.clone());
-        true
-    }
 }
 
 /// One file, start to finish; a panic in any stage fails this file only. A failed file's
@@ -292,7 +254,7 @@ fn process(p: Planned, run: &Run) -> FileReport {
             Err(FileError::Internal(what))
         });
     if let Err(e) = outcome {
-        run.withdraw(&output);
+        run.outputs.withdraw(&output);
         tracing::debug!(file = %output, reason = %e, "not published");
         record_failure(&mut report, &e);
     }
@@ -394,7 +356,20 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         return Ok(());
     }
     if media::is_video(&p.input) {
-        return video::redact_video(p, run, report);
+        let decisions = &job.decisions;
+        let video = video::VideoRun {
+            engine: run.engine,
+            policy: decisions.policy,
+            matching: decisions.matching.as_ref(),
+            hold_uncertain: decisions.hold_uncertain,
+            redact: &job.render.redact,
+            video: &job.video,
+            state: run.state.as_ref(),
+            outputs: run.outputs,
+            settings: &run.settings,
+            observer: run.observer,
+        };
+        return video::redact_video(p, &video, report);
     }
     // An object whose version an earlier run read is known by its digest without a download.
     let (cache, version) = (run.cache.as_ref(), p.version.as_ref());
@@ -448,13 +423,13 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         })
         .collect();
     if report.review && job.decisions.hold_uncertain {
-        run.withdraw(&p.output);
+        run.outputs.withdraw(&p.output);
         report.status = FileStatus::Held;
         report.pending_output = Some(p.output.to_string());
         return Ok(());
     }
     report.status = if boxes.iter().all(Vec::is_empty) { FileStatus::Unchanged } else { FileStatus::Redacted };
-    if run.leave_published(&p, report) {
+    if run.outputs.leave_published(&p, report) {
         return Ok(());
     }
     let encoded = render(source, &bytes, &boxes, &p, job, report)?;
@@ -465,7 +440,7 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
         // This is what would be written.
         return Ok(());
     }
-    run.keep_original(&p, |kept| kept.write_atomic(&bytes))?;
+    run.outputs.keep_original(&p, |kept| kept.write_atomic(&bytes))?;
     drop(bytes);
     // A published file is replaced only if it is still the one that was checked.
     let written = match job.replace {

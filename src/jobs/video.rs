@@ -5,7 +5,30 @@
 //! redacts every frame of each redacted track's life (interpolated where it was not detected,
 //! with a margin either side) and encodes into a temporary file renamed when complete.
 
+use super::engine::{Engine, Matching};
+use super::observer::Observer;
+use super::publish::Outputs;
+use super::state::RunState;
+use crate::matching::Policy;
 use crate::media::video::VideoOptions;
+use crate::redact::RedactOptions;
+
+/// What a video of a redact run needs of it.
+pub struct VideoRun<'a> {
+    pub engine: &'a Engine,
+    pub policy: Policy,
+    pub matching: Option<&'a Matching>,
+    pub hold_uncertain: bool,
+    pub redact: &'a RedactOptions,
+    pub video: &'a VideoSettings,
+    /// The resume journal; `None` in a dry run and when replacing.
+    pub state: Option<&'a RunState>,
+    /// A dry run, or published files replaced in place.
+    pub outputs: Outputs<'a>,
+    /// The run's settings hash, for the journal.
+    pub settings: &'a str,
+    pub observer: &'a dyn Observer,
+}
 
 /// How videos are read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,29 +74,28 @@ pub(super) fn unsupported(input: &crate::storage::Location) -> super::FileError 
 #[cfg(not(feature = "video"))]
 pub(super) fn redact_video(
     p: super::plan::Planned,
-    _run: &super::redact::Run,
+    _run: &VideoRun,
     _report: &mut crate::report::FileReport,
 ) -> Result<(), super::FileError> {
     Err(unsupported(&p.input))
 }
 
 #[cfg(feature = "video")]
-pub(super) use with_ffmpeg::{analyse, redact_video};
+pub(super) use with_ffmpeg::{analyse, decide_track, redact_video};
 
 #[cfg(feature = "video")]
 mod with_ffmpeg {
     use std::collections::HashMap;
     use std::path::Path;
 
-    use super::super::engine::Engine;
+    use super::super::engine::{Engine, Matching};
     use super::super::observer::Observer;
-    use super::super::Decisions;
     use super::VideoSettings;
+    use crate::matching::Policy;
     use crate::redact::RedactOptions;
 
     use super::super::outcome::FileError;
     use super::super::plan::Planned;
-    use super::super::redact::Run;
     use super::super::state::Finished;
     use crate::detect::{Detection, FaceBox, Landmarks};
     use crate::embed::Probe;
@@ -125,7 +147,7 @@ mod with_ffmpeg {
         path: &Path,
         name: &str,
         engine: &Engine,
-        decisions: &Decisions,
+        (policy, matching): (Policy, Option<&Matching>),
         settings: &VideoSettings,
         observer: &dyn Observer,
     ) -> Result<Analysis, FileError> {
@@ -164,7 +186,7 @@ mod with_ffmpeg {
                 }
                 let key = d.bbox.width().min(d.bbox.height()) * d.score;
                 let better = entry.best.len() < BEST_FACES || entry.best.last().is_some_and(|(k, _)| key > *k);
-                if decisions.matching.is_none() || !better {
+                if matching.is_none() || !better {
                     continue;
                 }
                 if full.is_none() {
@@ -183,9 +205,9 @@ mod with_ffmpeg {
         let verdicts: Vec<Option<FaceDecision>> = tracks
             .iter()
             .map(|t| {
-                let m = decisions.matching.as_ref()?;
+                let m = matching?;
                 let probes = faces.get(&t.id).map_or(&[][..], |f| &f.best[..]);
-                decide_track(probes.iter().map(|(_, p)| decide_probe(p, decisions.policy, m)).collect())
+                decide_track(probes.iter().map(|(_, p)| decide_probe(p, policy, m)).collect())
             })
             .collect();
         let strongest = faces.into_iter().filter_map(|(id, f)| Some((id, f.strongest?))).collect();
@@ -219,32 +241,36 @@ mod with_ffmpeg {
         }
     }
 
-    pub(in crate::jobs) fn redact_video(p: Planned, run: &Run, report: &mut FileReport) -> Result<(), FileError> {
-        let job = run.job;
-        let settings = &job.video;
+    pub(in crate::jobs) fn redact_video(
+        p: Planned,
+        run: &super::VideoRun,
+        report: &mut FileReport,
+    ) -> Result<(), FileError> {
+        let settings = run.video;
         let input_sha256 = p.input.sha256().map_err(FileError::Read)?;
         report.input_sha256 = Some(input_sha256.clone());
-        if let Some(done) = run.state.as_ref().and_then(|s| s.finished(&p.output, &input_sha256, &run.settings)) {
+        if let Some(done) = run.state.and_then(|s| s.finished(&p.output, &input_sha256, run.settings)) {
             *report = FileReport { resumed: true, ..done.report.clone() };
             return Ok(());
         }
-        // Videos are read by name (FFmpeg seeks in them): the local path of the input.
+        // Videos are read by name (FFmpeg seeks in them): the local path of the input, or a
+        // copy of an object.
         let copy = p.input.local_copy().map_err(FileError::Read)?;
         let path = copy.path();
         let name = p.input.to_string();
-        let analysis = analyse(path, &name, run.engine, &job.decisions, settings, run.observer)?;
+        let analysis = analyse(path, &name, run.engine, (run.policy, run.matching), settings, run.observer)?;
         let (w, h) = analysis.probe.upright();
         (report.width, report.height) = (Some(w), Some(h));
 
-        let (decisions, every) = (&job.decisions, settings.detect_every.max(1) as u64);
+        let every = settings.detect_every.max(1) as u64;
         let Analysis { probe, frames, tracks, verdicts, .. } = &analysis;
-        let (probe, frames) = (probe, *frames);
+        let frames = *frames;
         let redacted: Vec<bool> = verdicts.iter().map(|v| Analysis::action(v) == Action::Redacted).collect();
 
         report.review = verdicts.iter().flatten().any(FaceDecision::needs_review);
-        report.faces = analysis.faces(Some(&job.render.redact));
+        report.faces = analysis.faces(Some(run.redact));
         let margin = settings.track_margin as u64 + every - 1;
-        let mut summary = video_report(probe, frames, settings, tracks, verdicts, job.video.encode.strip_audio);
+        let mut summary = video_report(probe, frames, settings, tracks, verdicts, settings.encode.strip_audio);
         let dropped = summary.streams.iter().filter(|s| s.action == "dropped").count();
         if dropped > 0 {
             report.notes.push(format!(
@@ -252,26 +278,26 @@ mod with_ffmpeg {
                  audio): only the video stream was checked and written, with its audio"
             ));
         }
-        if report.review && decisions.hold_uncertain {
-            run.withdraw(&p.output);
+        if report.review && run.hold_uncertain {
+            run.outputs.withdraw(&p.output);
             report.status = FileStatus::Held;
             report.pending_output = Some(p.output.to_string());
             report.video = Some(summary);
             return Ok(());
         }
         report.status = if redacted.iter().any(|r| *r) { FileStatus::Redacted } else { FileStatus::Unchanged };
-        if run.leave_published(&p, report) {
+        if run.outputs.leave_published(&p, report) {
             report.video = Some(summary);
             return Ok(());
         }
-        if job.run.dry_run {
+        if run.outputs.dry_run {
             // A dry run decides everything; encoding is left out, so no output_sha256.
             report.output = Some(p.output.to_string());
             report.video = Some(summary);
             return Ok(());
         }
+        run.outputs.keep_original(&p, |kept| kept.write_atomic_with(|tmp| std::fs::copy(path, tmp).map(drop)))?;
 
-        run.keep_original(&p, |kept| kept.write_atomic_with(|tmp| std::fs::copy(path, tmp).map(drop)))?;
         // Pass 2: redact and encode.
         let mut playback = Playback::new(tracks, margin);
         let mut drawn = vec![0u64; tracks.len()];
@@ -284,7 +310,7 @@ mod with_ffmpeg {
                 tmp,
                 &container_of,
                 &settings.encode,
-                &job.render.redact,
+                run.redact,
                 |frame| {
                     let boxes: Vec<(usize, FaceBox)> =
                         playback.boxes_at(frame).into_iter().filter(|(i, _)| redacted[*i]).collect();
@@ -318,13 +344,13 @@ mod with_ffmpeg {
         let output_sha256 = p.output.sha256().map_err(FileError::Read)?;
         report.output = Some(p.output.to_string());
         report.output_sha256 = Some(output_sha256.clone());
-        report.replaced = job.replace.is_some();
-        let Some(state) = &run.state else { return Ok(()) };
+        report.replaced = run.outputs.replace.is_some();
+        let Some(state) = run.state else { return Ok(()) };
         state
             .record(&Finished {
                 output: p.output.to_string(),
                 input_sha256,
-                settings: run.settings.clone(),
+                settings: run.settings.to_string(),
                 output_sha256,
                 report: report.clone(),
             })
@@ -334,7 +360,7 @@ mod with_ffmpeg {
     /// A track's decision from its best faces' decisions: the most certain one (matched, then
     /// uncertain, then unknown; the most similar among equals) decides; and a track any of
     /// whose faces is named for redaction is redacted, whatever another face says.
-    fn decide_track(faces: Vec<FaceDecision>) -> Option<FaceDecision> {
+    pub(in crate::jobs) fn decide_track(faces: Vec<FaceDecision>) -> Option<FaceDecision> {
         let rank = |d: &FaceDecision| match d.decision {
             Decision::Matched => 2,
             Decision::Uncertain => 1,

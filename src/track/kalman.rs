@@ -66,12 +66,8 @@ impl Kalman {
         let z = measure(b);
         let r = (POSITION_NOISE * self.x[3]).powi(2);
         // S = H P Hᵀ + R is P's top-left block plus R; K = P Hᵀ S⁻¹.
-        let mut s = [[0.0f32; M]; M];
-        for i in 0..M {
-            for j in 0..M {
-                s[i][j] = self.p[i][j] + if i == j { r } else { 0.0 };
-            }
-        }
+        let s: [[f32; M]; M] =
+            std::array::from_fn(|i| std::array::from_fn(|j| self.p[i][j] + if i == j { r } else { 0.0 }));
         let Some(si) = invert4(&s) else { return };
         let mut k = [[0.0f32; M]; N];
         for (i, row) in k.iter_mut().enumerate() {
@@ -107,34 +103,19 @@ fn identity() -> Matrix {
 }
 
 fn mul(a: &Matrix, b: &Matrix) -> Matrix {
-    let mut m = [[0.0; N]; N];
-    for i in 0..N {
-        for j in 0..N {
-            m[i][j] = (0..N).map(|k| a[i][k] * b[k][j]).sum();
-        }
-    }
-    m
+    std::array::from_fn(|i| std::array::from_fn(|j| (0..N).map(|k| a[i][k] * b[k][j]).sum()))
 }
 
 fn transpose(a: &Matrix) -> Matrix {
-    let mut m = [[0.0; N]; N];
-    for i in 0..N {
-        for j in 0..N {
-            m[i][j] = a[j][i];
-        }
-    }
-    m
+    std::array::from_fn(|i| std::array::from_fn(|j| a[j][i]))
 }
 
 /// Gauss-Jordan inverse with partial pivoting; `None` when singular.
 fn invert4(a: &[[f32; M]; M]) -> Option<[[f32; M]; M]> {
-    let mut m = [[0.0f64; 2 * M]; M];
-    for i in 0..M {
-        for j in 0..M {
-            m[i][j] = a[i][j] as f64;
-        }
-        m[i][M + i] = 1.0;
-    }
+    // [A | I], reduced to [I | A⁻¹].
+    let mut m: [[f64; 2 * M]; M] = std::array::from_fn(|i| {
+        std::array::from_fn(|j| if j < M { a[i][j] as f64 } else { (j - M == i) as u8 as f64 })
+    });
     for c in 0..M {
         let pivot = (c..M).max_by(|&x, &y| m[x][c].abs().total_cmp(&m[y][c].abs()))?;
         if m[pivot][c].abs() < 1e-12 {
@@ -149,13 +130,7 @@ fn invert4(a: &[[f32; M]; M]) -> Option<[[f32; M]; M]> {
             m[r].iter_mut().zip(pivot_row).for_each(|(v, p)| *v -= f * p);
         }
     }
-    let mut inv = [[0.0f32; M]; M];
-    for i in 0..M {
-        for j in 0..M {
-            inv[i][j] = m[i][M + j] as f32;
-        }
-    }
-    Some(inv)
+    Some(std::array::from_fn(|i| std::array::from_fn(|j| m[i][M + j] as f32)))
 }
 
 #[cfg(test)]
@@ -184,9 +159,9 @@ mod tests {
     fn inverts_a_symmetric_matrix() {
         let a = [[4.0, 1.0, 0.0, 0.0], [1.0, 3.0, 0.0, 0.5], [0.0, 0.0, 2.0, 0.0], [0.0, 0.5, 0.0, 1.0]];
         let inv = invert4(&a).unwrap();
-        for i in 0..M {
+        for (i, row) in a.iter().enumerate() {
             for j in 0..M {
-                let v: f32 = (0..M).map(|k| a[i][k] * inv[k][j]).sum();
+                let v: f32 = row.iter().zip(&inv).map(|(x, r)| x * r[j]).sum();
                 assert!((v - if i == j { 1.0 } else { 0.0 }).abs() < 1e-5, "{i},{j}: {v}");
             }
         }

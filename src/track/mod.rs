@@ -36,6 +36,16 @@ impl Track {
         self.observations.last().map_or(0, |o| o.frame)
     }
 
+    /// The box at `frame` when it lies from `before` frames ahead of the track's first
+    /// detection to `after` frames past its last (a live stream asks out of order).
+    pub fn box_near(&self, frame: u64, before: u64, after: u64) -> Option<FaceBox> {
+        if self.observations.is_empty() || frame + before < self.first_frame() || frame > self.last_frame() + after {
+            return None;
+        }
+        let mut cursor = self.observations.partition_point(|o| o.frame <= frame).saturating_sub(1);
+        Some(self.box_at(frame, &mut cursor))
+    }
+
     /// The box at `frame`: the detection there, interpolated between the two around it, or
     /// the nearest end's outside them. `cursor` remembers where the last call looked (frames
     /// asked in increasing order cost nothing to find).
@@ -158,6 +168,12 @@ impl Tracker {
             ids.push(id);
         }
         ids
+    }
+
+    /// The tracks ended so far (undetected for longer than the gap), handed over: a live
+    /// stream keeps its own copies, so the tracker need not hold them for hours.
+    pub fn take_finished(&mut self) -> Vec<Track> {
+        std::mem::take(&mut self.finished)
     }
 
     /// Every track, by id.

@@ -25,7 +25,11 @@ pub(super) struct Decoding {
 
 impl Decoding {
     pub fn open(path: &Path) -> Result<(Decoding, Probe), VideoError> {
-        let input = probe::open(path)?;
+        Decoding::from_input(probe::open(path)?)
+    }
+
+    /// Decoding of an input already open (a live source opened with its own options).
+    pub fn from_input(input: Input) -> Result<(Decoding, Probe), VideoError> {
         let probe = probe::describe(&input)?;
         let index = probe.streams.video.index;
         let stream = input.stream(index).expect("the probed video stream");
@@ -117,12 +121,22 @@ impl Frame<'_> {
     /// The frame as shown (display matrix applied) in RGB, scaled down so that its long side
     /// is at most `max_side` (`None`: full size).
     pub fn upright_rgb(&mut self, max_side: Option<u32>) -> Result<RgbImage, VideoError> {
-        let (w, h) = (self.frame.width(), self.frame.height());
-        let scale = max_side.map_or(1.0, |m| (m as f64 / w.max(h) as f64).min(1.0));
-        let size = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
-        let rgb = self.scaler.to_rgb(self.frame, size)?;
-        Ok(turn(rgb, self.rotation))
+        upright_rgb(self.frame, self.rotation, self.scaler, max_side)
     }
+}
+
+/// `frame` as shown (turned clockwise by `rotation`) in RGB, its long side at most `max_side`.
+pub(super) fn upright_rgb(
+    frame: &ff::frame::Video,
+    rotation: u32,
+    scaler: &mut Scaler,
+    max_side: Option<u32>,
+) -> Result<RgbImage, VideoError> {
+    let (w, h) = (frame.width(), frame.height());
+    let scale = max_side.map_or(1.0, |m| (m as f64 / w.max(h) as f64).min(1.0));
+    let size = (((w as f64 * scale).round() as u32).max(1), ((h as f64 * scale).round() as u32).max(1));
+    let rgb = scaler.rgb(frame, size)?;
+    Ok(turn(rgb, rotation))
 }
 
 /// Decodes every frame of `path`'s video stream in presentation order and calls `each` on it;
@@ -150,16 +164,21 @@ pub(super) fn turn(rgb: RgbImage, rotation: u32) -> RgbImage {
 /// swscale contexts kept between frames: one to RGB at a size, one back.
 #[derive(Default)]
 pub(super) struct Scaler {
-    to: Option<((Pixel, u32, u32, u32, u32), scaling::Context)>,
-    from: Option<((Pixel, u32, u32), scaling::Context)>,
+    to: Option<(ToRgb, scaling::Context)>,
+    from: Option<(FromRgb, scaling::Context)>,
 }
+
+/// Source format and size, and RGB size, of a conversion to RGB.
+type ToRgb = (Pixel, u32, u32, u32, u32);
+/// Target format and size of a conversion from RGB.
+type FromRgb = (Pixel, u32, u32);
 
 // SAFETY: a swscale context is plain memory used by one thread at a time (the owner's).
 unsafe impl Send for Scaler {}
 
 impl Scaler {
     /// `frame` in RGB at `size`.
-    pub fn to_rgb(&mut self, frame: &ff::frame::Video, size: (u32, u32)) -> Result<RgbImage, VideoError> {
+    pub fn rgb(&mut self, frame: &ff::frame::Video, size: (u32, u32)) -> Result<RgbImage, VideoError> {
         let key = (frame.format(), frame.width(), frame.height(), size.0, size.1);
         if self.to.as_ref().is_none_or(|(k, _)| *k != key) {
             let context =
@@ -180,7 +199,7 @@ impl Scaler {
     }
 
     /// `rgb` converted to `format` (same size) in `out`.
-    pub fn from_rgb(&mut self, rgb: &RgbImage, format: Pixel, out: &mut ff::frame::Video) -> Result<(), VideoError> {
+    pub fn unrgb(&mut self, rgb: &RgbImage, format: Pixel, out: &mut ff::frame::Video) -> Result<(), VideoError> {
         let (w, h) = rgb.dimensions();
         let key = (format, w, h);
         if self.from.as_ref().is_none_or(|(k, _)| *k != key) {

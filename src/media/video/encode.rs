@@ -95,7 +95,7 @@ pub fn transcode(
 }
 
 /// The muxer FFmpeg picks for a file of this name.
-fn muxer_name(path: &Path) -> Result<String, VideoError> {
+pub(super) fn muxer_name(path: &Path) -> Result<String, VideoError> {
     let name = CString::new(path.file_name().unwrap_or_default().to_string_lossy().as_bytes())
         .map_err(|_| VideoError::NoContainer(path.display().to_string()))?;
     super::init();
@@ -109,19 +109,27 @@ fn muxer_name(path: &Path) -> Result<String, VideoError> {
 }
 
 /// An encoder and its quality.
-struct Choice {
-    encoder: &'static str,
+pub(super) struct Choice {
+    pub encoder: &'static str,
     codec: VideoCodec,
     crf: Option<u8>,
+    /// Tuned for a live stream: the fastest presets, no frame held back in the encoder.
+    live: bool,
+}
+
+impl Choice {
+    pub fn live(self) -> Choice {
+        Choice { live: true, ..self }
+    }
 }
 
 /// The encoder for `options` in this container: `auto` is H.264, but VP9 in WebM and Theora in
 /// Ogg, which cannot hold H.264. A codec the container rejects fails the file.
-fn choose(options: &VideoOptions, muxer: &str, output: &Output, name: &Path) -> Result<Choice, VideoError> {
+pub(super) fn choose(options: &VideoOptions, muxer: &str, output: &Output, name: &Path) -> Result<Choice, VideoError> {
     let codec = match (options.codec, muxer) {
         (VideoCodec::Auto, "webm") => VideoCodec::Vp9,
         (VideoCodec::Auto, "ogg" | "ogv") => {
-            return Ok(Choice { encoder: "libtheora", codec: VideoCodec::Auto, crf: None });
+            return Ok(Choice { encoder: "libtheora", codec: VideoCodec::Auto, crf: None, live: false });
         }
         (VideoCodec::Auto, _) => VideoCodec::H264,
         (c, _) => c,
@@ -138,12 +146,12 @@ fn choose(options: &VideoOptions, muxer: &str, output: &Output, name: &Path) -> 
         let container = name.extension().unwrap_or_default().to_string_lossy().into_owned();
         return Err(VideoError::ContainerRejects { codec: codec.name(), container });
     }
-    Ok(Choice { encoder, codec, crf: Some(options.crf.unwrap_or(default_crf)) })
+    Ok(Choice { encoder, codec, crf: Some(options.crf.unwrap_or(default_crf)), live: false })
 }
 
 /// The output container with its encoder, once the first frame has told the pixel format.
-struct Writer {
-    output: Output,
+pub(super) struct Writer {
+    pub output: Output,
     encoder: ff::encoder::Video,
     encoder_tb: Rational,
     input_tb: Rational,
@@ -155,7 +163,7 @@ struct Writer {
 }
 
 impl Writer {
-    fn open(
+    pub fn open(
         mut output: Output,
         decoding: &Decoding,
         probe: &Probe,
@@ -202,7 +210,12 @@ impl Writer {
             (_, None) => {
                 // Theora: fixed quality 8 of 10.
                 flags |= ff::codec::Flags::QSCALE;
-                context.set_global_quality(8 * ff::ffi::FF_QP2LAMBDA as i32);
+                context.set_global_quality(8 * ff::ffi::FF_QP2LAMBDA);
+            }
+            (VideoCodec::H264 | VideoCodec::Auto | VideoCodec::H265, Some(crf)) if choice.live => {
+                settings.set("crf", &crf.to_string());
+                settings.set("preset", "superfast");
+                settings.set("tune", "zerolatency");
             }
             (VideoCodec::Vp9, Some(crf)) => {
                 settings.set("crf", &crf.to_string());
@@ -269,7 +282,11 @@ impl Writer {
             }
         }
         output.set_metadata(tags(input.metadata(), &KEPT_TAGS, options.metadata));
-        output.write_header().map_err(ffmpeg("writing the output header"))?;
+        // MP4 and MOV write edit lists in the movie's timescale (1/1000 by default): in the
+        // video's own, the first frame's time survives exactly.
+        let mut header = ff::Dictionary::new();
+        header.set("movie_timescale", &probe.time_base.denominator().to_string());
+        output.write_header_with(header).map_err(ffmpeg("writing the output header"))?;
         for (out, _, out_tb) in audio.values_mut() {
             *out_tb = output.stream(*out).expect("added above").time_base();
         }
@@ -294,7 +311,7 @@ impl Writer {
 
     /// A copied stream's packet written as it came (timestamps rescaled only); other
     /// streams' packets are dropped.
-    fn copy(&mut self, mut packet: ff::Packet) -> Result<(), VideoError> {
+    pub fn copy(&mut self, mut packet: ff::Packet) -> Result<(), VideoError> {
         let Some(&(out, in_tb, out_tb)) = self.audio.get(&packet.stream()) else { return Ok(()) };
         packet.rescale_ts(in_tb, out_tb);
         packet.set_position(-1);
@@ -303,7 +320,7 @@ impl Writer {
     }
 
     /// The decoded frame in the encoder's pixel format and time base (made writable).
-    fn convert(&mut self, frame: &mut ff::frame::Video) -> Result<ff::frame::Video, VideoError> {
+    pub fn convert(&mut self, frame: &mut ff::frame::Video) -> Result<ff::frame::Video, VideoError> {
         let mut picture = match &mut self.convert {
             Some(context) => {
                 let mut converted = ff::frame::Video::empty();
@@ -334,7 +351,7 @@ impl Writer {
     }
 
     /// Sends a frame (`None`: the end) and writes every packet the encoder has ready.
-    fn encode(&mut self, picture: Option<&ff::frame::Video>) -> Result<(), VideoError> {
+    pub fn encode(&mut self, picture: Option<&ff::frame::Video>) -> Result<(), VideoError> {
         let ffmpeg = |what| move |err| VideoError::Ffmpeg { what, err };
         match picture {
             Some(p) => self.encoder.send_frame(p).map_err(ffmpeg("encoding a frame"))?,
@@ -369,7 +386,10 @@ fn pixel_format(codec: &ff::Codec, source: Pixel, w: u32, h: u32) -> Pixel {
     let fits = |p: &Pixel| {
         // SAFETY: a descriptor of a known format, or null.
         let d = unsafe { ff::ffi::av_pix_fmt_desc_get((*p).into()) };
-        !d.is_null() && unsafe { (w % 2 == 0 || (*d).log2_chroma_w == 0) && (h % 2 == 0 || (*d).log2_chroma_h == 0) }
+        !d.is_null()
+            && unsafe {
+                (w.is_multiple_of(2) || (*d).log2_chroma_w == 0) && (h.is_multiple_of(2) || (*d).log2_chroma_h == 0)
+            }
     };
     let usable: Vec<Pixel> = all.iter().copied().filter(fits).collect();
     let list = if usable.is_empty() { all } else { usable };
@@ -394,7 +414,7 @@ fn tags(dict: ff::DictionaryRef, kept: &[&str], policy: MetadataPolicy) -> ff::D
 /// Redacts `faces` (upright pixels) in `frame`: the frame goes to RGB, is turned upright,
 /// redacted, turned back and converted again, and only the masks' rectangles (to the chroma
 /// grid) are copied back, so the rest of the frame keeps its samples exactly.
-fn redact_frame(
+pub(super) fn redact_frame(
     frame: &mut ff::frame::Video,
     faces: &[FaceBox],
     rotation: u32,
@@ -402,7 +422,7 @@ fn redact_frame(
     scaler: &mut Scaler,
 ) -> Result<(), VideoError> {
     let (w, h) = (frame.width(), frame.height());
-    let mut upright = turn(scaler.to_rgb(frame, (w, h))?, rotation);
+    let mut upright = turn(scaler.rgb(frame, (w, h))?, rotation);
     redact::redact(&mut upright, faces, options);
     let (uw, uh) = upright.dimensions();
     let rects: Vec<(u32, u32, u32, u32)> = faces
@@ -417,7 +437,7 @@ fn redact_frame(
         .collect();
     let stored = turn(upright, (360 - rotation % 360) % 360);
     let mut redacted = ff::frame::Video::empty();
-    scaler.from_rgb(&stored, frame.format(), &mut redacted)?;
+    scaler.unrgb(&stored, frame.format(), &mut redacted)?;
     for rect in rects {
         copy_rect(&redacted, frame, rect);
     }
@@ -426,7 +446,7 @@ fn redact_frame(
 
 /// Copies the pixels of `rect` (x0, y0, x1, y1), widened to whole chroma samples, from `src`
 /// to `dst` (same format and size), plane by plane.
-fn copy_rect(src: &ff::frame::Video, dst: &mut ff::frame::Video, rect: (u32, u32, u32, u32)) {
+pub(super) fn copy_rect(src: &ff::frame::Video, dst: &mut ff::frame::Video, rect: (u32, u32, u32, u32)) {
     // SAFETY: the descriptor of the frames' (software) format.
     let desc = unsafe { &*ff::ffi::av_pix_fmt_desc_get(src.format().into()) };
     let (sw, sh) = (1u32 << desc.log2_chroma_w, 1u32 << desc.log2_chroma_h);

@@ -16,12 +16,16 @@ mod decode;
 #[cfg(feature = "video")]
 mod encode;
 #[cfg(feature = "video")]
+mod live;
+#[cfg(feature = "video")]
 mod probe;
 
 #[cfg(feature = "video")]
 pub use decode::{scan, Frame};
 #[cfg(feature = "video")]
 pub use encode::transcode;
+#[cfg(feature = "video")]
+pub use live::{live_muxer, LiveAudio, LiveFrame, LiveInputOptions, LiveOutput, LiveOutputOptions, LiveSource};
 #[cfg(feature = "video")]
 pub use probe::{probe, Probe, StreamInfo, Streams};
 
