@@ -27,7 +27,7 @@ from kubernetes import client
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 HEX_KEY = re.compile(r"\b[0-9a-fA-F]{64}\b")
-SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|PASSWORD|CREDENTIAL", re.IGNORECASE)
+SECRET_NAME = re.compile(r"(KEY|SECRET|TOKEN|PASSWORD|CREDENTIALS?)(_ID)?$", re.IGNORECASE)
 VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 CACHE_DIR = "/var/cache/blurgate"  # the image's BLURGATE_CACHE_DIR
 
@@ -187,7 +187,7 @@ def check_pod_spec(spec, path, errors, completions=None, indexed=False):
                 if not isinstance(value, str):
                     errors.add(epath, f"value must be a string (quote it): {value!r}")
                     continue
-                if SECRET_NAME.search(name or "") and value:
+                if SECRET_NAME.search(name or "") and value and not value.startswith("/"):
                     errors.add(epath, "looks like a secret written into the manifest: use secretKeyRef or envFrom")
                 for ref in VAR_REF.findall(value):
                     if ref not in defined:
@@ -237,11 +237,13 @@ def check_pod_spec(spec, path, errors, completions=None, indexed=False):
             return best
 
         argv = [a for a in (c.get("command") or []) + (c.get("args") or []) if isinstance(a, str)]
-        for i, a in enumerate(argv):
+        env_paths = [e["value"] for e in c.get("env") or [] if isinstance(e.get("value"), str)]
+        for a in argv + env_paths:
             if a.startswith("/secrets/"):
-                found = mount_of(a)
-                if found is None or "secret" not in found[1][1]:
+                found = mount_of(a) or (mounts.get(a.rstrip("/")) and (a, mounts[a.rstrip("/")]))
+                if not found or "secret" not in found[1][1]:
                     errors.add(cpath, f"{a} lies in no secret volume")
+        for i, a in enumerate(argv):
             if i > 0 and argv[i - 1] in ("--report", "--out", "--junit", "--html") and a.startswith("/"):
                 if mount_of(a) is None:
                     errors.add(cpath, f"{argv[i - 1]} {a} lies in no volume: it would be lost with the pod")
