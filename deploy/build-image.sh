@@ -18,7 +18,8 @@
 #
 # Settings: BLURGATE_IMAGE (the name, default localhost/blurgate:VERSION from Cargo.toml),
 # CONTAINER_ENGINE (podman or docker; default podman when installed, else docker when its
-# daemon answers), BLURGATE_BASE_IMAGE (see above).
+# daemon answers), BLURGATE_BASE_IMAGE (see above), BLURGATE_BINARY and BLURGATE_MODELS (the
+# binary and models of a prebuilt image; default target/release/blurgate and models/).
 #
 # Podman runs here with runc (crun refuses a machine whose cgroups are part v1, part v2) and
 # with explicit ulimits; `--network host` lets the build reach Debian's mirror.
@@ -114,20 +115,22 @@ fi
 
 start=$(date +%s)
 if [[ $MODE == prebuilt ]]; then
-  [[ -x target/release/blurgate ]] || die "target/release/blurgate is missing: run scripts/setup.sh (or use --from-source)"
-  [[ -f models/manifest.json ]] || die "models/ is not prepared: run scripts/setup.sh"
+  BINARY=${BLURGATE_BINARY:-target/release/blurgate}
+  MODELS=${BLURGATE_MODELS:-models}
+  [[ -x $BINARY ]] || die "$BINARY is missing: run scripts/setup.sh (or use --from-source)"
+  [[ -f $MODELS/manifest.json ]] || die "$MODELS is not prepared: run scripts/setup.sh"
   # A small build context: the binary (without its debug line tables, as strip --strip-debug
   # leaves it: symbols stay for backtraces) and the models, nothing else of the tree.
   CONTEXT=$CACHE/context
   rm -rf "$CONTEXT"
   mkdir -p "$CONTEXT/models"
   if command -v strip >/dev/null; then
-    strip --strip-debug -o "$CONTEXT/blurgate" target/release/blurgate
+    strip --strip-debug -o "$CONTEXT/blurgate" "$BINARY"
   else
-    cp target/release/blurgate "$CONTEXT/blurgate"
+    cp "$BINARY" "$CONTEXT/blurgate"
   fi
-  cp models/manifest.json models/*.onnx models/libonnxruntime.so.* "$CONTEXT/models/"
-  say "building $IMAGE with $ENGINE from target/release/blurgate and models/ (base $BASE)"
+  cp "$MODELS"/manifest.json "$MODELS"/*.onnx "$MODELS"/libonnxruntime.so.* "$CONTEXT/models/"
+  say "building $IMAGE with $ENGINE from $BINARY and $MODELS (base $BASE)"
   "$ENGINE" build "${BUILD_FLAGS[@]}" -f deploy/Dockerfile --target prebuilt --build-arg "BASE=$BASE" \
     -t "$IMAGE" "$CONTEXT" >&2 || die "$ENGINE build failed"
 else

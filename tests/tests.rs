@@ -3,6 +3,7 @@
 
 mod check;
 mod common;
+mod container;
 mod detection;
 mod formats;
 mod fuzz_regressions;

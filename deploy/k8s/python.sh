@@ -17,6 +17,10 @@ PYTHON=${PYTHON:-python3}
 say() { printf 'k8s-venv: %s\n' "$*" >&2; }
 
 want=$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)
+mkdir -p "$ROOT/.cache"
+# One maker at a time (tests run side by side); the others wait, then find it made.
+exec 9>"$ROOT/.cache/k8s-venv.lock"
+flock 9
 if [[ ! -x $VENV/bin/python || ! -f $VENV/.requirements-sha256 || $(<"$VENV/.requirements-sha256") != "$want" ]]; then
   say "making $VENV from deploy/k8s/requirements.txt"
   rm -rf -- "$VENV"
@@ -26,4 +30,6 @@ if [[ ! -x $VENV/bin/python || ! -f $VENV/.requirements-sha256 || $(<"$VENV/.req
     || { rm -rf -- "$VENV"; say "pip could not install deploy/k8s/requirements.txt"; exit 1; }
   printf '%s' "$want" >"$VENV/.requirements-sha256"
 fi
+flock -u 9
+exec 9>&-
 exec "$VENV/bin/python" "$@"
