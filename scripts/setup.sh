@@ -5,7 +5,7 @@
 #
 #   bash scripts/setup.sh                        # everything
 #   BLURGATE_SKIP_BUILD=1 bash scripts/setup.sh  # everything but `cargo build --release`
-#   BLURGATE_RUNTIME_ONLY=1 bash scripts/setup.sh  # no test tools (browser, S3 server): images
+#   BLURGATE_RUNTIME_ONLY=1 bash scripts/setup.sh  # no test tools (browser, S3 server, podman): images
 #
 # Needs: python3 (3.11, with venv and pip: the pinned onnxruntime wheel is cp311), network access to PyPI, cargo. Idempotent: a second
 # run only checks sha256 sums and skips whatever is already in place. A wrong checksum stops
@@ -429,7 +429,7 @@ else
   # The review page's browser test (tests/review.rs) drives Debian's chromium through
   # chromedriver; without them it is skipped, so a user without root only gets a note.
   if [[ -n ${BLURGATE_RUNTIME_ONLY:-} ]]; then
-    say "BLURGATE_RUNTIME_ONLY: no browser and no S3 test server (tests need them)"
+    say "BLURGATE_RUNTIME_ONLY: no browser, no S3 test server, no container tools (tests need them)"
   elif ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
       say "installing chromium chromium-driver with apt-get (for the browser test)"
@@ -438,6 +438,20 @@ else
     else
       say "no chromium/chromedriver: the browser test will be skipped (Debian: apt-get install chromium chromium-driver)"
     fi
+  fi
+  # The container test (tests/container.rs) builds the image (deploy/build-image.sh: a Debian
+  # base made by mmdebstrap, no container registry) and runs the Kubernetes Jobs' pods with
+  # podman and runc (crun refuses machines whose cgroups are part v1, part v2).
+  container_missing=()
+  for tool in podman buildah runc mmdebstrap; do command -v "$tool" >/dev/null || container_missing+=("$tool"); done
+  if [[ -n ${BLURGATE_RUNTIME_ONLY:-} ]] || (( ${#container_missing[@]} == 0 )); then
+    :
+  elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing ${container_missing[*]} with apt-get (for the container test)"
+    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${container_missing[@]}" || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${container_missing[@]}"; }; } >/dev/null \
+      || die "apt-get install ${container_missing[*]} failed"
+  else
+    say "no ${container_missing[*]}: the container test will be skipped (Debian, as root: apt-get install podman buildah runc mmdebstrap)"
   fi
   # The object-storage tests (tests/objects.rs) run against a real S3-compatible server,
   # s3s-fs, built once from crates.io into .cache/s3s (pinned; 4-8 minutes on 2 cores).
