@@ -27,6 +27,7 @@ const PHOTOS: [&str; 4] = ["obama.jpg", "biden.jpg", "t1.jpg", "obama3.jpg"];
 const SHARDS: usize = 3;
 const JOB: &str = "deploy/k8s/redact-indexed-job.yaml";
 const GATE: &str = "deploy/k8s/publish-gate-job.yaml";
+const CLAIMS: &str = "deploy/k8s/volumes.yaml";
 
 fn required() -> bool {
     std::env::var_os("CI").is_some() || std::env::var_os("BLURGATE_REQUIRE_CONTAINERS").is_some()
@@ -71,7 +72,7 @@ fn k8s_python(args: &[&str]) -> Output {
 
 #[test]
 fn the_manifests_are_valid_kubernetes_and_the_check_finds_mistakes() {
-    let o = k8s_python(&["deploy/k8s/validate.py", JOB, GATE]);
+    let o = k8s_python(&["deploy/k8s/validate.py", JOB, GATE, CLAIMS]);
     if !o.status.success() && text(&o).contains("could not install") && !required() {
         eprintln!("skipped: the Kubernetes client could not be installed from PyPI: {}", text(&o));
         return;

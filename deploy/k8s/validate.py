@@ -15,6 +15,7 @@ backoffLimitPerIndex, volumes and mounts, $(VAR) references), and blurgate's own
 - every file argument under /secrets/ lies in a read-only secret mount, --report in a
   mounted volume, and the result cache (BLURGATE_CACHE_DIR) is a volume.
 
+Given PersistentVolumeClaims too (volumes.yaml), every claim the Jobs mount must be declared.
 Prints one line per manifest; exits 1 when any error was found.
 """
 
@@ -279,7 +280,8 @@ def check_job(doc, path, errors):
     check_pod_spec(template, f"{path}.spec.template.spec", errors, completions, indexed)
 
 
-def validate(file):
+def validate(file, claims):
+    """Checks one file; `claims` collects (claims declared, claims used) across the files."""
     errors = Errors()
     with open(file) as f:
         text = f.read()
@@ -302,8 +304,13 @@ def validate(file):
             continue  # the rules below read a document of the right shape
         if doc["kind"] == "Secret" and (doc.get("data") or doc.get("stringData")):
             errors.add(path, "a Secret with its data in the repository")
+        if doc["kind"] == "PersistentVolumeClaim":
+            claims[0].add(doc["metadata"]["name"])
         if doc["kind"] == "Job":
             check_job(doc, path, errors)
+            for v in (doc["spec"]["template"]["spec"].get("volumes") or []):
+                if "persistentVolumeClaim" in v:
+                    claims[1].add(v["persistentVolumeClaim"]["claimName"])
     return kinds, errors
 
 
@@ -312,8 +319,9 @@ def main(files):
         print(__doc__.strip(), file=sys.stderr)
         return 2
     failed = False
+    claims = (set(), set())  # declared, used
     for file in files:
-        kinds, errors = validate(file)
+        kinds, errors = validate(file, claims)
         if errors:
             failed = True
             print(f"{file}: {len(errors)} error(s)")
@@ -321,6 +329,10 @@ def main(files):
                 print(f"  {e}")
         else:
             print(f"{file}: valid ({', '.join(kinds)}; Kubernetes client {client.__version__ if hasattr(client, '__version__') else ''})")
+    # Given the claims too, every claim a Job mounts must be among them.
+    if claims[0] and claims[1] - claims[0]:
+        failed = True
+        print(f"claims mounted but declared in none of the files: {', '.join(sorted(claims[1] - claims[0]))}")
     return 1 if failed else 0
 
 
