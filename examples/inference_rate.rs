@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use blurgate::detect::{infer_only, Detector, DetectorOptions, Precision};
+use blurgate::detect::{infer_only, DetectionWork, Detector, DetectorOptions, Precision};
 use blurgate::media::jpeg::{preview as jpeg_preview, rewrite as rewrite_jpeg};
 use blurgate::media::{decode, encode, DecodeLimits, EncodeOptions};
 use blurgate::models::ModelDir;
@@ -42,8 +42,8 @@ struct Input {
     bytes: Vec<u8>,
     width: u32,
     height: u32,
-    /// (height, width) of every network input the pipeline runs for this photo.
-    shapes: Vec<(usize, usize)>,
+    /// (batch, height, width) of every network run the pipeline makes for this photo.
+    shapes: Vec<(usize, usize, usize)>,
 }
 
 fn main() -> Result<()> {
@@ -97,22 +97,23 @@ fn main() -> Result<()> {
     for path in files {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         let photo = decode(&bytes, Default::default()).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-        let mut shapes = Vec::new();
-        detector.detect_traced(&photo.rgb, None, &mut shapes)?;
+        let mut work = DetectionWork::default();
+        detector.detect_traced(&photo.rgb, None, &mut work)?;
+        let shapes = work.shapes;
         let (width, height) = photo.rgb.dimensions();
         inputs.push(Input { path, bytes, width, height, shapes });
     }
     println!("inference_rate: {} photos, {workers} workers x {threads} intra-op threads ({cores} cores)", inputs.len());
     for i in &inputs {
-        let shapes: Vec<String> = i.shapes.iter().map(|(h, w)| format!("{w}x{h}")).collect();
+        let shapes: Vec<String> = i.shapes.iter().map(|(b, h, w)| format!("{b}x{w}x{h}")).collect();
         println!("  {} {}x{}: {} inference(s) {}", name(&i.path), i.width, i.height, i.shapes.len(), shapes.join(" "));
     }
 
     let pool = rayon::ThreadPoolBuilder::new().num_threads(workers).build()?;
-    let distinct: BTreeSet<(usize, usize)> = inputs.iter().flat_map(|i| i.shapes.iter().copied()).collect();
+    let distinct: BTreeSet<(usize, usize, usize)> = inputs.iter().flat_map(|i| i.shapes.iter().copied()).collect();
     let started = Instant::now();
     let warmed: Vec<blurgate::Result<()>> =
-        pool.broadcast(|_| distinct.iter().try_for_each(|&(h, w)| infer_only(&detector, h, w)));
+        pool.broadcast(|_| distinct.iter().try_for_each(|&shape| infer_only(&detector, shape)));
     warmed.into_iter().collect::<blurgate::Result<()>>()?;
     println!(
         "warm-up: first run of {} distinct shapes on each of {workers} sessions: {:.3} s (not timed below)",
@@ -125,7 +126,7 @@ fn main() -> Result<()> {
     for round in 1..=rounds.max(1) {
         let started = Instant::now();
         pool.install(|| {
-            inputs.par_iter().try_for_each(|i| i.shapes.iter().try_for_each(|&(h, w)| infer_only(&detector, h, w)))
+            inputs.par_iter().try_for_each(|i| i.shapes.iter().try_for_each(|&shape| infer_only(&detector, shape)))
         })?;
         let secs = started.elapsed().as_secs_f64();
         let rate = inputs.len() as f64 / secs;
@@ -164,8 +165,8 @@ fn stage_breakdown(
         let (mut sums, mut rewritten) = ([0f64; 4], 0);
         for i in set {
             // Warm this photo's shapes, then measure each stage once.
-            for &(h, w) in &i.shapes {
-                infer_only(&detector, h, w)?;
+            for &shape in &i.shapes {
+                infer_only(&detector, shape)?;
             }
             let failed = |e: &dyn std::fmt::Display| anyhow::anyhow!("{}: {e}", i.path.display());
             let t = Instant::now();
@@ -188,8 +189,8 @@ fn stage_breakdown(
             };
             sums[1] += ms(t);
             let t = Instant::now();
-            for &(h, w) in &i.shapes {
-                infer_only(&detector, h, w)?;
+            for &shape in &i.shapes {
+                infer_only(&detector, shape)?;
             }
             sums[2] += ms(t);
             let boxes: Vec<_> = faces.iter().map(|f| f.bbox).collect();

@@ -133,12 +133,11 @@ impl Speed {
 #[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// The original model.
-    #[default]
     Fp32,
-    /// Quantised (uint8 activations, int8 weights, the first 10 Conv layers in fp32): ~1.6x
-    /// faster; on the WIDER dev set as good as fp32 at `balanced`, 0.010 less hard recall at
-    /// `fast`. Opt-in: the redaction tests have not yet been settled on its boxes (a pixelated
-    /// face's similarity to the person moved from under to over the test's limit).
+    /// Quantised (uint8 activations, int8 weights, the first 10 Conv layers in fp32): ~1.5x
+    /// faster; on the WIDER dev set as good as fp32 at `balanced` (recall within 0.005 on every
+    /// level), 0.010 less hard recall at `fast`.
+    #[default]
     Int8,
 }
 
@@ -184,6 +183,43 @@ pub struct DetectorOptions {
     /// ONNX Runtime intra-op threads per session.
     pub threads_per_session: usize,
     pub device: Device,
+    /// How the zoomed passes choose where to look.
+    pub zoom_looks: ZoomLooks,
+    /// Which of `balanced`'s extra passes run (all by default; for ablation studies).
+    pub extras: Extras,
+}
+
+/// The passes `balanced` and `thorough` add to `fast`, each of which can be left out to
+/// measure what it adds (`examples/detect_ablation.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Extras {
+    /// A mirrored copy of the overview.
+    pub mirror: bool,
+    /// A half-size copy of the overview, for very large faces.
+    pub half: bool,
+    /// The ×2 and ×3 zoomed looks at small faces.
+    pub zooms: [bool; 2],
+}
+
+impl Default for Extras {
+    fn default() -> Self {
+        Extras { mirror: true, half: true, zooms: [true; 2] }
+    }
+}
+
+/// How a zoomed pass chooses where to look. Either way it looks only where the base pass saw a
+/// candidate: the zoomed passes confirm and sharpen faces the network already half-sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ZoomLooks {
+    /// A small zoomed crop around each candidate, many crops of one shape per network run: the
+    /// work grows with the number of candidates, not with the photo's area.
+    Crops,
+    /// Zoomed tiles covering the photo, each run when a candidate lies in it.
+    #[default]
+    Tiles,
+    /// Crops or tiles, whichever reads fewer network pixels on this photo.
+    Fewest,
 }
 
 impl Default for DetectorOptions {
@@ -191,12 +227,14 @@ impl Default for DetectorOptions {
         DetectorOptions {
             speed: Speed::default(),
             threshold: None,
-            precision: Precision::Fp32,
+            precision: Precision::default(),
             max_side: 1280,
             tiling: Some(Tiling::default()),
             sessions: 1,
             threads_per_session: 1,
             device: Device::Cpu,
+            zoom_looks: ZoomLooks::default(),
+            extras: Extras::default(),
         }
     }
 }
@@ -208,11 +246,15 @@ pub struct DetectionSettings {
     /// The score a face needed.
     pub threshold: f32,
     /// Absent in reports of older versions, which all ran fp32.
-    #[serde(default)]
+    #[serde(default = "older_precision")]
     pub precision: Precision,
     pub max_side: u32,
     /// Whether photos larger than `max_side` were also read in native-resolution tiles.
     pub tiles: bool,
+}
+
+fn older_precision() -> Precision {
+    Precision::Fp32
 }
 
 impl DetectorOptions {
@@ -339,26 +381,36 @@ impl Detector {
 
     /// All faces in the photo, strongest first, in the photo's pixel coordinates.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<Detection>> {
-        self.detect_traced(img, None, &mut Vec::new())
+        self.detect_traced(img, None, &mut DetectionWork::default())
     }
 
     /// [`Detector::detect`] with `preview`, a reduced copy of `img` (a JPEG's DCT-scaled
     /// decode) that the coarse passes read instead of scaling `img` down again.
     pub fn detect_with_preview(&self, img: &RgbImage, preview: Option<&RgbImage>) -> Result<Vec<Detection>> {
-        self.detect_traced(img, preview, &mut Vec::new())
+        self.detect_traced(img, preview, &mut DetectionWork::default())
     }
 
-    /// [`Detector::detect_with_preview`], listing the (height, width) of every network input
-    /// it ran, so benchmarks can time the inference alone on the same shapes.
+    /// [`Detector::detect_with_preview`], adding to `work` what the network ran: passes, the
+    /// shape of every run, input pixels and inference time.
     pub fn detect_traced(
         &self,
         img: &RgbImage,
         preview: Option<&RgbImage>,
-        shapes: &mut Vec<(usize, usize)>,
+        work: &mut DetectionWork,
+    ) -> Result<Vec<Detection>> {
+        self.detect_with(img, preview, work, self.options.zoom_looks)
+    }
+
+    fn detect_with(
+        &self,
+        img: &RgbImage,
+        preview: Option<&RgbImage>,
+        work: &mut DetectionWork,
+        zoom_looks: ZoomLooks,
     ) -> Result<Vec<Detection>> {
         let (w, h) = img.dimensions();
         let passes = self.plan(w, h);
-        // The finest upright pass over the whole photo: its candidates open the zoomed tiles.
+        // The finest upright pass over the whole photo: its candidates open the zoomed looks.
         let base = (0..passes.len())
             .filter(|&i| !passes[i].gated && !passes[i].flip && passes[i].quarter_turns == 0)
             .max_by(|&a, &b| passes[a].scale.total_cmp(&passes[b].scale))
@@ -367,10 +419,11 @@ impl Detector {
         let mut proposals = Vec::new();
         for (i, pass) in passes.iter().enumerate() {
             let source = preview.filter(|p| p.width() as f32 >= w as f32 * pass.scale - 0.5).unwrap_or(img);
-            let view = self.look(source, (w, h), *pass, &proposals, shapes)?;
+            let view = self.look(source, (w, h), *pass, &proposals, zoom_looks, work)?;
             if i == base {
                 proposals = view.found.iter().map(|d| d.bbox).collect();
             }
+            work.passes += 1;
             views.push(view);
         }
         let threshold = self.options.threshold();
@@ -379,16 +432,61 @@ impl Detector {
         Ok(clipped(merge(found), w, h))
     }
 
+    /// [`Detector::detect_traced`] for a video frame searched whole: the same plan, with each
+    /// zoomed look in crops or tiles, whichever reads fewer pixels ([`ZoomLooks::Fewest`]): a
+    /// frame's faces are few, and its zoomed tiles would mostly read empty background.
+    pub fn detect_frame(&self, img: &RgbImage, work: &mut DetectionWork) -> Result<Vec<Detection>> {
+        self.detect_with(img, None, work, ZoomLooks::Fewest)
+    }
+
+    /// Faces near `boxes`, where faces are expected (a track's predicted box in a video
+    /// frame): a crop around each box, scaled so that the face is about [`AROUND_FACE`] pixels
+    /// tall, many crops of one shape per network run. Detections scoring at least `threshold`,
+    /// merged, in the photo's pixels.
+    pub fn detect_around(
+        &self,
+        img: &RgbImage,
+        boxes: &[FaceBox],
+        threshold: f32,
+        work: &mut DetectionWork,
+    ) -> Result<Vec<Detection>> {
+        let size = img.dimensions();
+        let mut copies: Vec<(Pass, (u32, u32, u32, u32), RgbImage)> = boxes
+            .iter()
+            .map(|b| {
+                let (pass, rect) = around(b, size);
+                let out = (
+                    ((rect.2 as f32 * pass.scale).round() as u32).max(1),
+                    ((rect.3 as f32 * pass.scale).round() as u32).max(1),
+                );
+                (pass, rect, crop_scaled(img, size, rect, out))
+            })
+            .collect();
+        copies.sort_by_key(|(_, _, c)| padded(c.dimensions()));
+        let mut found = Vec::new();
+        for group in copies.chunk_by(|a, b| padded(a.2.dimensions()) == padded(b.2.dimensions())) {
+            for batch in group.chunks(batch_size(group[0].2.dimensions())) {
+                let images: Vec<&RgbImage> = batch.iter().map(|(_, _, c)| c).collect();
+                for ((pass, rect, copy), dets) in batch.iter().zip(self.run(&images, threshold, work)?) {
+                    found.extend(self.placed(dets, *rect, copy.dimensions(), size, *pass));
+                }
+            }
+        }
+        work.passes += 1;
+        Ok(clipped(merge(found), size.0, size.1))
+    }
+
     /// Runs one pass over `src` (the `size` photo, or a reduced copy of it): over the whole
-    /// photo when its copy fits `max_side`, else over tiles (for a gated pass, only the tiles
-    /// holding a proposal).
+    /// photo when its copy fits `max_side`, else over tiles; a gated pass only where the base
+    /// pass proposed a face it is trusted for (see [`ZoomLooks`]).
     fn look(
         &self,
         src: &RgbImage,
         size: (u32, u32),
         pass: Pass,
         proposals: &[FaceBox],
-        shapes: &mut Vec<(usize, usize)>,
+        zoom_looks: ZoomLooks,
+        work: &mut DetectionWork,
     ) -> Result<View> {
         let (w, h) = size;
         let s = pass.scale;
@@ -398,50 +496,93 @@ impl Detector {
                 let overlap = if pass.faces.1.is_finite() { (pass.faces.1 * 1.25) as u32 } else { t.overlap };
                 let native =
                     Tiling { size: (t.size as f32 / s).floor() as u32, overlap: (overlap as f32 / s).ceil() as u32 };
-                tiles(w, h, native)
+                let rects = tiles(w, h, native);
+                if pass.gated {
+                    let opens = |r: &(u32, u32, u32, u32)| {
+                        let rect = rect_box(*r);
+                        proposals.iter().any(|p| pass.sees(p.height()) && p.intersection(&rect) >= p.area() * 0.99)
+                    };
+                    let opened: Vec<_> = rects.into_iter().filter(opens).collect();
+                    match zoom_looks {
+                        ZoomLooks::Tiles => opened,
+                        ZoomLooks::Crops => crops(size, pass, proposals),
+                        ZoomLooks::Fewest => {
+                            let crops = crops(size, pass, proposals);
+                            if pixels(&crops, s) < pixels(&opened, s) {
+                                crops
+                            } else {
+                                opened
+                            }
+                        }
+                    }
+                } else {
+                    rects
+                }
             }
             _ => vec![(0, 0, w, h)],
         };
+        // Copies of one shape go through the network together.
+        let mut copies: Vec<((u32, u32, u32, u32), RgbImage)> = rects
+            .into_iter()
+            .map(|r| {
+                let out = (((r.2 as f32 * s).round() as u32).max(1), ((r.3 as f32 * s).round() as u32).max(1));
+                (r, turned(crop_scaled(src, size, r, out), pass.flip, pass.quarter_turns))
+            })
+            .collect();
+        copies.sort_by_key(|(_, c)| padded(c.dimensions()));
         let mut view = View { pass, covered: Vec::new(), found: Vec::new() };
-        for (tx, ty, tw, th) in rects {
-            let rect = FaceBox { x1: tx as f32, y1: ty as f32, x2: (tx + tw) as f32, y2: (ty + th) as f32 };
-            if pass.gated
-                && !proposals.iter().any(|p| pass.sees(p.height()) && p.intersection(&rect) >= p.area() * 0.99)
-            {
-                continue;
-            }
-            let (cw, ch) = (((tw as f32 * s).round() as u32).max(1), ((th as f32 * s).round() as u32).max(1));
-            let copy = crop_scaled(src, size, (tx, ty, tw, th), (cw, ch));
-            let copy = turned(copy, pass.flip, pass.quarter_turns);
-            let (iw, ih) = copy.dimensions();
-            let whole = (tx, ty, tw, th) == (0, 0, w, h);
-            // A box cut by an inner tile edge is a partial face; the overlap guarantees that a
-            // neighbouring tile holds it whole.
-            let inner = |b: &FaceBox| {
-                whole
-                    || ((tx == 0 || b.x1 > tx as f32 + 1.0)
-                        && (ty == 0 || b.y1 > ty as f32 + 1.0)
-                        && (tx + tw == w || b.x2 < (tx + tw) as f32 - 1.0)
-                        && (ty + th == h || b.y2 < (ty + th) as f32 - 1.0))
-            };
-            let (sx, sy) = (tw as f32 / cw as f32, th as f32 / ch as f32);
-            for d in self.run(&copy, PROPOSAL_SCORE, shapes)? {
-                let d = unturned(d, (iw, ih), pass.flip, pass.quarter_turns).mapped(sx, sy, tx as f32, ty as f32);
-                let copy_height = d.bbox.height() * s;
-                if inner(&d.bbox) && copy_height >= pass.faces.0 && copy_height <= pass.faces.1 {
-                    view.found.push(d);
+        for group in copies.chunk_by(|a, b| padded(a.1.dimensions()) == padded(b.1.dimensions())) {
+            for batch in group.chunks(batch_size(group[0].1.dimensions())) {
+                let images: Vec<&RgbImage> = batch.iter().map(|(_, c)| c).collect();
+                let found = self.run(&images, PROPOSAL_SCORE, work)?;
+                for ((rect, copy), found) in batch.iter().zip(found) {
+                    view.found.extend(self.placed(found, *rect, copy.dimensions(), size, pass));
+                    view.covered.push(rect_box(*rect));
                 }
             }
-            view.covered.push(rect);
         }
         Ok(view)
     }
 
-    /// One inference over `img`, padded to multiples of 32.
-    fn run(&self, img: &RgbImage, threshold: f32, shapes: &mut Vec<(usize, usize)>) -> Result<Vec<Detection>> {
-        let (w, h) = img.dimensions();
-        let input = to_chw(img, 0, 0, w, h);
-        shapes.push((input.shape()[2], input.shape()[3]));
+    /// A copy's detections in photo coordinates: those its pass is trusted for, and not cut
+    /// by an inner edge of the copy (the overlap of tiles and the context of crops guarantee
+    /// that another copy, or this one, holds such a face whole).
+    fn placed(
+        &self,
+        found: Vec<Detection>,
+        (tx, ty, tw, th): (u32, u32, u32, u32),
+        copy: (u32, u32),
+        (w, h): (u32, u32),
+        pass: Pass,
+    ) -> impl Iterator<Item = Detection> {
+        let whole = (tx, ty, tw, th) == (0, 0, w, h);
+        let inner = move |b: &FaceBox| {
+            whole
+                || ((tx == 0 || b.x1 > tx as f32 + 1.0)
+                    && (ty == 0 || b.y1 > ty as f32 + 1.0)
+                    && (tx + tw == w || b.x2 < (tx + tw) as f32 - 1.0)
+                    && (ty + th == h || b.y2 < (ty + th) as f32 - 1.0))
+        };
+        let (iw, ih) = copy;
+        let (uw, uh) = if pass.quarter_turns % 2 == 1 { (ih, iw) } else { (iw, ih) };
+        let (sx, sy) = (tw as f32 / uw as f32, th as f32 / uh as f32);
+        found.into_iter().filter_map(move |d| {
+            let d = unturned(d, (iw, ih), pass.flip, pass.quarter_turns).mapped(sx, sy, tx as f32, ty as f32);
+            let copy_height = d.bbox.height() * pass.scale;
+            (inner(&d.bbox) && copy_height >= pass.faces.0 && copy_height <= pass.faces.1).then_some(d)
+        })
+    }
+
+    /// One network run over `images` (all of one padded size), each zero-padded to
+    /// multiples of 32: the detections of each, in its own pixels.
+    fn run(&self, images: &[&RgbImage], threshold: f32, work: &mut DetectionWork) -> Result<Vec<Vec<Detection>>> {
+        let (pw, ph) = padded(images[0].dimensions());
+        let mut input = Array4::<f32>::zeros((images.len(), 3, ph as usize, pw as usize));
+        for (img, mut slot) in images.iter().zip(input.outer_iter_mut()) {
+            let (w, h) = img.dimensions();
+            fill_chw(img, 0, 0, w, h, slot.as_slice_mut().expect("a fresh array's slices are contiguous"));
+        }
+        let started = std::time::Instant::now();
         let mut session = self.sessions.get();
         let outputs = session.run(ort::inputs![INPUT => TensorRef::from_array_view(input.view())?])?;
         let mut maps = Vec::with_capacity(4);
@@ -450,14 +591,153 @@ impl Detector {
             maps.push((shape.to_vec(), data));
         }
         let (gh, gw) = (maps[0].0[2] as usize, maps[0].0[3] as usize);
-        if maps.iter().any(|(s, _)| s.len() != 4 || s[2] as usize != gh || s[3] as usize != gw) {
+        if maps
+            .iter()
+            .any(|(s, _)| s.len() != 4 || s[0] as usize != images.len() || s[2] as usize != gh || s[3] as usize != gw)
+        {
             return Err(Error::ModelOutput { model: "CenterFace", what: "unexpected output shapes" });
         }
-        let grid = Grid { w: gw, h: gh, heat: maps[0].1, scale: maps[1].1, offset: maps[2].1, landmarks: maps[3].1 };
-        Ok(decode(&grid, threshold, w as f32, h as f32))
+        let found = images
+            .iter()
+            .enumerate()
+            .map(|(b, img)| {
+                // Batch item `b` of a map with `c` channels.
+                let item = |m: usize, c: usize| &maps[m].1[b * c * gh * gw..(b + 1) * c * gh * gw];
+                let grid = Grid {
+                    w: gw,
+                    h: gh,
+                    heat: item(0, 1),
+                    scale: item(1, 2),
+                    offset: item(2, 2),
+                    landmarks: item(3, 10),
+                };
+                decode(&grid, threshold, img.width() as f32, img.height() as f32)
+            })
+            .collect();
+        work.record(images.len(), ph as usize, pw as usize, started.elapsed());
+        Ok(found)
     }
 }
 
+/// What detection cost on one photo or frame, as the report records it per file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectionWork {
+    /// Passes of the plan run over it (a zoomed pass that found nothing to look at counts).
+    pub passes: u32,
+    /// Network runs (a batch of crops is one run).
+    pub runs: u32,
+    /// Network input pixels read, zero padding included.
+    pub network_pixels: u64,
+    /// Milliseconds spent in ONNX Runtime.
+    pub inference_ms: f64,
+    /// (batch, height, width) of every run, for benchmarks that replay them.
+    #[serde(skip)]
+    pub shapes: Vec<(usize, usize, usize)>,
+}
+
+impl DetectionWork {
+    fn record(&mut self, batch: usize, h: usize, w: usize, took: std::time::Duration) {
+        self.runs += 1;
+        self.network_pixels += (batch * h * w) as u64;
+        self.inference_ms += took.as_secs_f64() * 1000.0;
+        self.shapes.push((batch, h, w));
+    }
+
+    /// Adds another photo's (or frame's) work.
+    pub fn add(&mut self, other: &DetectionWork) {
+        self.passes += other.passes;
+        self.runs += other.runs;
+        self.network_pixels += other.network_pixels;
+        self.inference_ms += other.inference_ms;
+        self.shapes.extend_from_slice(&other.shapes);
+    }
+}
+
+/// Copies of one shape go through the network together, up to this many network input
+/// pixels a run (ONNX Runtime's activations grow with the batch: tiles run one by one, crops
+/// by the dozen).
+const BATCH_PIXELS: usize = 1 << 20;
+/// A crop's side, in the zoomed copy's pixels, is this many times the proposal's longer side
+/// (the network sees the face with its surroundings, as in the whole photo)...
+const CROP_CONTEXT: f32 = 3.0;
+/// ...and at least this.
+const MIN_CROP: u32 = 64;
+
+/// Face height, in the crop's pixels, that [`Detector::detect_around`] scales a face to: where
+/// CenterFace is surest.
+pub const AROUND_FACE: f32 = 48.0;
+/// [`Detector::detect_around`]'s crop side in face sizes: room for the face to have moved.
+const AROUND_CONTEXT: f32 = 2.0;
+
+/// The crop [`Detector::detect_around`] reads for an expected face `b`, and the pass it is.
+fn around(b: &FaceBox, (w, h): (u32, u32)) -> (Pass, (u32, u32, u32, u32)) {
+    let longer = b.width().max(b.height()).max(1.0);
+    let scale = (AROUND_FACE / longer).clamp(0.25, 3.0);
+    let side = ((AROUND_CONTEXT * longer * scale).max(MIN_CROP as f32) / 32.0).ceil() * 32.0;
+    (Pass::whole(scale), square_around(b, (side / scale).round() as u32, (w, h)))
+}
+
+/// A square of `side` photo pixels centred on `b`, moved (or cut) to lie inside the photo.
+fn square_around(b: &FaceBox, side: u32, (w, h): (u32, u32)) -> (u32, u32, u32, u32) {
+    let place = |centre: f32, len: u32| -> (u32, u32) {
+        let side = side.min(len);
+        ((centre - side as f32 / 2.0).round().clamp(0.0, (len - side) as f32) as u32, side)
+    };
+    let (x, cw) = place((b.x1 + b.x2) / 2.0, w);
+    let (y, ch) = place((b.y1 + b.y2) / 2.0, h);
+    (x, y, cw, ch)
+}
+
+/// Photo rectangles that a gated pass looks at in crops: a square around each proposal it is
+/// trusted for, unless an earlier crop already holds that proposal with its context.
+fn envf(name: &str, d: f32) -> f32 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(d)
+}
+
+fn crops((w, h): (u32, u32), pass: Pass, proposals: &[FaceBox]) -> Vec<(u32, u32, u32, u32)> {
+    let mut rects: Vec<(u32, u32, u32, u32)> = Vec::new();
+    let (ctx, minc, maxh) = (envf("BG_CTX", CROP_CONTEXT), envf("BG_MIN", MIN_CROP as f32), envf("BG_MAXH", 1e9));
+    for p in proposals.iter().filter(|p| pass.sees(p.height()) && p.height() * pass.scale <= maxh) {
+        let longer = p.width().max(p.height());
+        let side = (ctx * longer * pass.scale).max(minc);
+        let side = ((side / 32.0).ceil() * 32.0 / pass.scale).round() as u32;
+        let margin = longer * (ctx - 1.0) / 4.0;
+        let held = rects.iter().any(|&(x, y, rw, rh)| {
+            rw >= side.min(w)
+                && rh >= side.min(h)
+                && p.x1 - margin >= x as f32
+                && p.y1 - margin >= y as f32
+                && p.x2 + margin <= (x + rw) as f32
+                && p.y2 + margin <= (y + rh) as f32
+        });
+        if held {
+            continue;
+        }
+        rects.push(square_around(p, side, (w, h)));
+    }
+    rects
+}
+
+/// Network input pixels the rectangles of a pass at `scale` read, padding included.
+fn pixels(rects: &[(u32, u32, u32, u32)], scale: f32) -> u64 {
+    let copy = |len: u32| ((len as f32 * scale).round() as u32).max(1);
+    rects.iter().map(|r| padded((copy(r.2), copy(r.3)))).map(|(w, h)| w as u64 * h as u64).sum()
+}
+
+fn rect_box((x, y, w, h): (u32, u32, u32, u32)) -> FaceBox {
+    FaceBox { x1: x as f32, y1: y as f32, x2: (x + w) as f32, y2: (y + h) as f32 }
+}
+
+/// Copies of this size that go through the network in one run.
+fn batch_size(copy: (u32, u32)) -> usize {
+    let (w, h) = padded(copy);
+    (BATCH_PIXELS / (w as usize * h as usize)).max(1)
+}
+
+/// A network input's size: the copy's, rounded up to multiples of 32.
+fn padded((w, h): (u32, u32)) -> (u32, u32) {
+    (w.div_ceil(32) * 32, h.div_ceil(32) * 32)
+}
 /// [`Detector::plan`] for these options.
 fn plan(o: &DetectorOptions, w: u32, h: u32) -> Vec<Pass> {
     let overview = (o.max_side as f32 / w.max(h) as f32).min(1.0);
@@ -471,10 +751,14 @@ fn plan(o: &DetectorOptions, w: u32, h: u32) -> Vec<Pass> {
     if o.speed == Speed::Fast {
         return passes;
     }
-    passes.push(Pass { flip: true, ..passes[0] });
-    passes.push(Pass { faces: (COARSE_MIN_FACE, f32::INFINITY), ..Pass::whole(overview * 0.5) });
+    if o.extras.mirror {
+        passes.push(Pass { flip: true, ..passes[0] });
+    }
+    if o.extras.half {
+        passes.push(Pass { faces: (COARSE_MIN_FACE, f32::INFINITY), ..Pass::whole(overview * 0.5) });
+    }
     let base = if native { 1.0 } else { overview };
-    for (zoom, largest) in ZOOMS {
+    for (&(zoom, largest), _) in ZOOMS.iter().zip(o.extras.zooms).filter(|(_, on)| *on) {
         let pass = Pass { faces: (0.0, largest), gated: true, ..Pass::whole(base * zoom) };
         passes.push(pass);
         if o.speed == Speed::Thorough {
@@ -614,10 +898,10 @@ fn clipped(mut found: Vec<Detection>, w: u32, h: u32) -> Vec<Detection> {
     found
 }
 
-/// Runs the network once on a zero input of the given padded size: inference alone, for
-/// benchmarks that separate it from the pipeline around it.
-pub fn infer_only(detector: &Detector, height: usize, width: usize) -> Result<()> {
-    let input = Array4::<f32>::zeros((1, 3, height, width));
+/// Runs the network once on a zero input of the given batch and padded size: inference alone,
+/// for benchmarks that separate it from the pipeline around it.
+pub fn infer_only(detector: &Detector, (batch, height, width): (usize, usize, usize)) -> Result<()> {
+    let input = Array4::<f32>::zeros((batch, 3, height, width));
     let mut session = detector.sessions.get();
     session.run(ort::inputs![INPUT => TensorRef::from_array_view(input.view())?])?;
     Ok(())
@@ -707,12 +991,18 @@ pub fn tiles(w: u32, h: u32, t: Tiling) -> Vec<(u32, u32, u32, u32)> {
 
 /// RGB region → 1×3×H×W float tensor (0..255), zero-padded to multiples of 32.
 pub fn to_chw(img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> Array4<f32> {
-    let (pw, ph) = (w.div_ceil(32) as usize * 32, h.div_ceil(32) as usize * 32);
-    let mut t = Array4::<f32>::zeros((1, 3, ph, pw));
+    let (pw, ph) = padded((w, h));
+    let mut t = Array4::<f32>::zeros((1, 3, ph as usize, pw as usize));
+    fill_chw(img, x0, y0, w, h, t.as_slice_mut().expect("fresh array is contiguous"));
+    t
+}
+
+/// Writes the RGB region into `out`, a zeroed 3×H×W plane set padded to multiples of 32.
+fn fill_chw(img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32, out: &mut [f32]) {
+    let (pw, ph) = padded((w, h));
+    let (pw, plane) = (pw as usize, (pw * ph) as usize);
     let stride = img.width() as usize * 3;
     let raw = img.as_raw();
-    let plane = ph * pw;
-    let out = t.as_slice_mut().expect("fresh array is contiguous");
     for y in 0..h as usize {
         let row = &raw[(y0 as usize + y) * stride + x0 as usize * 3..][..w as usize * 3];
         let o = y * pw;
@@ -722,7 +1012,6 @@ pub fn to_chw(img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> Array4<f32> {
             out[2 * plane + o + x] = px[2] as f32;
         }
     }
-    t
 }
 
 #[cfg(test)]

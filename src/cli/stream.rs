@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use clap::parser::ValueSource;
 use clap::{ArgMatches, ValueEnum};
 
 use blurgate::jobs::stream::{Ending, LookAhead, OnError};
@@ -228,14 +229,20 @@ pub fn run(mut a: StreamArgs, m: &ArgMatches, ctx: &Context) -> anyhow::Result<E
     let register = a.register.as_deref().map(|r| RegisterFile::new(r, a.key_file.as_deref()));
     refuse_keys_inside(register.as_ref(), a.audit.target().as_ref(), &[], None)?;
     let video = options::video(&a.video, MetadataPolicy::Strip);
-    let input = LiveInputOptions::default()
+    let mut input = LiveInputOptions::default()
         .with_format(a.input_format.clone())
         .with_realtime(a.realtime)
-        .with_timeout(Duration::from_secs_f64(a.input_timeout))
-        .with_detect_side(video.max_side);
+        .with_timeout(Duration::from_secs_f64(a.input_timeout));
+    if let Some(side) = video.max_side {
+        input = input.with_detect_side(side);
+    }
+    // Unless set, how often a live stream detects is chosen at start-up from the time a
+    // detection takes on its first frame (see `blurgate stream --help`).
+    let detect_every =
+        if m.value_source("detect_every") == Some(ValueSource::CommandLine) { video.detect_every } else { 1 };
     let settings = StreamSettings::default()
         .with_look_ahead(a.latency)
-        .with_detect_every(video.detect_every)
+        .with_detect_every(detect_every)
         .with_max_detect_every(a.max_detect_every)
         .with_track_margin(video.track_margin)
         .with_on_error(match a.on_error {

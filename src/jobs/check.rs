@@ -15,7 +15,7 @@ use super::redact::{decode, read_input};
 use super::video::{self, VideoSettings};
 use super::Decisions;
 use super::{pool, RunOptions};
-use crate::detect::DetectorOptions;
+use crate::detect::{DetectionWork, DetectorOptions};
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::matching::{Action, Policy};
@@ -174,8 +174,11 @@ fn check_photo(bytes: &[u8], run: &CheckRun, report: &mut FileReport) -> Result<
     let frames = photo.frames();
     let animated = frames.len() > 1;
     let mut faces_found = 0;
+    let mut work = DetectionWork::default();
     for (i, frame) in frames.iter().enumerate() {
-        for (face, decision) in run.engine.analyse(frame, policy, matching).map_err(FileError::Model)? {
+        let found = run.engine.analyse(frame, policy, matching, &mut work);
+        report.detection = Some(work.clone());
+        for (face, decision) in found.map_err(FileError::Model)? {
             faces_found += 1;
             let action = decision.as_ref().map_or(Action::Redacted, |d| d.action);
             if action == Action::Redacted {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use image::RgbImage;
 use time::Date;
 
-use crate::detect::{Detection, Detector, DetectorOptions, Landmarks};
+use crate::detect::{Detection, DetectionWork, Detector, DetectorOptions, Landmarks};
 use crate::embed::{Embedder, EmbedderOptions, Embedding, Probe};
 use crate::error::{Error, Result};
 use crate::matching::{self, FaceDecision, Policy, Thresholds};
@@ -111,14 +111,15 @@ impl Engine {
     }
 
     /// Every face in the photo and, with a register, its match decision under `policy`
-    /// (without one, every face is to be redacted).
+    /// (without one, every face is to be redacted); what detection ran is added to `work`.
     pub fn analyse(
         &self,
         rgb: &RgbImage,
         policy: Policy,
         matching: Option<&Matching>,
+        work: &mut DetectionWork,
     ) -> Result<Vec<(Detection, Option<FaceDecision>)>> {
-        let faces = self.detector.detect(rgb)?;
+        let faces = self.detector.detect_traced(rgb, None, work)?;
         self.decide(rgb, faces, policy, matching)
     }
 

@@ -8,7 +8,7 @@ use super::outcome::{record_failure, FileError};
 use super::plan;
 use super::redact::{decode, read_input};
 use super::{pool, RunOptions};
-use crate::detect::DetectorOptions;
+use crate::detect::{DetectionWork, DetectorOptions};
 use crate::error::Result;
 use crate::matching::{Action, Decision, Policy};
 use crate::models::ModelDir;
@@ -41,7 +41,11 @@ pub fn run_find(job: &FindJob, models: &ModelDir, observer: &dyn Observer) -> Re
             let frames = photo.frames();
             frames
                 .iter()
-                .map(|frame| engine.analyse(frame, Policy::OptOuts, Some(&job.matching)).map_err(FileError::Model))
+                .map(|frame| {
+                    engine
+                        .analyse(frame, Policy::OptOuts, Some(&job.matching), &mut DetectionWork::default())
+                        .map_err(FileError::Model)
+                })
                 .collect::<Result<Vec<_>, _>>()
         });
         match result {

@@ -17,7 +17,7 @@ use super::state::{Finished, RunState};
 use super::video::{self, VideoSettings};
 use super::{pool, Decisions, RenderOptions, RunOptions};
 use crate::audit::{AuditFace, AuditLog, Event};
-use crate::detect::{Detection, DetectorOptions, FaceBox};
+use crate::detect::{Detection, DetectionWork, DetectorOptions, FaceBox};
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::matching::{Action, FaceDecision, Policy};
@@ -296,13 +296,16 @@ fn open<'a>(bytes: &'a [u8], job: &RedactJob, report: &mut FileReport) -> Result
 /// The faces in the photo (in each frame of an animation), with their match decisions. A JPEG read as a reduced preview is
 /// decoded in full too (the native and zoomed passes and recognition need every pixel), and
 /// the preview serves the coarse passes.
-fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<Faces>, FileError> {
+fn find_faces(source: &Source, bytes: &[u8], run: &Run, work: &mut DetectionWork) -> Result<Vec<Faces>, FileError> {
     let (engine, decisions) = (run.engine, &run.job.decisions);
     let (policy, matching) = (decisions.policy, decisions.matching.as_ref());
     let p = match source {
         Source::Full(photo) => {
             let frames = photo.frames();
-            return frames.iter().map(|f| engine.analyse(f, policy, matching).map_err(FileError::Model)).collect();
+            return frames
+                .iter()
+                .map(|f| engine.analyse(f, policy, matching, work).map_err(FileError::Model))
+                .collect();
         }
         Source::Jpeg(p) => p,
     };
@@ -316,7 +319,7 @@ fn find_faces(source: &Source, bytes: &[u8], run: &Run) -> Result<Vec<Faces>, Fi
         Some(full) => (full, Some(&p.rgb)),
         None => (&p.rgb, None),
     };
-    let found = engine.detector().detect_with_preview(img, preview).map_err(FileError::Model)?;
+    let found = engine.detector().detect_traced(img, preview, work).map_err(FileError::Model)?;
     Ok(vec![engine.decide(img, found, policy, matching).map_err(FileError::Model)?])
 }
 
@@ -400,7 +403,10 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
     }
     report.notes.extend(media::left_out(&bytes));
     let source = open(&bytes, job, report)?;
-    let frames = find_faces(&source, &bytes, run)?;
+    let mut work = DetectionWork::default();
+    let frames = find_faces(&source, &bytes, run, &mut work);
+    report.detection = Some(work);
+    let frames = frames?;
     let animated = frames.len() > 1;
     let (w, h) = (report.width.unwrap_or(0), report.height.unwrap_or(0));
     let action = |d: &Option<FaceDecision>| d.as_ref().map_or(Action::Redacted, |fd| fd.action);

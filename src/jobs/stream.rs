@@ -37,6 +37,9 @@ const BEST_FACES: usize = 3;
 /// First wait before reopening a lost source; doubled per failed try, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// Share of real time a live stream's detections may take: decoding, redaction and encoding
+/// need the rest.
+const DETECT_SHARE: f64 = 0.5;
 
 /// The look-ahead: frames held so tracks can reach back, by count or by time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,6 +234,9 @@ pub struct StreamStats {
     pub frames_dropped: u64,
     /// K now, the largest K used and its limit.
     pub detect_every: u32,
+    /// K chosen at start-up from the detection time on the first frame and the frame rate.
+    #[serde(default)]
+    pub planned_detect_every: u32,
     pub detect_every_peak: u32,
     pub max_detect_every: u32,
     /// Frames decoded and waiting for the job.
@@ -283,18 +289,20 @@ pub fn run_stream(
     }
     let engine = Engine::new(models, job.detection.clone(), recognition, 1)?;
     let audit = job.audit.as_ref().map(AuditLog::open).transpose()?;
-    // Warm the detector (first-run allocations, lazy kernels) before anything is opened, then
-    // time one detection: the processing reserve of the latency bound is sized from it.
+    // Warm the detector (first-run allocations, lazy kernels) before anything is opened.
     let side = job.settings.input.detect_side;
     let dummy = RgbImage::new(side, side * 9 / 16);
     engine.detector().detect(&dummy)?;
     let warmup = started.elapsed();
-    let timed = Instant::now();
-    engine.detector().detect(&dummy)?;
-    let detect_time = timed.elapsed();
 
     let settings = &job.settings;
     let (source, first) = open_first(job, observer)?;
+    // One detection timed on the first real frame (faces open the zoomed looks, which a dummy
+    // frame does not): it sizes the latency reserve and how often the stream can afford to
+    // detect. The frames arriving meanwhile wait in the source, not in the output.
+    let timed = Instant::now();
+    engine.detector().detect(first.picture())?;
+    let detect_time = timed.elapsed();
     let output = LiveOutput::open(&job.output, &settings.output, &source, &first)
         .map_err(|err| StreamError::Output { url: job.output.clone(), err })?;
     let probe = source.probe();
@@ -305,6 +313,10 @@ pub fn run_stream(
     // least 100 ms and twice a detection's time on this machine.
     let reserve = (hold / 4).max(Duration::from_millis(100)).max(detect_time * 2);
     let (w, h) = probe.upright();
+    let limit = settings.max_detect_every.min(n);
+    // Detection may take this share of real time; decoding, redaction and encoding need the rest.
+    let affordable = (detect_time.as_secs_f64() * fps / DETECT_SHARE).ceil() as u32;
+    let planned = settings.detect_every.max(affordable).min(limit);
     let mut stats = StreamStats {
         input: job.input.clone(),
         output: job.output.clone(),
@@ -315,12 +327,28 @@ pub fn run_stream(
         fps,
         look_ahead_frames: n,
         latency_bound_ms: ms(hold + reserve),
-        detect_every: settings.detect_every.min(settings.max_detect_every).min(n),
-        max_detect_every: settings.max_detect_every.min(n),
+        detect_every: planned,
+        planned_detect_every: planned,
+        max_detect_every: limit,
         warmup_ms: ms(warmup),
         detect_ms: ms(detect_time),
         ..StreamStats::default()
     };
+    let plan = format!(
+        "a detection takes {:.0} ms on {}x{} pictures at {fps:.2} frames/s: detecting every {planned} frame(s), \
+         following the faces between",
+        stats.detect_ms,
+        first.picture().width(),
+        first.picture().height()
+    );
+    tracing::info!("{plan}");
+    observer.notice(&plan);
+    if affordable > limit {
+        observer.notice(&format!(
+            "even detecting every {limit} frames (the look-ahead's limit) this machine may fall behind: frames it \
+             cannot check in time are blanked; a longer --latency, --speed fast or a smaller --video-max-side help"
+        ));
+    }
     stats.detect_every_peak = stats.detect_every;
 
     let queued = AtomicUsize::new(0);
@@ -659,7 +687,7 @@ impl Live<'_> {
     /// K up when frames queue behind, down when the queue is empty; blanking past the limit.
     fn adapt(&mut self, backlog: usize) {
         let (k, limit) = (self.stats.detect_every, self.stats.max_detect_every);
-        let start = self.job.settings.detect_every.min(limit);
+        let start = self.stats.planned_detect_every.min(limit);
         if backlog > k as usize + 1 && k < limit {
             self.stats.detect_every = (k * 2).min(limit);
             self.stats.detect_every_peak = self.stats.detect_every_peak.max(self.stats.detect_every);

@@ -1,7 +1,9 @@
 //! One video of a redact run, in two passes over the file with bounded memory: the first
-//! decodes every frame, detects faces (every `detect_every`-th frame, scaled to `max_side`),
-//! links them into tracks and, with a register, embeds each track's best faces (kept in
-//! memory only); the tracks are then decided as a whole; the second pass decodes again,
+//! decodes every frame and finds the faces using time (the whole frame searched as a photo is,
+//! every `detect_every`-th frame; the frames between searched where the live tracks are; a
+//! track first found late followed backwards through the frames before it), links them into
+//! tracks and, with a register, embeds each track's best faces (kept in memory only); the
+//! tracks are then decided as a whole; the second pass decodes again,
 //! redacts every frame of each redacted track's life (interpolated where it was not detected,
 //! with a margin either side) and encodes into a temporary file renamed when complete.
 
@@ -33,10 +35,12 @@ pub struct VideoRun<'a> {
 /// How videos are read and written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VideoSettings {
-    /// Detect on every K-th frame (1: every frame) and follow the tracks between.
+    /// Search the whole frame, as a photo, every K-th frame (1: every frame); the frames
+    /// between are searched around the live tracks.
     pub detect_every: u32,
-    /// Long side, in pixels, frames are scaled to for detection.
-    pub max_side: u32,
+    /// Long side, in pixels, frames are scaled down to for detection; `None`: as decoded (the
+    /// photo plan then reads large frames in native tiles, as it reads photos).
+    pub max_side: Option<u32>,
     /// Frames a track is redacted before its first and after its last detection.
     pub track_margin: u32,
     pub encode: VideoOptions,
@@ -44,7 +48,7 @@ pub struct VideoSettings {
 
 impl Default for VideoSettings {
     fn default() -> Self {
-        VideoSettings { detect_every: 1, max_side: 640, track_margin: 5, encode: VideoOptions::default() }
+        VideoSettings { detect_every: 8, max_side: None, track_margin: 5, encode: VideoOptions::default() }
     }
 }
 
@@ -52,7 +56,7 @@ impl VideoSettings {
     pub fn with_detect_every(self, detect_every: u32) -> Self {
         VideoSettings { detect_every: detect_every.max(1), ..self }
     }
-    pub fn with_max_side(self, max_side: u32) -> Self {
+    pub fn with_max_side(self, max_side: Option<u32>) -> Self {
         VideoSettings { max_side, ..self }
     }
     pub fn with_track_margin(self, track_margin: u32) -> Self {
@@ -85,8 +89,10 @@ pub(super) use with_ffmpeg::{analyse, decide_track, redact_video};
 
 #[cfg(feature = "video")]
 mod with_ffmpeg {
-    use std::collections::HashMap;
+    use std::collections::{HashMap, VecDeque};
     use std::path::Path;
+
+    use image::RgbImage;
 
     use super::super::engine::{Engine, Matching};
     use super::super::observer::Observer;
@@ -97,18 +103,24 @@ mod with_ffmpeg {
     use super::super::outcome::FileError;
     use super::super::plan::Planned;
     use super::super::state::Finished;
-    use crate::detect::{Detection, FaceBox, Landmarks};
+    use crate::detect::{Detection, DetectionWork, FaceBox, Landmarks};
     use crate::embed::Probe;
     use crate::jobs::engine::decide_probe;
     use crate::matching::{Action, Decision, FaceDecision};
     use crate::media::video::{self, Probe as VideoProbe, VideoError};
     use crate::media::{DecodeError, EncodeError};
     use crate::redact::Mask;
-    use crate::report::{FaceReport, FileReport, FileStatus, StreamReport, TrackReport, VideoReport};
+    use crate::report::{FaceReport, FileReport, FileStatus, StreamReport, TrackReport, VideoDetection, VideoReport};
     use crate::track::{Playback, Track, Tracker, TrackerOptions};
 
     /// Faces per track kept embedded for its decision.
     const BEST_FACES: usize = 3;
+    /// Score a face needs in a search around a track (one look, zoomed to where CenterFace is
+    /// surest: the reference decoder's threshold).
+    const TRACK_SCORE: f32 = 0.2;
+    /// Overlap with a face's box in the next frame for a detection to be that face, when a
+    /// new track is followed backwards.
+    const FOLLOW_IOU: f32 = 0.3;
     /// Frames between progress reports.
     const PROGRESS_EVERY: u64 = 10;
 
@@ -141,6 +153,9 @@ mod with_ffmpeg {
         pub verdicts: Vec<Option<FaceDecision>>,
         /// Each track's strongest detection and the frame it is in.
         strongest: HashMap<u32, (u64, Detection)>,
+        pub work: FrameWork,
+        /// Long side of the pictures searched.
+        pub side: u32,
     }
 
     pub(in crate::jobs) fn analyse(
@@ -156,29 +171,64 @@ mod with_ffmpeg {
         let every = settings.detect_every.max(1) as u64;
         let mut tracker = Tracker::new(TrackerOptions::default().with_max_gap(30.max(3 * every)));
         let mut faces: HashMap<u32, TrackFaces> = HashMap::new();
+        let mut work = FrameWork::default();
+        // The frames since the last whole-frame search, for following new tracks backwards.
+        let mut recent: VecDeque<(u64, RgbImage)> = VecDeque::new();
+        let mut tracks_seen = 0u32;
         let frames = video::scan(path, |mut frame| -> Result<(), FileError> {
             let index = frame.index();
             if index % PROGRESS_EVERY == 0 {
                 observer.video_frames(name, 1, index);
             }
-            if index % every != 0 {
-                return Ok(());
-            }
-            let small = frame.upright_rgb(Some(settings.max_side))?;
-            let (sx, sy) = (w as f32 / small.width() as f32, h as f32 / small.height() as f32);
-            let found: Vec<Detection> = engine
-                .detector()
-                .detect(&small)
-                .map_err(FileError::Model)?
-                .into_iter()
-                .map(|d| Detection {
-                    bbox: d.bbox.mapped(sx, sy, 0.0, 0.0),
-                    score: d.score,
-                    landmarks: Landmarks(d.landmarks.0.map(|[x, y]| [x * sx, y * sy])),
-                })
-                .collect();
+            let picture = frame.upright_rgb(settings.max_side)?;
+            let (sx, sy) = (w as f32 / picture.width() as f32, h as f32 / picture.height() as f32);
+            let to_frame = |d: Detection| Detection {
+                bbox: d.bbox.mapped(sx, sy, 0.0, 0.0),
+                score: d.score,
+                landmarks: Landmarks(d.landmarks.0.map(|[x, y]| [x * sx, y * sy])),
+            };
+            let to_picture = |b: &FaceBox| b.mapped(1.0 / sx, 1.0 / sy, 0.0, 0.0);
+            let detector = engine.detector();
+            let whole = index % every == 0;
+            let found: Vec<Detection> = if whole {
+                detector.detect_frame(&picture, &mut work.whole).map_err(FileError::Model)?
+            } else {
+                let expected: Vec<FaceBox> = tracker.expected(index).iter().map(to_picture).collect();
+                if expected.is_empty() {
+                    Vec::new()
+                } else {
+                    detector
+                        .detect_around(&picture, &expected, TRACK_SCORE, &mut work.around)
+                        .map_err(FileError::Model)?
+                }
+            };
+            let found: Vec<Detection> = found.into_iter().map(to_frame).collect();
             let ids = tracker.update(index, &found);
-            let mut full = None;
+            if whole {
+                // A face first found now was there before, unseen between the searches:
+                // followed backwards, frame by frame, through the frames since the last one.
+                for (d, &id) in found.iter().zip(&ids).filter(|(_, id)| **id >= tracks_seen) {
+                    let mut last = to_picture(&d.bbox);
+                    for (before, img) in recent.iter().rev() {
+                        let near = detector.detect_around(img, &[last], TRACK_SCORE, &mut work.back);
+                        let near = near.map_err(FileError::Model)?;
+                        let Some(o) = near
+                            .iter()
+                            .filter(|o| o.bbox.iou(&last) >= FOLLOW_IOU)
+                            .max_by(|a, b| a.bbox.iou(&last).total_cmp(&b.bbox.iou(&last)))
+                        else {
+                            break;
+                        };
+                        last = o.bbox;
+                        tracker.prepend(id, *before, &to_frame(*o));
+                    }
+                }
+                recent.clear();
+            } else {
+                recent.push_back((index, picture.clone()));
+            }
+            tracks_seen = tracks_seen.max(ids.iter().map(|id| id + 1).max().unwrap_or(0));
+            let mut full = settings.max_side.is_none().then_some(picture);
             for (d, id) in found.iter().zip(ids) {
                 let entry = faces.entry(id).or_default();
                 if entry.strongest.is_none_or(|(_, s)| d.score > s.score) {
@@ -211,7 +261,29 @@ mod with_ffmpeg {
             })
             .collect();
         let strongest = faces.into_iter().filter_map(|(id, f)| Some((id, f.strongest?))).collect();
-        Ok(Analysis { probe, frames, tracks, verdicts, strongest })
+        let long_side = |(w, h): (u32, u32)| w.max(h);
+        let side = settings.max_side.map_or(long_side((w, h)), |m| m.min(long_side((w, h))));
+        Ok(Analysis { probe, frames, tracks, verdicts, strongest, work, side })
+    }
+
+    /// What detection ran over a video's frames, by kind of look.
+    #[derive(Default)]
+    pub(in crate::jobs) struct FrameWork {
+        /// Whole-frame searches (every `detect_every`-th frame).
+        pub whole: DetectionWork,
+        /// Searches around the live tracks, in the frames between.
+        pub around: DetectionWork,
+        /// New tracks followed backwards.
+        pub back: DetectionWork,
+    }
+
+    impl FrameWork {
+        pub fn total(&self) -> DetectionWork {
+            let mut all = self.whole.clone();
+            all.add(&self.around);
+            all.add(&self.back);
+            all
+        }
     }
 
     impl Analysis {
@@ -263,14 +335,15 @@ mod with_ffmpeg {
         (report.width, report.height) = (Some(w), Some(h));
 
         let every = settings.detect_every.max(1) as u64;
-        let Analysis { probe, frames, tracks, verdicts, .. } = &analysis;
+        let Analysis { frames, tracks, verdicts, .. } = &analysis;
         let frames = *frames;
         let redacted: Vec<bool> = verdicts.iter().map(|v| Analysis::action(v) == Action::Redacted).collect();
 
         report.review = verdicts.iter().flatten().any(FaceDecision::needs_review);
         report.faces = analysis.faces(Some(run.redact));
         let margin = settings.track_margin as u64 + every - 1;
-        let mut summary = video_report(probe, frames, settings, tracks, verdicts, settings.encode.strip_audio);
+        let mut summary = video_report(&analysis, settings);
+        report.detection = Some(analysis.work.total());
         let dropped = summary.streams.iter().filter(|s| s.action == "dropped").count();
         if dropped > 0 {
             report.notes.push(format!(
@@ -373,14 +446,9 @@ mod with_ffmpeg {
         best.map(|d| if named_redacted { FaceDecision { action: Action::Redacted, ..d } } else { d })
     }
 
-    fn video_report(
-        probe: &VideoProbe,
-        frames: u64,
-        settings: &super::VideoSettings,
-        tracks: &[Track],
-        verdicts: &[Option<FaceDecision>],
-        strip_audio: bool,
-    ) -> VideoReport {
+    fn video_report(a: &Analysis, settings: &super::VideoSettings) -> VideoReport {
+        let Analysis { probe, frames, tracks, verdicts, work, .. } = a;
+        let (frames, strip_audio) = (*frames, settings.encode.strip_audio);
         let s = &probe.streams;
         let stream = |i: &video::StreamInfo, action: &str| StreamReport {
             index: i.index,
@@ -400,9 +468,20 @@ mod with_ffmpeg {
             encoder: None,
             crf: None,
             detect_every: settings.detect_every,
-            max_side: settings.max_side,
+            max_side: a.side,
             track_margin: settings.track_margin,
             streams,
+            detection: Some(VideoDetection {
+                schedule: format!(
+                    "whole frame every {} frames at {} px, around the live tracks between, new tracks followed back",
+                    settings.detect_every.max(1),
+                    a.side
+                ),
+                network_pixels_per_frame: (work.total().network_pixels as f64 / frames.max(1) as f64).round() as u64,
+                whole: work.whole.clone(),
+                around: work.around.clone(),
+                back: work.back.clone(),
+            }),
             tracks: tracks
                 .iter()
                 .zip(verdicts)

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::detect::{Detection, DetectionSettings};
+use crate::detect::{Detection, DetectionSettings, DetectionWork};
 use crate::error::{Error, Result};
 pub use crate::matching::Action;
 use crate::matching::{Decision, FaceDecision, Thresholds};
@@ -103,6 +103,10 @@ pub struct FileReport {
     /// one entry per track (the track's strongest detection, `frame` set), not every frame's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoReport>,
+    /// What face detection ran on this file (all frames of an animation or video together):
+    /// passes, network runs, network input pixels and inference milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<DetectionWork>,
 }
 
 /// What `redact` did to a video.
@@ -132,6 +136,24 @@ pub struct VideoReport {
     /// Every stream of the input and what became of it.
     pub streams: Vec<StreamReport>,
     pub tracks: Vec<TrackReport>,
+    /// How faces were looked for in the frames (absent in reports of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection: Option<VideoDetection>,
+}
+
+/// What detection ran over a video's frames.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VideoDetection {
+    /// The schedule, in words.
+    pub schedule: String,
+    /// Network input pixels per frame, all looks together.
+    pub network_pixels_per_frame: u64,
+    /// The whole-frame searches (every `detect_every`-th frame).
+    pub whole: DetectionWork,
+    /// The searches around the live tracks in the frames between.
+    pub around: DetectionWork,
+    /// New tracks followed backwards through the frames before their first detection.
+    pub back: DetectionWork,
 }
 
 /// One stream of a video's input.
@@ -197,6 +219,7 @@ impl FileReport {
             replaced: false,
             seconds: 0.0,
             video: None,
+            detection: None,
         }
     }
 }

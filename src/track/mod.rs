@@ -170,6 +170,30 @@ impl Tracker {
         ids
     }
 
+    /// Where the live tracks' faces are expected at `frame` (their filters' predictions):
+    /// where a frame between whole-frame searches is searched.
+    pub fn expected(&self, frame: u64) -> Vec<FaceBox> {
+        self.active
+            .iter()
+            .filter(|a| frame - a.track.last_frame() <= self.options.max_gap)
+            .map(|a| {
+                let mut f = a.filter.clone();
+                f.predict((frame - a.track.last_frame()) as f32);
+                f.state()
+            })
+            .collect()
+    }
+
+    /// Adds a detection of track `id` in `frame`, before its first (a face followed backwards
+    /// from where it was first found); the filter, which looks forwards, is left as it is.
+    pub fn prepend(&mut self, id: u32, frame: u64, detection: &Detection) {
+        if let Some(a) = self.active.iter_mut().find(|a| a.track.id == id) {
+            let observation = Observation { frame, bbox: detection.bbox, score: detection.score };
+            let at = a.track.observations.partition_point(|o| o.frame < frame);
+            a.track.observations.insert(at, observation);
+        }
+    }
+
     /// The tracks ended so far (undetected for longer than the gap), handed over: a live
     /// stream keeps its own copies, so the tracker need not hold them for hours.
     pub fn take_finished(&mut self) -> Vec<Track> {
