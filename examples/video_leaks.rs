@@ -8,7 +8,7 @@
 //!   cargo run --release --example video_leaks -- [--score S] CLIP... [-- REDACT-ARGS...]
 //!
 //! Prints, per clip: frames, faces in the input, leaking frames (and leaking faces), and the
-//! redact run's frames/s.
+//! redact run's frames/s; with `--verbose`, each leaking face.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,22 +23,23 @@ use blurgate::models::ModelDir;
 const SAME_FACE_IOU: f32 = 0.3;
 
 fn main() -> Result<()> {
-    let mut score = 0.5f32;
+    let (mut score, mut verbose) = (0.5f32, false);
     let (mut clips, mut redact_args) = (Vec::new(), Vec::new());
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--score" => score = args.next().context("--score needs a number")?.parse()?,
+            "--verbose" => verbose = true,
             "--" => redact_args.extend(args.by_ref()),
             "-h" | "--help" => {
-                println!("usage: video_leaks [--score S] CLIP... [-- REDACT-ARGS...]");
+                println!("usage: video_leaks [--score S] [--verbose] CLIP... [-- REDACT-ARGS...]");
                 return Ok(());
             }
             _ => clips.push(PathBuf::from(a)),
         }
     }
     if clips.is_empty() {
-        bail!("no clips given (usage: video_leaks [--score S] CLIP... [-- REDACT-ARGS...])");
+        bail!("no clips given (usage: video_leaks [--score S] [--verbose] CLIP... [-- REDACT-ARGS...])");
     }
     let blurgate = std::env::current_exe()?.parent().and_then(Path::parent).context("no target dir")?.join("blurgate");
     let dir = ModelDir::locate(None)?;
@@ -89,8 +90,25 @@ fn main() -> Result<()> {
         }
         let same = |a: &FaceBox, b: &FaceBox| a.iou(b) >= SAME_FACE_IOU;
         let (mut leaking_frames, mut leaking_faces) = (0, 0);
-        for (b, a) in before.iter().zip(&after) {
-            let leaks = b.iter().filter(|f| a.iter().any(|o| same(&f.bbox, &o.bbox))).count();
+        for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+            let leaking: Vec<&Detection> = b.iter().filter(|f| a.iter().any(|o| same(&f.bbox, &o.bbox))).collect();
+            let leaks = leaking.len();
+            if verbose && leaks > 0 {
+                let what: Vec<String> = leaking
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{:.0}x{:.0} at ({:.0}, {:.0}) score {:.2}",
+                            d.bbox.width(),
+                            d.bbox.height(),
+                            d.bbox.x1,
+                            d.bbox.y1,
+                            d.score
+                        )
+                    })
+                    .collect();
+                println!("  frame {i}: {}", what.join("; "));
+            }
             leaking_faces += leaks;
             leaking_frames += usize::from(leaks > 0);
         }

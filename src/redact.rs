@@ -64,8 +64,11 @@ impl RedactOptions {
 /// Blur sigma as a fraction of the face's larger side: strong enough that SFace no longer
 /// matches the blurred face to the original (tested in tests/redact.rs).
 pub const BLUR_SIGMA_PER_FACE: f32 = 0.15;
-/// Pixelation blocks across the face's larger side.
-const PIXEL_BLOCKS_PER_FACE: f32 = 7.0;
+/// Pixelation blocks across the face's larger side. At 7 a pixelated face was borderline for
+/// recognition (SFace similarity 0.32 to another photo of the person, over its 1% false-accept
+/// threshold, depending on where the detector put the box): 5 is clearly below it (tested in
+/// tests/redact.rs).
+const PIXEL_BLOCKS_PER_FACE: f32 = 5.0;
 
 /// The region one face's redaction covers.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -104,10 +104,10 @@ fn assert_speaker_and_audience_redacted(canvas: &RgbImage, copies: &[(f32, Vec<F
 fn int8_model_finds_the_faces_fp32_finds() {
     let tmp = tempfile::tempdir().unwrap();
     let photo = fixture("photos/t1.jpg");
-    let int8 = redact(&photo, tmp.path(), "int8", &["--precision", "int8"]);
-    let fp32 = redact(&photo, tmp.path(), "fp32", &[]);
-    assert_eq!(int8.detection.as_ref().unwrap().precision, Precision::Int8);
-    assert_eq!(fp32.detection.as_ref().unwrap().precision, Precision::Fp32, "fp32 is the default");
+    let int8 = redact(&photo, tmp.path(), "int8", &[]);
+    let fp32 = redact(&photo, tmp.path(), "fp32", &["--precision", "fp32"]);
+    assert_eq!(int8.detection.as_ref().unwrap().precision, Precision::Int8, "int8 is the default");
+    assert_eq!(fp32.detection.as_ref().unwrap().precision, Precision::Fp32);
     let boxes = |r: &Report| -> Vec<FaceBox> { r.files[0].faces.iter().map(|f| face_box(f.bbox)).collect() };
     let (int8, fp32) = (boxes(&int8), boxes(&fp32));
     assert_eq!((int8.len(), fp32.len()), (6, 6), "t1.jpg shows six people");
