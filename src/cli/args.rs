@@ -267,7 +267,7 @@ pub struct VideoArgs {
     /// between are searched around the faces already followed (zoomed crops, cheap), and a face
     /// first found late is followed backwards through the frames since the last whole search,
     /// so every frame is covered.
-    #[arg(long, default_value_t = 8, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
     pub detect_every: u32,
 
     /// Long side, in pixels, video frames are scaled down to for detection (default: as decoded;

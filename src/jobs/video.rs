@@ -48,7 +48,7 @@ pub struct VideoSettings {
 
 impl Default for VideoSettings {
     fn default() -> Self {
-        VideoSettings { detect_every: 8, max_side: None, track_margin: 5, encode: VideoOptions::default() }
+        VideoSettings { detect_every: 16, max_side: None, track_margin: 5, encode: VideoOptions::default() }
     }
 }
 
@@ -121,6 +121,8 @@ mod with_ffmpeg {
     /// Overlap with a face's box in the next frame for a detection to be that face, when a
     /// new track is followed backwards.
     const FOLLOW_IOU: f32 = 0.3;
+    /// Frames in a row a face followed backwards may go unseen before the search gives up.
+    const FOLLOW_MISSES: u32 = 2;
     /// Frames between progress reports.
     const PROGRESS_EVERY: u64 = 10;
 
@@ -208,19 +210,20 @@ mod with_ffmpeg {
                 // A face first found now was there before, unseen between the searches:
                 // followed backwards, frame by frame, through the frames since the last one.
                 for (d, &id) in found.iter().zip(&ids).filter(|(_, id)| **id >= tracks_seen) {
-                    let mut last = to_picture(&d.bbox);
+                    let (mut last, mut missed) = (to_picture(&d.bbox), 0);
                     for (before, img) in recent.iter().rev() {
                         let near = detector.detect_around(img, &[last], TRACK_SCORE, &mut work.back);
                         let near = near.map_err(FileError::Model)?;
-                        let Some(o) = near
-                            .iter()
-                            .filter(|o| o.bbox.iou(&last) >= FOLLOW_IOU)
-                            .max_by(|a, b| a.bbox.iou(&last).total_cmp(&b.bbox.iou(&last)))
-                        else {
-                            break;
-                        };
-                        last = o.bbox;
-                        tracker.prepend(id, *before, &to_frame(*o));
+                        let same = near.iter().filter(|o| o.bbox.iou(&last) >= FOLLOW_IOU);
+                        match same.max_by(|a, b| a.bbox.iou(&last).total_cmp(&b.bbox.iou(&last))) {
+                            Some(o) => {
+                                (last, missed) = (o.bbox, 0);
+                                tracker.prepend(id, *before, &to_frame(*o));
+                            }
+                            // A frame or two can hide it (turned away, blurred by motion).
+                            None if missed < FOLLOW_MISSES => missed += 1,
+                            None => break,
+                        }
                     }
                 }
                 recent.clear();
@@ -473,7 +476,8 @@ mod with_ffmpeg {
             streams,
             detection: Some(VideoDetection {
                 schedule: format!(
-                    "whole frame every {} frames at {} px, around the live tracks between, new tracks followed back",
+                    "whole frame every {} frames at {} px; between, zoomed looks around the live tracks; new \
+                     tracks followed backwards",
                     settings.detect_every.max(1),
                     a.side
                 ),
