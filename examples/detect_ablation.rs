@@ -118,8 +118,10 @@ fn main() -> Result<()> {
     )?;
     let pool = rayon::ThreadPoolBuilder::new().num_threads(workers).build()?;
 
+    // A warm-up round first (every shape's first run is slower), not counted unless it is the
+    // only one (`--rounds 0`).
     let mut best: Option<(f64, Vec<_>)> = None;
-    for _ in 0..=rounds {
+    for round in 0..=rounds {
         let started = Instant::now();
         let found = pool.install(|| {
             photos
@@ -131,9 +133,9 @@ fn main() -> Result<()> {
                 .collect::<blurgate::Result<Vec<_>>>()
         })?;
         let secs = started.elapsed().as_secs_f64();
-        // The first round warms every shape up and is not counted.
-        if best.is_none() || best.as_ref().is_some_and(|(b, _)| secs < *b) {
-            best = Some((if best.is_none() && rounds > 0 { f64::INFINITY } else { secs }, found));
+        let counted = round > 0 || rounds == 0;
+        if best.as_ref().is_none_or(|(b, _)| counted && secs < *b) {
+            best = Some((if counted { secs } else { f64::INFINITY }, found));
         }
     }
     let (secs, found) = best.expect("at least one round ran");

@@ -20,7 +20,8 @@
 #                                     NAME_anonymized.EXT beside each input, in a linked copy)
 #      blurgate redact DIR --out OUT --fresh -q --report R.json [ARGS]
 #    Wall time and peak RSS come from scripts/bench_measure.py (getrusage of the child). Prints
-#    images/s and peak RSS of each, and the ratio blurgate / deface (medians).
+#    images/s and peak RSS of each, the ratio blurgate / deface (medians), and the share of
+#    blurgate's core time spent in inference (its report's per-file detection.inference_ms).
 # 4. Recall on the annotated part: the web set's WIDER FACE photos and the large set's
 #    composites, scored by scripts/eval_detection.py (blurgate's last report; deface's own
 #    detections at its defaults from scripts/deface_boxes.py on the same photos).
@@ -167,7 +168,9 @@ fi
 # --- summary -------------------------------------------------------------------------------------
 
 section "summary ($ROUNDS rounds, medians)"
-"$PYTHON" - "$RESULTS" <<'EOF'
+"$PYTHON" - "$RESULTS" "$WORK" <<'EOF'
+import json
+import os
 import statistics
 import sys
 
@@ -184,6 +187,16 @@ for s in ("web", "large"):
               f"  peak RSS {rss[tool]:7.1f} MiB  ({n} images)")
     print(f"{s:5s} ratio blurgate / deface: {rate['blurgate'] / rate['deface']:.2f}x images/s,"
           f" {rss['blurgate'] / rss['deface']:.2f}x peak RSS")
+    # Where blurgate's time went in its last round: inference (the report's per-file
+    # detection.inference_ms, summed over the workers) against the whole pipeline's core time.
+    report = json.load(open(f"{sys.argv[2]}/blurgate-{s}.json"))
+    files = [f for f in report["files"] if f.get("detection")]
+    infer = sum(f["detection"]["inference_ms"] for f in files) / 1000
+    pixels = sum(f["detection"]["network_pixels"] for f in files) / max(len(files), 1) / 1e6
+    wall = [float(r[3]) for r in rows if r[0] == s and r[2] == "blurgate"][-1]
+    cores = os.cpu_count() or 1
+    print(f"{s:5s} blurgate inference {infer:.1f} s of {wall:.1f} s x {cores} cores = {infer / (wall * cores):.0%} of the"
+          f" pipeline's time ({infer / max(len(files), 1) * 1000:.0f} ms, {pixels:.2f} network Mpx a photo)")
 EOF
 
 # --- stages --------------------------------------------------------------------------------------

@@ -256,8 +256,8 @@ fn audit_log_is_chained_and_an_edit_is_caught() {
     let event = &first["event"];
     assert_eq!(event["input_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(event["output_sha256"].as_str().unwrap().len(), 64);
-    // The detector the default preset runs.
-    assert_eq!(event["models"]["centerface"].as_str().unwrap().len(), 64);
+    // The detector the default preset runs (int8 CenterFace).
+    assert_eq!(event["models"]["centerface_int8"].as_str().unwrap().len(), 64);
     assert_eq!(event["models"]["sface"].as_str().unwrap().len(), 64);
     assert_eq!(event["policy"], "opt-outs");
     assert!(event["thresholds"]["matched"].as_f64().is_some());

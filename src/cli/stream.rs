@@ -35,9 +35,12 @@ detection timed at start-up); the counters and --stats state the bound and the m
 latency of the frames written (mean, p50, p95, max). Detection dominates: on a small machine
 give --speed fast and a smaller --video-max-side.
 
-Keeping up: faces are detected every --detect-every frames (default 1) and followed between.
-When decoded frames queue up, detection thins out (K doubles, up to --max-detect-every and never
-beyond the look-ahead) and comes back as the queue empties. Past that limit it fails closed.
+Keeping up: faces are detected every K frames and followed between. Before the first frame is
+written, one detection is timed on the first frame and K is chosen so that detection takes at
+most half of real time at the stream's frame rate (--detect-every N: at least N); stderr says
+what was chosen and --stats records it (planned_detect_every). When decoded frames still queue
+up, detection thins out (K doubles, up to --max-detect-every and never beyond the look-ahead)
+and comes back to the planned K as the queue empties. Past that limit it fails closed.
 
 Fail closed: no frame is written unless a detection ran on it or on a later frame it was held
 for. A frame that cannot be checked in time is written black, one that would leave past the
@@ -55,7 +58,8 @@ tracks, blanked and dropped frames. --stats FILE keeps the same as JSON, rewritt
 and at the end: {input, output, muxer, encoder, width, height, fps, look_ahead_frames,
 latency_bound_ms, latency_ms:{last, mean, p50, p95, max}, fps_in, fps_out, frames_in,
 frames_out, frames_detected, frames_redacted, frames_blanked, frames_dropped, detect_every,
-detect_every_peak, max_detect_every, queue, tracks, active_tracks, reconnects, warmup_ms,
+detect_every_peak, planned_detect_every, max_detect_every, queue, tracks, active_tracks,
+reconnects, warmup_ms,
 ended: \"input-ended\"|\"failed\", error}. --audit records each track's decision when its last
 frame is written (times, detections, frames redacted, action; no images, no embeddings), each
 notice, and the run.
