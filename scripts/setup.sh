@@ -83,6 +83,12 @@ verify_or_delete() {
 
 archive_path() { printf '%s/%s' "$DOWNLOADS" "$1"; }
 
+# apt_install PKG...: Debian packages (as root), the package lists updated only if needed.
+apt_install() {
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" \
+    || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"; }; } >/dev/null
+}
+
 # archive_entry REQUIREMENT KIND: prints "file sha256" of the pinned archive.
 archive_entry() {
   local entry req kind file sha
@@ -245,7 +251,7 @@ command -v pkg-config >/dev/null || ffmpeg_missing+=(pkg-config)
 if (( ${#ffmpeg_missing[@]} )); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     say "installing ${ffmpeg_missing[*]} with apt-get (video)"
-    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${ffmpeg_missing[@]}" || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${ffmpeg_missing[@]}"; }; } >/dev/null \
+    apt_install "${ffmpeg_missing[@]}" \
       || die "apt-get install ${ffmpeg_missing[*]} failed"
   else
     die "FFmpeg missing: install ${ffmpeg_missing[*]} (Debian) or build with --no-default-features"
@@ -420,7 +426,7 @@ else
   if (( ${#missing[@]} )); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
       say "installing ${missing[*]} with apt-get"
-      { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"; }; } >/dev/null \
+      apt_install "${missing[@]}" \
         || die "apt-get install ${missing[*]} failed"
     else
       die "C library headers missing: install ${missing[*]} (Debian) or their equivalents"
@@ -433,7 +439,7 @@ else
   elif ! command -v chromedriver >/dev/null || ! command -v chromium >/dev/null; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
       say "installing chromium chromium-driver with apt-get (for the browser test)"
-      { DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; }; } >/dev/null \
+      apt_install chromium chromium-driver \
         || die "apt-get install chromium chromium-driver failed"
     else
       say "no chromium/chromedriver: the browser test will be skipped (Debian: apt-get install chromium chromium-driver)"
@@ -448,7 +454,7 @@ else
     :
   elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     say "installing ${container_missing[*]} with apt-get (for the container test)"
-    { DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${container_missing[@]}" || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${container_missing[@]}"; }; } >/dev/null \
+    apt_install "${container_missing[@]}" \
       || die "apt-get install ${container_missing[*]} failed"
   else
     say "no ${container_missing[*]}: the container test will be skipped (Debian, as root: apt-get install podman buildah runc mmdebstrap)"
