@@ -183,9 +183,9 @@ pub struct DetectionArgs {
     #[arg(long, value_enum, default_value_t = SpeedArg::Balanced, value_name = "PRESET")]
     pub speed: SpeedArg,
 
-    /// Score a face needs, from 0 to 1 (default: 0.15 for balanced and thorough, where it is
-    /// the face's score averaged over the passes that could see it; 0.3 for fast); lower
-    /// finds more faces and more false alarms.
+    /// Score a face needs, from 0 to 1 (default: 0.16 for balanced and thorough with the int8
+    /// model, 0.15 with fp32, where it is the face's score averaged over the passes that could
+    /// see it; 0.3 for fast); lower finds more faces and more false alarms.
     #[arg(long, value_name = "SCORE")]
     pub threshold: Option<f32>,
 
