@@ -119,7 +119,7 @@ run_blurgate() {
     "$BLURGATE" redact "$WORK/$set" --out "$out" --fresh -q --report "$WORK/blurgate-$set.json" "${ARGS[@]}" \
     || die "blurgate failed (see $WORK/blurgate.log)"
   local written
-  written=$(find "$out" -type f | wc -l)
+  written=$(find "$out" -type f ! -name ".blurgate-manifest*" | wc -l)
   ((written == n)) || die "blurgate wrote $written of $n files (see $WORK/blurgate.log)"
 }
 
