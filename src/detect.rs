@@ -89,7 +89,9 @@ pub struct Detection {
 }
 
 impl Detection {
-    fn mapped(&self, sx: f32, sy: f32, dx: f32, dy: f32) -> Detection {
+    /// Box and points scaled by (sx, sy) about the origin, then moved by (dx, dy): from a
+    /// reduced picture's pixels to the frame's, for one.
+    pub fn mapped(&self, sx: f32, sy: f32, dx: f32, dy: f32) -> Detection {
         Detection {
             bbox: self.bbox.mapped(sx, sy, dx, dy),
             score: self.score,

@@ -22,7 +22,7 @@ use super::engine::{decide_probe, Engine, Recognition};
 use super::video::decide_track;
 use super::Decisions;
 use crate::audit::{AuditLog, AuditTarget, AuditTrack, Event};
-use crate::detect::{Detection, DetectorOptions, FaceBox, Landmarks};
+use crate::detect::{Detection, DetectorOptions, FaceBox};
 use crate::embed::Probe;
 use crate::matching::{Action, FaceDecision, Policy};
 use crate::media::video::{
@@ -733,14 +733,7 @@ impl Live<'_> {
         self.stats.frames_detected += 1;
         self.last_detected = Some(held.index);
         let (sx, sy) = held.frame.scale();
-        let full: Vec<Detection> = found
-            .iter()
-            .map(|d| Detection {
-                bbox: d.bbox.mapped(sx, sy, 0.0, 0.0),
-                score: d.score,
-                landmarks: Landmarks(d.landmarks.0.map(|[x, y]| [x * sx, y * sy])),
-            })
-            .collect();
+        let full: Vec<Detection> = found.iter().map(|d| d.mapped(sx, sy, 0.0, 0.0)).collect();
         let ids = self.tracker.update(held.index, &full);
         for ((d, small), id) in full.iter().zip(&found).zip(ids) {
             let t = self.tracks.entry(id).or_insert_with(|| LiveTrack {

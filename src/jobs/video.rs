@@ -103,7 +103,7 @@ mod with_ffmpeg {
     use super::super::outcome::FileError;
     use super::super::plan::Planned;
     use super::super::state::Finished;
-    use crate::detect::{Detection, DetectionWork, FaceBox, Landmarks};
+    use crate::detect::{Detection, DetectionWork, FaceBox};
     use crate::embed::Probe;
     use crate::jobs::engine::decide_probe;
     use crate::matching::{Action, Decision, FaceDecision};
@@ -184,11 +184,7 @@ mod with_ffmpeg {
             }
             let picture = frame.upright_rgb(settings.max_side)?;
             let (sx, sy) = (w as f32 / picture.width() as f32, h as f32 / picture.height() as f32);
-            let to_frame = |d: Detection| Detection {
-                bbox: d.bbox.mapped(sx, sy, 0.0, 0.0),
-                score: d.score,
-                landmarks: Landmarks(d.landmarks.0.map(|[x, y]| [x * sx, y * sy])),
-            };
+            let to_frame = |d: Detection| d.mapped(sx, sy, 0.0, 0.0);
             let to_picture = |b: &FaceBox| b.mapped(1.0 / sx, 1.0 / sy, 0.0, 0.0);
             let detector = engine.detector();
             let whole = index % every == 0;
