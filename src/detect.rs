@@ -346,6 +346,8 @@ const NMS_IOU: f32 = 0.3;
 /// When merging passes, a box mostly inside a stronger one is the same face.
 const MERGE_CONTAINMENT: f32 = 0.6;
 const STRIDE: usize = 4;
+/// Copy pixels from an inner edge of a tile or crop within which a face counts as cut by it.
+const EDGE_MARGIN: f32 = 2.0;
 const INPUT: &str = "input.1";
 const OUTPUTS: [&str; 4] = ["537", "538", "539", "540"];
 
@@ -564,12 +566,15 @@ impl Detector {
         pass: Pass,
     ) -> impl Iterator<Item = Detection> {
         let whole = (tx, ty, tw, th) == (0, 0, w, h);
+        // A face cut by an inner edge ends a pixel or two of the copy short of it, whatever
+        // the copy's scale: it is left to the look that holds it whole.
+        let m = EDGE_MARGIN.max(EDGE_MARGIN / pass.scale);
         let inner = move |b: &FaceBox| {
             whole
-                || ((tx == 0 || b.x1 > tx as f32 + 1.0)
-                    && (ty == 0 || b.y1 > ty as f32 + 1.0)
-                    && (tx + tw == w || b.x2 < (tx + tw) as f32 - 1.0)
-                    && (ty + th == h || b.y2 < (ty + th) as f32 - 1.0))
+                || ((tx == 0 || b.x1 > tx as f32 + m)
+                    && (ty == 0 || b.y1 > ty as f32 + m)
+                    && (tx + tw == w || b.x2 < (tx + tw) as f32 - m)
+                    && (ty + th == h || b.y2 < (ty + th) as f32 - m))
         };
         let (iw, ih) = copy;
         let (uw, uh) = if pass.quarter_turns % 2 == 1 { (ih, iw) } else { (iw, ih) };

@@ -202,32 +202,33 @@ mod with_ffmpeg {
             };
             let found: Vec<Detection> = found.into_iter().map(to_frame).collect();
             let ids = tracker.update(index, &found);
-            if whole {
-                // A face first found now was there before, unseen between the searches:
-                // followed backwards, frame by frame, through the frames since the last one.
-                for (d, &id) in found.iter().zip(&ids).filter(|(_, id)| **id >= tracks_seen) {
-                    let (mut last, mut missed) = (to_picture(&d.bbox), 0);
-                    for (before, img) in recent.iter().rev() {
-                        let near = detector.detect_around(img, &[last], TRACK_SCORE, &mut work.back);
-                        let near = near.map_err(FileError::Model)?;
-                        let same = near.iter().filter(|o| o.bbox.iou(&last) >= FOLLOW_IOU);
-                        match same.max_by(|a, b| a.bbox.iou(&last).total_cmp(&b.bbox.iou(&last))) {
-                            Some(o) => {
-                                (last, missed) = (o.bbox, 0);
-                                tracker.prepend(id, *before, &to_frame(*o));
-                            }
-                            // A frame or two can hide it (turned away, blurred by motion).
-                            None if missed < FOLLOW_MISSES => missed += 1,
-                            None => break,
+            // A face first found now (by the whole-frame search, or beside a track in a look
+            // around it) was there before, unseen: followed backwards, frame by frame, through
+            // the frames since the last whole-frame search (that one included).
+            for (d, &id) in found.iter().zip(&ids).filter(|(_, id)| **id >= tracks_seen) {
+                let (mut last, mut missed) = (to_picture(&d.bbox), 0);
+                for (before, img) in recent.iter().rev() {
+                    let near = detector.detect_around(img, &[last], TRACK_SCORE, &mut work.back);
+                    let near = near.map_err(FileError::Model)?;
+                    let same = near.iter().filter(|o| o.bbox.iou(&last) >= FOLLOW_IOU);
+                    match same.max_by(|a, b| a.bbox.iou(&last).total_cmp(&b.bbox.iou(&last))) {
+                        Some(o) => {
+                            (last, missed) = (o.bbox, 0);
+                            tracker.prepend(id, *before, &to_frame(*o));
                         }
+                        // A frame or two can hide it (turned away, blurred by motion).
+                        None if missed < FOLLOW_MISSES => missed += 1,
+                        None => break,
                     }
                 }
-                recent.clear();
-            } else {
-                recent.push_back((index, picture.clone()));
             }
+            if whole {
+                recent.clear();
+            }
+            recent.push_back((index, picture));
             tracks_seen = tracks_seen.max(ids.iter().map(|id| id + 1).max().unwrap_or(0));
-            let mut full = settings.max_side.is_none().then_some(picture);
+            // Faces are embedded from the frame as decoded.
+            let mut native = None;
             for (d, id) in found.iter().zip(ids) {
                 let entry = faces.entry(id).or_default();
                 if entry.strongest.is_none_or(|(_, s)| d.score > s.score) {
@@ -238,10 +239,11 @@ mod with_ffmpeg {
                 if matching.is_none() || !better {
                     continue;
                 }
-                if full.is_none() {
-                    full = Some(frame.upright_rgb(None)?);
-                }
-                let rgb = full.as_ref().expect("decoded above");
+                let rgb = match (settings.max_side, &native) {
+                    (None, _) => &recent.back().expect("pushed above").1,
+                    (Some(_), Some(rgb)) => rgb,
+                    (Some(_), None) => native.insert(frame.upright_rgb(None)?),
+                };
                 let embedder = engine.embedder().map_err(FileError::Model)?;
                 let probe = embedder.probes(rgb, std::slice::from_ref(d)).map_err(FileError::Model)?.remove(0);
                 entry.best.push((key, probe));
