@@ -49,15 +49,17 @@ fn detail(img: &image::RgbImage, b: &FaceBox) -> f64 {
 
 fn main() -> Result<()> {
     let (mut score, mut verbose) = (0.5f32, false);
-    let (mut clips, mut redact_args) = (Vec::new(), Vec::new());
+    let (mut clips, mut redact_args, mut against) = (Vec::new(), Vec::new(), None::<PathBuf>);
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--score" => score = args.next().context("--score needs a number")?.parse()?,
             "--verbose" => verbose = true,
+            // An output made elsewhere (a `blurgate stream` recording) checked against one clip.
+            "--against" => against = Some(args.next().context("--against needs a file")?.into()),
             "--" => redact_args.extend(args.by_ref()),
             "-h" | "--help" => {
-                println!("usage: video_leaks [--score S] [--verbose] CLIP... [-- REDACT-ARGS...]");
+                println!("usage: video_leaks [--score S] [--verbose] [--against OUTPUT] CLIP... [-- REDACT-ARGS...]");
                 return Ok(());
             }
             _ => clips.push(PathBuf::from(a)),
@@ -79,25 +81,31 @@ fn main() -> Result<()> {
         "clip", "frames", "input faces", "leaking frames", "frames/s", "found blurred"
     );
     for clip in &clips {
-        let out = tmp.path().join("out");
-        let _ = std::fs::remove_dir_all(&out);
-        let started = Instant::now();
-        let status = Command::new(&blurgate)
-            .arg("-q")
-            .arg("redact")
-            .arg(clip)
-            .arg("--out")
-            .arg(&out)
-            .arg("--fresh")
-            .args(&redact_args)
-            .status()
-            .with_context(|| format!("running {}", blurgate.display()))?;
-        let seconds = started.elapsed().as_secs_f64();
         let name = clip.file_name().context("a clip has a file name")?;
-        if !status.success() {
-            println!("{:<44} redact failed ({status})", clip.display());
-            continue;
-        }
+        let started = Instant::now();
+        let redacted = match &against {
+            Some(output) => output.clone(),
+            None => {
+                let out = tmp.path().join("out");
+                let _ = std::fs::remove_dir_all(&out);
+                let status = Command::new(&blurgate)
+                    .arg("-q")
+                    .arg("redact")
+                    .arg(clip)
+                    .arg("--out")
+                    .arg(&out)
+                    .arg("--fresh")
+                    .args(&redact_args)
+                    .status()
+                    .with_context(|| format!("running {}", blurgate.display()))?;
+                if !status.success() {
+                    println!("{:<44} redact failed ({status})", clip.display());
+                    continue;
+                }
+                out.join(name)
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
         // Per frame: the faces found, each with the detail inside the boxes `at` (the input's
         // faces, once known) or its own.
         let faces = |path: &Path, at: Option<&Vec<Vec<(Detection, f64)>>>| -> Result<Vec<Vec<(Detection, f64)>>> {
@@ -123,7 +131,7 @@ fn main() -> Result<()> {
             Ok(all)
         };
         let before = faces(clip, None)?;
-        let after = faces(&out.join(name), Some(&before))?;
+        let after = faces(&redacted, Some(&before))?;
         if before.len() != after.len() {
             println!("{:<44} frame counts differ: {} in, {} out", clip.display(), before.len(), after.len());
             continue;
@@ -170,7 +178,8 @@ fn main() -> Result<()> {
             input_faces,
             leaking_frames,
             leaking_faces,
-            before.len() as f64 / seconds,
+            // No redact ran for an output given with --against.
+            if against.is_some() { f64::NAN } else { before.len() as f64 / seconds },
             blurred
         );
     }

@@ -191,7 +191,10 @@ mod with_ffmpeg {
             let found: Vec<Detection> = if whole {
                 detector.detect_frame(&picture, &mut work.whole).map_err(FileError::Model)?
             } else {
-                let expected: Vec<FaceBox> = tracker.expected(index).iter().map(to_picture).collect();
+                // A track predicted wholly out of the picture has left it: nothing there to look at.
+                let inside = |b: &FaceBox| b.x2 > 0.0 && b.y2 > 0.0 && b.x1 < w as f32 && b.y1 < h as f32;
+                let expected: Vec<FaceBox> =
+                    tracker.expected(index).iter().filter(|b| inside(b)).map(to_picture).collect();
                 if expected.is_empty() {
                     Vec::new()
                 } else {
