@@ -266,7 +266,7 @@ mod tests {
         let found = boxes(&map, w, (w, h));
         assert_eq!(found.len(), 1);
         let (b, score) = found[0];
-        assert!(score > 0.8);
+        assert!(score > 0.7, "{score}");
         assert!(b.x1 < 8.0 && b.x2 > 40.0 && b.y1 < 10.0 && b.y2 > 16.0, "{b:?}");
         // A faint region is not text.
         let faint: Vec<f32> = map.iter().map(|v| v * 0.45).collect();
