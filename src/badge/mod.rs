@@ -80,6 +80,41 @@ pub struct TextRegion {
     pub score: f32,
 }
 
+/// Times text cut by an area's side is followed further sideways.
+const MAX_FOLLOWS: usize = 3;
+/// A strip that follows text reaches this many text heights past the cut...
+const FOLLOW_REACH: f32 = 12.0;
+/// ...and starts this many text heights back inside what was seen, so that a letter cut at the
+/// side is seen whole.
+const FOLLOW_OVERLAP: f32 = 2.0;
+
+/// A rectangle of the photo looked at for one face's text, at a scale.
+#[derive(Debug, Clone, Copy)]
+struct Look {
+    face: usize,
+    rect: Rect,
+    scale: f32,
+}
+
+impl Look {
+    /// A strip further along text `b` when it touches this look's left or right side (and the
+    /// photo goes on there).
+    fn follow(&self, b: &FaceBox, (w, h): (u32, u32)) -> Option<Look> {
+        let (x, _, rw, _) = self.rect;
+        let th = b.height().max(1.0);
+        let (x0, x1) = if b.x1 <= x as f32 + 1.0 && x > 0 {
+            (b.x1 - FOLLOW_REACH * th, b.x1 + FOLLOW_OVERLAP * th)
+        } else if b.x2 >= (x + rw) as f32 - 1.0 && x + rw < w {
+            (b.x2 - FOLLOW_OVERLAP * th, b.x2 + FOLLOW_REACH * th)
+        } else {
+            return None;
+        };
+        let clip = |v: f32, len: u32| v.round().clamp(0.0, len as f32) as u32;
+        let (x0, x1, y0, y1) = (clip(x0, w), clip(x1, w), clip(b.y1 - th, h), clip(b.y2 + th, h));
+        (x1 > x0 && y1 > y0).then_some(Look { rect: (x0, y0, x1 - x0, y1 - y0), ..*self })
+    }
+}
+
 pub struct TextDetector {
     sessions: SessionPool,
 }
@@ -90,32 +125,53 @@ impl TextDetector {
     }
 
     /// Text in the badge areas of `faces` in `img`; the network's runs are added to `work`.
+    /// Text cut by an area's side (a card wider than the area) is followed sideways, in a strip
+    /// along it, until its end is seen.
     pub fn find(&self, img: &RgbImage, faces: &[Detection], work: &mut DetectionWork) -> Result<Vec<TextRegion>> {
         let size = img.dimensions();
-        let mut copies: Vec<(usize, Rect, RgbImage)> = faces
+        let mut looks: Vec<Look> = faces
             .iter()
             .enumerate()
-            .filter_map(|(i, d)| {
-                let rect = area(d, size)?;
+            .filter_map(|(face, d)| {
                 let smallest = READABLE_LETTER.max(BADGE_LETTER_PER_FACE * d.bbox.height());
-                let scale = (NETWORK_LETTER / smallest).min(1.0);
-                let out =
-                    (((rect.2 as f32 * scale).round() as u32).max(1), ((rect.3 as f32 * scale).round() as u32).max(1));
-                Some((i, rect, detect::crop_scaled(img, size, rect, out)))
+                Some(Look { face, rect: area(d, size)?, scale: (NETWORK_LETTER / smallest).min(1.0) })
             })
             .collect();
-        copies.sort_by_key(|(_, _, c)| detect::padded(c.dimensions()));
         let mut found = Vec::new();
-        for group in copies.chunk_by(|a, b| detect::padded(a.2.dimensions()) == detect::padded(b.2.dimensions())) {
-            for batch in group.chunks(detect::batch_size(group[0].2.dimensions())) {
-                let images: Vec<&RgbImage> = batch.iter().map(|(_, _, c)| c).collect();
-                for ((face, rect, copy), boxes) in batch.iter().zip(self.run(&images, work)?) {
-                    let (sx, sy) = (rect.2 as f32 / copy.width() as f32, rect.3 as f32 / copy.height() as f32);
-                    let (w, h) = (rect.0 + rect.2, rect.1 + rect.3);
-                    found.extend(boxes.into_iter().map(|(b, score)| TextRegion {
-                        face: *face,
-                        bbox: b.mapped(sx, sy, rect.0 as f32, rect.1 as f32).clipped(w, h),
-                        score,
+        for _ in 0..=MAX_FOLLOWS {
+            if looks.is_empty() {
+                break;
+            }
+            let seen = self.look(img, &looks, work)?;
+            looks = seen.iter().filter_map(|(look, t)| look.follow(&t.bbox, size)).collect();
+            found.extend(seen.into_iter().map(|(_, t)| t));
+        }
+        Ok(found)
+    }
+
+    /// The text in each of `looks`, each region with the look it was found in; copies of one
+    /// padded size go through the network together.
+    fn look(&self, img: &RgbImage, looks: &[Look], work: &mut DetectionWork) -> Result<Vec<(Look, TextRegion)>> {
+        let size = img.dimensions();
+        let mut copies: Vec<(Look, RgbImage)> = looks
+            .iter()
+            .map(|l| {
+                let (_, _, w, h) = l.rect;
+                let out = (((w as f32 * l.scale).round() as u32).max(1), ((h as f32 * l.scale).round() as u32).max(1));
+                (*l, detect::crop_scaled(img, size, l.rect, out))
+            })
+            .collect();
+        copies.sort_by_key(|(_, c)| detect::padded(c.dimensions()));
+        let mut found = Vec::new();
+        for group in copies.chunk_by(|a, b| detect::padded(a.1.dimensions()) == detect::padded(b.1.dimensions())) {
+            for batch in group.chunks(detect::batch_size(group[0].1.dimensions())) {
+                let images: Vec<&RgbImage> = batch.iter().map(|(_, c)| c).collect();
+                for ((look, copy), boxes) in batch.iter().zip(self.run(&images, work)?) {
+                    let (x, y, w, h) = look.rect;
+                    let (sx, sy) = (w as f32 / copy.width() as f32, h as f32 / copy.height() as f32);
+                    found.extend(boxes.into_iter().map(|(b, score)| {
+                        let bbox = b.mapped(sx, sy, x as f32, y as f32).clipped(x + w, y + h);
+                        (*look, TextRegion { face: look.face, bbox, score })
                     }));
                 }
             }
