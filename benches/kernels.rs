@@ -24,7 +24,7 @@ use blurgate::detect::{decode, to_chw, FaceBox, Grid, Landmarks};
 use blurgate::embed::align;
 use blurgate::media::jpeg::{self, Turn};
 use blurgate::media::{self, DecodeLimits, EncodeOptions};
-use blurgate::redact::{redact, RedactOptions, Style};
+use blurgate::redact::{redact, Layer, RedactOptions, Style};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use image::RgbImage;
 
@@ -155,7 +155,13 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || jpeg::preview(&jpeg, limits, 1280).expect("a plain JPEG gets a preview"),
             |preview| {
-                jpeg::rewrite(black_box(&jpeg), preview, &big_boxes, &options, &EncodeOptions::default()).unwrap()
+                jpeg::rewrite(
+                    black_box(&jpeg),
+                    preview,
+                    &[Layer { boxes: &big_boxes, options }],
+                    &EncodeOptions::default(),
+                )
+                .unwrap()
             },
             BatchSize::PerIteration,
         )

@@ -32,7 +32,7 @@ use blurgate::detect::{infer_only, DetectionWork, Detector, DetectorOptions, Pre
 use blurgate::media::jpeg::{preview as jpeg_preview, rewrite as rewrite_jpeg};
 use blurgate::media::{decode, encode, DecodeLimits, EncodeOptions};
 use blurgate::models::ModelDir;
-use blurgate::redact::{redact, RedactOptions};
+use blurgate::redact::{redact, Layer, RedactOptions};
 use rayon::prelude::*;
 
 const EXTENSIONS: [&str; 4] = ["jpg", "jpeg", "png", "webp"];
@@ -198,7 +198,8 @@ fn stage_breakdown(
             // Ok: a JPEG rewritten block by block; Err: any other photo, decoded in full.
             match source {
                 Ok(p) => {
-                    rewrite_jpeg(&i.bytes, p, &boxes, &redact_options, &encode_options).map_err(|e| failed(&e))?;
+                    rewrite_jpeg(&i.bytes, p, &[Layer { boxes: &boxes, options: redact_options }], &encode_options)
+                        .map_err(|e| failed(&e))?;
                     rewritten += 1;
                 }
                 Err(mut photo) => {

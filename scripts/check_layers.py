@@ -7,7 +7,7 @@ Layers, top to bottom (a module may use those below it and, without loops, those
   jobs                                  redact, find, enrol, calibrate over an Engine
   report, audit, sheet                  the records a run leaves
   media, detect, embed, matching,       the stages
-  register, redact, track
+  register, redact, track, badge
   storage, digest, models               foundations
   error                                 (depends on nothing in blurgate)
 
@@ -26,7 +26,7 @@ LAYERS = {
     "cli": 5,
     "jobs": 4,
     "report": 3, "audit": 3, "sheet": 3,
-    "media": 2, "detect": 2, "embed": 2, "matching": 2, "register": 2, "redact": 2, "track": 2,
+    "media": 2, "detect": 2, "embed": 2, "matching": 2, "register": 2, "redact": 2, "track": 2, "badge": 2,
     "storage": 1, "digest": 1, "models": 1,
     "error": 0,
 }

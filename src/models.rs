@@ -45,6 +45,8 @@ pub enum ModelKind {
     CenterFaceInt8,
     /// SFace face recogniser (128-d embeddings).
     SFace,
+    /// PP-OCRv4's text detection network (badges and name cards of redacted people).
+    TextDetector,
 }
 
 impl ModelKind {
@@ -54,6 +56,7 @@ impl ModelKind {
             ModelKind::CenterFace => "centerface",
             ModelKind::CenterFaceInt8 => "centerface_int8",
             ModelKind::SFace => "sface",
+            ModelKind::TextDetector => "ppocr_det",
         }
     }
 }

@@ -59,6 +59,21 @@ impl RedactOptions {
     pub fn mask_box(&self, face: &FaceBox) -> FaceBox {
         face.scaled(self.mask_factor(face))
     }
+
+    /// How text found on a redacted person (a badge, a name card) is redacted: in the same
+    /// style, over its box as found. Boxes of text under 64 px tall grow as small faces' masks
+    /// do: the network's box is least sure there.
+    pub fn for_text(&self) -> RedactOptions {
+        RedactOptions { shape: Shape::Box, mask_scale: 1.0, ..*self }
+    }
+}
+
+/// Boxes redacted alike, in turn: a photo's faces with the run's options, then the text on
+/// redacted people with [`RedactOptions::for_text`].
+#[derive(Debug, Clone, Copy)]
+pub struct Layer<'a> {
+    pub boxes: &'a [FaceBox],
+    pub options: RedactOptions,
 }
 
 /// Blur sigma as a fraction of the face's larger side: strong enough that SFace no longer

@@ -13,7 +13,7 @@ use blurgate::detect::FaceBox;
 use blurgate::media::jpeg::markers::is_complete as jpeg_is_complete;
 use blurgate::media::jpeg::{preview as jpeg_preview, rewrite as rewrite_jpeg};
 use blurgate::media::{decode, DecodeLimits, EncodeOptions};
-use blurgate::redact::RedactOptions;
+use blurgate::redact::{Layer, RedactOptions};
 use blurgate::register::{store, Register, RegisterKey};
 
 const LIMITS: DecodeLimits = DecodeLimits { max_side: 4096, max_alloc: 64 << 20 };
@@ -89,7 +89,12 @@ fn jpeg_rewrite(data: &[u8]) -> Result<bool, String> {
     let (w, h) = preview.size();
     let (fw, fh) = (w as f32, h as f32);
     let face = FaceBox { x1: fw * 0.3, y1: fh * 0.2, x2: fw * 0.7, y2: fh * 0.8 };
-    match rewrite_jpeg(data, preview, &[face], &RedactOptions::default(), &EncodeOptions::default()) {
+    match rewrite_jpeg(
+        data,
+        preview,
+        &[Layer { boxes: &[face], options: RedactOptions::default() }],
+        &EncodeOptions::default(),
+    ) {
         Ok(out) => {
             let photo = decode(&out, LIMITS).map_err(|e| format!("the rewritten JPEG does not decode: {e}"))?;
             if photo.rgb.dimensions() != (w, h) {

@@ -1,6 +1,7 @@
 //! blurgate's integration tests: one test binary (as ripgrep's `tests/tests.rs`), one module per
 //! area of behaviour, all on real photos and the real models, sharing the helpers in `common`.
 
+mod badges;
 mod check;
 mod common;
 mod container;

@@ -7,6 +7,7 @@ use clap::ValueEnum;
 use serde::Deserialize;
 
 use blurgate::audit::{AuditLog, AuditTarget};
+use blurgate::badge::Badges;
 use blurgate::detect::{Precision, Speed, Tiling};
 use blurgate::jobs::plan::Shard;
 use blurgate::matching::{Policy, DEFAULT_TARGET_FAR};
@@ -348,6 +349,22 @@ pub enum StyleArg {
     Blur,
     Pixelate,
     Fill,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BadgesArg {
+    Redact,
+    Keep,
+}
+
+impl From<BadgesArg> for Badges {
+    fn from(b: BadgesArg) -> Badges {
+        match b {
+            BadgesArg::Redact => Badges::Redact,
+            BadgesArg::Keep => Badges::Keep,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]

@@ -10,6 +10,7 @@
 //! [render]
 //! style = "pixelate"
 //! mask_scale = 1.5
+//! badges = "redact"
 //!
 //! [matching]
 //! register = "optouts.reg"
@@ -28,8 +29,8 @@ use clap::ArgMatches;
 use serde::Deserialize;
 
 use super::args::{
-    DetectionArgs, DeviceArg, MatchArgs, OutputFormatArg, PolicyArg, PrecisionArg, SpeedArg, StyleArg, StyleArgs,
-    TilesArg,
+    BadgesArg, DetectionArgs, DeviceArg, MatchArgs, OutputFormatArg, PolicyArg, PrecisionArg, SpeedArg, StyleArg,
+    StyleArgs, TilesArg,
 };
 
 pub const DEFAULT_FILE: &str = "blurgate.toml";
@@ -65,6 +66,7 @@ pub struct RenderConfig {
     pub style: Option<StyleArg>,
     pub boxes: Option<bool>,
     pub mask_scale: Option<f32>,
+    pub badges: Option<BadgesArg>,
     pub keep_metadata: Option<bool>,
     pub jpeg_quality: Option<u8>,
     pub output_format: Option<OutputFormatArg>,

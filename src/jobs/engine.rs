@@ -2,10 +2,12 @@
 //! recogniser when faces are matched against a register.
 
 use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 
 use image::RgbImage;
 use time::Date;
 
+use crate::badge::{TextDetector, TextRegion};
 use crate::detect::{Detection, DetectionWork, Detector, DetectorOptions, Landmarks};
 use crate::embed::{Embedder, EmbedderOptions, Embedding, Probe};
 use crate::error::{Error, Result};
@@ -53,6 +55,13 @@ pub struct Engine {
     detector: Detector,
     embedder: Option<Embedder>,
     digests: ModelDigests,
+    models: ModelDir,
+    /// Sessions per model, and threads per session.
+    sessions: (usize, usize),
+    /// The text detector, loaded by the first file with a redacted face (a run without any
+    /// pays nothing for it); a failure to load fails that file and is tried again by the next.
+    text: OnceLock<TextDetector>,
+    loading_text: Mutex<()>,
 }
 
 impl Engine {
@@ -88,11 +97,45 @@ impl Engine {
                 Some(Embedder::try_new(env, &sface.path, options)?)
             }
         };
-        Ok(Engine { detector, embedder, digests })
+        let (models, sessions) = (models.clone(), (workers, threads));
+        Ok(Engine {
+            detector,
+            embedder,
+            digests,
+            models,
+            sessions,
+            text: OnceLock::new(),
+            loading_text: Mutex::new(()),
+        })
     }
 
     pub fn detector(&self) -> &Detector {
         &self.detector
+    }
+
+    /// Text in the badge areas of `faces` (the redacted ones) in `rgb`, the photo at full
+    /// resolution; the text network's runs are added to `work`.
+    pub fn badges(&self, rgb: &RgbImage, faces: &[Detection], work: &mut DetectionWork) -> Result<Vec<TextRegion>> {
+        if faces.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.text_detector()?.find(rgb, faces, work)
+    }
+
+    fn text_detector(&self) -> Result<&TextDetector> {
+        if let Some(t) = self.text.get() {
+            return Ok(t);
+        }
+        let _one_at_a_time = self.loading_text.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = self.text.get() {
+            return Ok(t);
+        }
+        let model = self.models.model(ModelKind::TextDetector)?;
+        let env = self.models.init_runtime()?;
+        let (sessions, threads) = self.sessions;
+        let text = TextDetector::try_new(env, &model.path, sessions, threads, self.detector.options().device)?;
+        tracing::debug!(model = %model.path.display(), "text detector loaded");
+        Ok(self.text.get_or_init(|| text))
     }
 
     /// The model files in use, by name.

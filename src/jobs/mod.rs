@@ -41,6 +41,7 @@ pub use video::VideoSettings;
 use std::path::PathBuf;
 
 use crate::audit::AuditTarget;
+use crate::badge::Badges;
 use crate::matching::Policy;
 use crate::media::{DecodeLimits, EncodeOptions};
 use crate::redact::RedactOptions;
@@ -50,9 +51,14 @@ use crate::redact::RedactOptions;
 pub struct RenderOptions {
     pub redact: RedactOptions,
     pub encode: EncodeOptions,
+    /// Text on redacted people is redacted with their faces (photos).
+    pub badges: Badges,
 }
 
 impl RenderOptions {
+    pub fn with_badges(self, badges: Badges) -> Self {
+        RenderOptions { badges, ..self }
+    }
     pub fn with_redact(self, redact: RedactOptions) -> Self {
         RenderOptions { redact, ..self }
     }

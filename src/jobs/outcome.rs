@@ -18,6 +18,8 @@ pub enum FileError {
     Decode(#[from] DecodeError),
     #[error("face detection or recognition failed: {0}")]
     Model(Error),
+    #[error("text detection on redacted people failed (their badges would show): {0}")]
+    Text(Error),
     #[error("cannot encode: {0}")]
     Encode(#[from] EncodeError),
     #[error("cannot write {}: {err}", path.display())]
@@ -40,7 +42,7 @@ impl FileError {
             FileError::Unsupported(_) => "unsupported",
             FileError::Decode(e) if e.is_limit() => "limit",
             FileError::Decode(_) => "decode",
-            FileError::Model(_) => "model",
+            FileError::Model(_) | FileError::Text(_) => "model",
             FileError::Encode(_) => "encode",
             FileError::Write { .. } => "write",
             FileError::State(_) => "state",

@@ -5,6 +5,8 @@
 
 use std::time::Instant;
 
+use image::RgbImage;
+
 use super::cache::Cache;
 use super::engine::{Engine, Matching, ModelDigests, Recognition};
 use super::manifest::{self, Entry, Manifest, ManifestKey, Manifests};
@@ -17,15 +19,16 @@ use super::state::{Finished, RunState};
 use super::video::{self, VideoSettings};
 use super::{pool, Decisions, RenderOptions, RunOptions};
 use crate::audit::{AuditFace, AuditLog, Event};
+use crate::badge::{Badges, TextRegion};
 use crate::detect::{Detection, DetectionWork, DetectorOptions, FaceBox};
 use crate::digest::sha256_hex;
 use crate::error::{Error, Result};
 use crate::matching::{Action, FaceDecision, Policy};
 use crate::media::{self, jpeg, Photo};
 use crate::models::ModelDir;
-use crate::redact::Mask;
+use crate::redact::{Layer, Mask};
 use crate::register::keystore;
-use crate::report::{FaceReport, FileReport, FileStatus, RenderSettings, Report};
+use crate::report::{FaceReport, FileReport, FileStatus, RenderSettings, Report, TextReport};
 use crate::storage::Location;
 
 #[derive(Debug, Clone)]
@@ -177,7 +180,10 @@ pub fn run_redact(job: &RedactJob, models: &ModelDir, observer: &dyn Observer) -
     })?;
     let mut report = Report::new(files, started.elapsed().as_secs_f64());
     report.detection = Some(job.detection.settings());
-    report.render = Some(RenderSettings::new(&job.render.redact, &job.render.encode));
+    report.render = Some(RenderSettings {
+        badges: Some(job.render.badges),
+        ..RenderSettings::new(&job.render.redact, &job.render.encode)
+    });
     report.thresholds = decisions.matching.as_ref().map(|m| m.thresholds);
     report.dry_run = dry_run;
     if let Some(key) = manifest_key {
@@ -293,10 +299,18 @@ fn open<'a>(bytes: &'a [u8], job: &RedactJob, report: &mut FileReport) -> Result
     decode(bytes, job.run.limits, report).map(Source::Full)
 }
 
-/// The faces in the photo (in each frame of an animation), with their match decisions. A JPEG read as a reduced preview is
-/// decoded in full too (the native and zoomed passes and recognition need every pixel), and
-/// the preview serves the coarse passes.
-fn find_faces(source: &Source, bytes: &[u8], run: &Run, work: &mut DetectionWork) -> Result<Vec<Faces>, FileError> {
+/// What the networks ran on a file: face detection, and text detection on redacted people.
+#[derive(Default)]
+struct Work {
+    faces: DetectionWork,
+    texts: DetectionWork,
+}
+
+/// The faces in the photo (in each frame of an animation), with their match decisions, and
+/// the text on the redacted ones. A JPEG read as a reduced preview is decoded in full too
+/// (the native and zoomed passes, recognition and text detection need every pixel), and the
+/// preview serves the coarse passes.
+fn find_faces(source: &Source, bytes: &[u8], run: &Run, work: &mut Work) -> Result<Vec<Picture>, FileError> {
     let (engine, decisions) = (run.engine, &run.job.decisions);
     let (policy, matching) = (decisions.policy, decisions.matching.as_ref());
     let p = match source {
@@ -304,7 +318,10 @@ fn find_faces(source: &Source, bytes: &[u8], run: &Run, work: &mut DetectionWork
             let frames = photo.frames();
             return frames
                 .iter()
-                .map(|f| engine.analyse(f, policy, matching, work).map_err(FileError::Model))
+                .map(|f| {
+                    let faces = engine.analyse(f, policy, matching, &mut work.faces).map_err(FileError::Model)?;
+                    Picture::new(f, faces, run, &mut work.texts)
+                })
                 .collect();
         }
         Source::Jpeg(p) => p,
@@ -319,15 +336,53 @@ fn find_faces(source: &Source, bytes: &[u8], run: &Run, work: &mut DetectionWork
         Some(full) => (full, Some(&p.rgb)),
         None => (&p.rgb, None),
     };
-    let found = engine.detector().detect_traced(img, preview, work).map_err(FileError::Model)?;
-    Ok(vec![engine.decide(img, found, policy, matching).map_err(FileError::Model)?])
+    let found = engine.detector().detect_traced(img, preview, &mut work.faces).map_err(FileError::Model)?;
+    let faces = engine.decide(img, found, policy, matching).map_err(FileError::Model)?;
+    Ok(vec![Picture::new(img, faces, run, &mut work.texts)?])
 }
 
-/// The faces of one picture (a photo, or one frame of an animation) and their decisions.
-type Faces = Vec<(Detection, Option<FaceDecision>)>;
+/// One picture (a photo, or one frame of an animation): its faces with their decisions, and
+/// the text on the redacted ones.
+struct Picture {
+    faces: Vec<(Detection, Option<FaceDecision>)>,
+    /// Each with the index in `faces` of the face it belongs to.
+    texts: Vec<TextRegion>,
+}
 
-fn render_full(mut photo: Photo, boxes: &[Vec<FaceBox>], render: &RenderOptions) -> Result<Vec<u8>, FileError> {
-    photo.redact_frames(boxes, &render.redact);
+impl Picture {
+    /// With `--badges redact`, looks for text in the badge areas of the faces to redact; a
+    /// failure fails the file (fail closed: never a hidden face above a readable badge).
+    fn new(
+        img: &RgbImage,
+        faces: Vec<(Detection, Option<FaceDecision>)>,
+        run: &Run,
+        work: &mut DetectionWork,
+    ) -> Result<Picture, FileError> {
+        let redacted: Vec<usize> = (0..faces.len()).filter(|&i| action(&faces[i].1) == Action::Redacted).collect();
+        if run.job.render.badges == Badges::Keep || redacted.is_empty() {
+            return Ok(Picture { faces, texts: Vec::new() });
+        }
+        let looked: Vec<Detection> = redacted.iter().map(|&i| faces[i].0).collect();
+        let found = run.engine.badges(img, &looked, work).map_err(FileError::Text)?;
+        let texts = found.into_iter().map(|t| TextRegion { face: redacted[t.face], ..t }).collect();
+        Ok(Picture { faces, texts })
+    }
+}
+
+/// What a face's decision (none without a register) makes of it.
+fn action(d: &Option<FaceDecision>) -> Action {
+    d.as_ref().map_or(Action::Redacted, |fd| fd.action)
+}
+
+/// What is redacted in each picture of a file: the faces, and the text on them.
+struct Redactions {
+    faces: Vec<Vec<FaceBox>>,
+    texts: Vec<Vec<FaceBox>>,
+}
+
+fn render_full(mut photo: Photo, r: &Redactions, render: &RenderOptions) -> Result<Vec<u8>, FileError> {
+    photo.redact_frames(&r.faces, &render.redact);
+    photo.redact_frames(&r.texts, &render.redact.for_text());
     Ok(media::encode(photo, &render.encode)?)
 }
 
@@ -335,21 +390,27 @@ fn render_full(mut photo: Photo, boxes: &[Vec<FaceBox>], render: &RenderOptions)
 fn render(
     source: Source,
     bytes: &[u8],
-    boxes: &[Vec<FaceBox>],
+    r: &Redactions,
     p: &Planned,
     job: &RedactJob,
     report: &mut FileReport,
 ) -> Result<Vec<u8>, FileError> {
+    let redact = job.render.redact;
     match source {
-        Source::Full(photo) => render_full(photo, boxes, &job.render),
-        Source::Jpeg(preview) => match jpeg::rewrite(bytes, preview, &boxes[0], &job.render.redact, &job.render.encode)
-        {
-            Ok(encoded) => Ok(encoded),
-            Err(e) => {
-                tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", p.input);
-                render_full(decode(bytes, job.run.limits, report)?, boxes, &job.render)
+        Source::Full(photo) => render_full(photo, r, &job.render),
+        Source::Jpeg(preview) => {
+            let layers = [
+                Layer { boxes: &r.faces[0], options: redact },
+                Layer { boxes: &r.texts[0], options: redact.for_text() },
+            ];
+            match jpeg::rewrite(bytes, preview, &layers, &job.render.encode) {
+                Ok(encoded) => Ok(encoded),
+                Err(e) => {
+                    tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", p.input);
+                    render_full(decode(bytes, job.run.limits, report)?, r, &job.render)
+                }
             }
-        },
+        }
     }
 }
 
@@ -403,42 +464,52 @@ fn redact_file(mut p: Planned, run: &Run, report: &mut FileReport) -> Result<(),
     }
     report.notes.extend(media::left_out(&bytes));
     let source = open(&bytes, job, report)?;
-    let mut work = DetectionWork::default();
+    let mut work = Work::default();
     let frames = find_faces(&source, &bytes, run, &mut work);
-    report.detection = Some(work);
+    report.detection = Some(work.faces);
+    report.text_detection = (work.texts.runs > 0).then_some(work.texts);
     let frames = frames?;
     let animated = frames.len() > 1;
     let (w, h) = (report.width.unwrap_or(0), report.height.unwrap_or(0));
-    let action = |d: &Option<FaceDecision>| d.as_ref().map_or(Action::Redacted, |fd| fd.action);
-    let boxes: Vec<Vec<FaceBox>> = frames
-        .iter()
-        .map(|faces| faces.iter().filter(|(_, d)| action(d) == Action::Redacted).map(|(f, _)| f.bbox).collect())
-        .collect();
-    report.review = frames.iter().flatten().any(|(_, d)| d.as_ref().is_some_and(FaceDecision::needs_review));
-    report.faces = frames
-        .into_iter()
-        .enumerate()
-        .flat_map(|(i, faces)| faces.into_iter().map(move |face| (i, face)))
-        .map(|(i, (f, d))| {
+    let redactions = Redactions {
+        faces: frames
+            .iter()
+            .map(|p| p.faces.iter().filter(|(_, d)| action(d) == Action::Redacted).map(|(f, _)| f.bbox).collect())
+            .collect(),
+        texts: frames.iter().map(|p| p.texts.iter().map(|t| t.bbox).collect()).collect(),
+    };
+    report.review =
+        frames.iter().flat_map(|p| &p.faces).any(|(_, d)| d.as_ref().is_some_and(FaceDecision::needs_review));
+    let text_options = job.render.redact.for_text();
+    let mut first_face = 0;
+    for (i, picture) in frames.into_iter().enumerate() {
+        let frame = animated.then_some(i as u32);
+        report.texts.extend(picture.texts.iter().map(|t| {
+            let m = Mask::for_face(&t.bbox, &text_options, w, h).area;
+            TextReport { frame, ..TextReport::new(t, first_face + t.face, Some([m.x1, m.y1, m.x2, m.y2])) }
+        }));
+        first_face += picture.faces.len();
+        report.faces.extend(picture.faces.into_iter().map(|(f, d)| {
             let a = action(&d);
             let mask = (a == Action::Redacted).then(|| {
                 let m = Mask::for_face(&f.bbox, &job.render.redact, w, h).area;
                 [m.x1, m.y1, m.x2, m.y2]
             });
-            FaceReport { frame: animated.then_some(i as u32), ..FaceReport::new(&f, a, mask, d) }
-        })
-        .collect();
+            FaceReport { frame, ..FaceReport::new(&f, a, mask, d) }
+        }));
+    }
     if report.review && job.decisions.hold_uncertain {
         run.outputs.withdraw(&p.output);
         report.status = FileStatus::Held;
         report.pending_output = Some(p.output.to_string());
         return Ok(());
     }
-    report.status = if boxes.iter().all(Vec::is_empty) { FileStatus::Unchanged } else { FileStatus::Redacted };
+    report.status =
+        if redactions.faces.iter().all(Vec::is_empty) { FileStatus::Unchanged } else { FileStatus::Redacted };
     if run.outputs.leave_published(&p, report) {
         return Ok(());
     }
-    let encoded = render(source, &bytes, &boxes, &p, job, report)?;
+    let encoded = render(source, &bytes, &redactions, &p, job, report)?;
     let output_sha256 = sha256_hex(&encoded);
     report.output = Some(p.output.to_string());
     report.output_sha256 = Some(output_sha256.clone());

@@ -19,9 +19,9 @@ use crate::detect::FaceBox;
 use crate::digest::{hex, sha256_hex};
 use crate::matching::{Action, Decision};
 use crate::media::{self, jpeg, DecodeError, DecodeLimits, EncodeError};
-use crate::redact::Mask;
+use crate::redact::{Layer, Mask};
 use crate::register::keystore;
-use crate::report::{FaceReport, FileReport, FileStatus, Report, Reviewed};
+use crate::report::{FaceReport, FileReport, FileStatus, Report, Reviewed, TextReport};
 use crate::sheet::{self, FaceKind};
 
 /// Long side of the images the review page shows.
@@ -222,14 +222,28 @@ impl Review {
             }
             boxes
         };
+        // Text on a person goes with their face, unless the reviewer dropped it.
+        let shown = |t: &&TextReport| {
+            t.action == Action::Redacted && file.faces.get(t.face).is_some_and(|f| f.action == Action::Redacted)
+        };
+        let texts_per_frame = |frames: usize| {
+            let mut boxes: Vec<Vec<FaceBox>> = vec![Vec::new(); frames];
+            for t in file.texts.iter().filter(shown) {
+                boxes[t.frame.map_or(0, |i| i as usize).min(frames - 1)].push(text_box(t));
+            }
+            boxes
+        };
         let still = per_frame(1);
         let boxes = &still[0];
+        let texts = texts_per_frame(1);
+        let text_options = redact.for_text();
         let decode_err = |err| ReviewError::Decode { input: file.input.clone(), err };
         let encode_err = |err| ReviewError::Encode { input: file.input.clone(), err };
         let side = self.report.detection.as_ref().map_or(DEFAULT_PREVIEW_SIDE, |d| d.max_side);
         let jpeg = encode.keeps_jpeg().then(|| jpeg::preview(&bytes, self.limits, side)).flatten();
         let rewritten = jpeg.and_then(|p| {
-            jpeg::rewrite(&bytes, p, boxes, &redact, &encode)
+            let layers = [Layer { boxes, options: redact }, Layer { boxes: &texts[0], options: text_options }];
+            jpeg::rewrite(&bytes, p, &layers, &encode)
                 .inspect_err(|e| {
                     tracing::warn!("{}: block-level JPEG rewrite failed ({e}); encoding it afresh", file.input)
                 })
@@ -242,12 +256,21 @@ impl Review {
                 let mut photo = media::decode(&bytes, self.limits).map_err(decode_err)?;
                 let frames = photo.animation.as_ref().map_or(1, |a| a.frames.len());
                 photo.redact_frames(&per_frame(frames), &redact);
+                photo.redact_frames(&texts_per_frame(frames), &text_options);
                 media::encode(photo, &encode).map_err(encode_err)?
             }
         };
         for f in &mut file.faces {
             f.mask = (f.action == Action::Redacted).then(|| {
                 let m = Mask::for_face(&sheet::face_box(f), &redact, w, h).area;
+                [m.x1, m.y1, m.x2, m.y2].map(|v| (v * 10.0).round() / 10.0)
+            });
+        }
+        for t in &mut file.texts {
+            let redacted =
+                t.action == Action::Redacted && file.faces.get(t.face).is_some_and(|f| f.action == Action::Redacted);
+            t.mask = redacted.then(|| {
+                let m = Mask::for_face(&text_box(t), &text_options, w, h).area;
                 [m.x1, m.y1, m.x2, m.y2].map(|v| (v * 10.0).round() / 10.0)
             });
         }
@@ -451,6 +474,12 @@ fn text(code: u16, message: &str) -> Response<std::io::Cursor<Vec<u8>>> {
 
 fn json(value: &serde_json::Value) -> Response<std::io::Cursor<Vec<u8>>> {
     Response::from_string(value.to_string()).with_header(header("Content-Type", "application/json"))
+}
+
+/// A text region's box as the redaction takes it.
+fn text_box(t: &TextReport) -> FaceBox {
+    let [x1, y1, x2, y2] = t.bbox;
+    FaceBox { x1, y1, x2, y2 }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::badge::{Badges, TextRegion};
 use crate::detect::{Detection, DetectionSettings, DetectionWork};
 use crate::error::{Error, Result};
 pub use crate::matching::Action;
@@ -107,6 +108,54 @@ pub struct FileReport {
     /// passes, network runs, network input pixels and inference milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detection: Option<DetectionWork>,
+    /// Text found on redacted people (badges, lanyard cards, name cards), each with the face
+    /// it belongs to (`--badges redact`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texts: Vec<TextReport>,
+    /// What the text detector ran on this file, as `detection` (absent when no face was
+    /// redacted: it did not run).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text_detection: Option<DetectionWork>,
+}
+
+/// A region of text on a redacted person, in the upright output image's pixels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TextReport {
+    /// The index in `faces` of the face whose badge area it is in.
+    pub face: usize,
+    /// The text's box `[x1, y1, x2, y2]`.
+    #[serde(rename = "box")]
+    pub bbox: [f32; 4],
+    /// Mean text probability over the box.
+    pub score: f32,
+    /// `redacted`, or `kept` when a reviewer dropped it.
+    pub action: Action,
+    /// The redacted rectangle `[x1, y1, x2, y2]` (the box, grown for small text, clipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mask: Option<[f32; 4]>,
+    /// The frame of an animation the text is in (from 0); absent for stills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<u32>,
+    /// A person's decision in `blurgate review`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewed: Option<Reviewed>,
+}
+
+impl TextReport {
+    /// Region `t` of face `face` (in `faces`), redacted under `mask`.
+    pub fn new(t: &TextRegion, face: usize, mask: Option<[f32; 4]>) -> Self {
+        let r = |v: f32| (v * 10.0).round() / 10.0;
+        let b = &t.bbox;
+        TextReport {
+            face,
+            bbox: [r(b.x1), r(b.y1), r(b.x2), r(b.y2)],
+            score: (t.score * 1000.0).round() / 1000.0,
+            action: if mask.is_some() { Action::Redacted } else { Action::Kept },
+            mask: mask.map(|m| m.map(r)),
+            frame: None,
+            reviewed: None,
+        }
+    }
 }
 
 /// What `redact` did to a video.
@@ -220,6 +269,8 @@ impl FileReport {
             seconds: 0.0,
             video: None,
             detection: None,
+            texts: Vec::new(),
+            text_detection: None,
         }
     }
 }
@@ -282,6 +333,9 @@ pub struct RenderSettings {
     /// `keep`, `jpeg` or `png`.
     pub output_format: String,
     pub keep_metadata: bool,
+    /// `redact`: whether text on redacted people was redacted (`redact`) or kept (`keep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub badges: Option<Badges>,
 }
 
 impl RenderSettings {
@@ -293,6 +347,7 @@ impl RenderSettings {
             jpeg_quality: encode.jpeg_quality,
             output_format: encode.extension().map_or("keep", |e| if e == "jpg" { "jpeg" } else { e }).into(),
             keep_metadata: encode.metadata == MetadataPolicy::Keep,
+            badges: None,
         }
     }
 

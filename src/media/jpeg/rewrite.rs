@@ -7,36 +7,46 @@ use super::{Preview, Rect, Turn};
 use crate::detect::FaceBox;
 use crate::media::metadata::{kept_exif, MetadataPolicy};
 use crate::media::{EncodeError, EncodeOptions};
-use crate::redact::{self, Mask, RedactOptions};
+use crate::redact::{self, Layer, Mask};
 
 /// The redacted copy of a JPEG, written block by block: the faces' rectangles are decoded at
 /// full size from the preview's coefficients and redacted ([`redact::redact_from_preview`]),
 /// and the blocks under the masks are encoded again with the photo's own quantisation tables;
 /// every other block keeps its coefficients, so the rest of the photo is exactly as it was.
-/// With no face, only the metadata changes. `faces` are upright; an EXIF-rotated photo is
+/// With no face, only the metadata changes. The layers are redacted in turn; their boxes are upright; an EXIF-rotated photo is
 /// redacted as stored and its blocks are turned upright as it is written (which turns each
 /// block's coefficients, losing nothing).
 pub fn rewrite(
     source: &[u8],
     preview: Preview<'_>,
-    faces: &[FaceBox],
-    redact_options: &RedactOptions,
+    layers: &[Layer],
     options: &EncodeOptions,
 ) -> Result<Vec<u8>, EncodeError> {
     let (header, turn) = (preview.header, preview.turn);
     // Redaction runs on the photo as stored; its blocks turn upright as they are written.
     let (w, h) = (header.width, header.height);
-    let stored: Vec<FaceBox> = faces
+    let stored: Vec<Vec<FaceBox>> = layers
         .iter()
-        .map(|f| {
-            let (ax, ay) = turn.to_stored(f.x1, f.y1, w, h);
-            let (bx, by) = turn.to_stored(f.x2, f.y2, w, h);
-            FaceBox { x1: ax.min(bx), y1: ay.min(by), x2: ax.max(bx), y2: ay.max(by) }
+        .map(|layer| {
+            layer
+                .boxes
+                .iter()
+                .map(|f| {
+                    let (ax, ay) = turn.to_stored(f.x1, f.y1, w, h);
+                    let (bx, by) = turn.to_stored(f.x2, f.y2, w, h);
+                    FaceBox { x1: ax.min(bx), y1: ay.min(by), x2: ax.max(bx), y2: ay.max(by) }
+                })
+                .collect()
         })
         .collect();
-    // Each face's mask with the full (unclipped) box its ellipse is drawn in.
-    let masks: Vec<(Mask, FaceBox)> =
-        stored.iter().map(|f| (Mask::for_face(f, redact_options, w, h), redact_options.mask_box(f))).collect();
+    // Each box's mask with the full (unclipped) box its ellipse is drawn in.
+    let masks: Vec<(Mask, FaceBox)> = layers
+        .iter()
+        .zip(&stored)
+        .flat_map(|(layer, boxes)| {
+            boxes.iter().map(|f| (Mask::for_face(f, &layer.options, w, h), layer.options.mask_box(f)))
+        })
+        .collect();
     let mut rects: Vec<Rect> = Vec::new();
     for (mask, _) in &masks {
         let (x0, y0, x1, y1) = mask.bounds();
@@ -60,7 +70,9 @@ pub fn rewrite(
                 coefficients.decode(*r, &mut pixels, (all.x, all.y))?;
             }
             let mut small = turn.inverse().apply(upright);
-            redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), &stored, redact_options);
+            for (layer, boxes) in layers.iter().zip(&stored) {
+                redact::redact_from_preview(&mut pixels, (all.x, all.y), &mut small, (w, h), boxes, &layer.options);
+            }
             for r in &rects {
                 coefficients.replace(*r, &pixels, (all.x, all.y), &changed_imcus(*r, header.mcu, &masks))?;
             }
