@@ -27,7 +27,7 @@ rm -f "$OUT" "$STATS"
 PORT=$((20000 + RANDOM % 20000))
 ffmpeg -nostdin -v error -re -i "$CLIP" -c copy -f mpegts "tcp://127.0.0.1:$PORT?listen=1&listen_timeout=60000" &
 SENDER=$!
-target/release/blurgate stream "tcp://127.0.0.1:$PORT" "$OUT" --reconnect 6 --stats "$STATS" "$@"
+/usr/bin/time -f "bench-stream: cpu user %U s sys %S s wall %e s" target/release/blurgate stream "tcp://127.0.0.1:$PORT" "$OUT" --reconnect 6 --stats "$STATS" "$@"
 wait "$SENDER"
 python3 - "$STATS" <<'PY'
 import json, sys

@@ -408,7 +408,7 @@ impl Detector {
         preview: Option<&RgbImage>,
         work: &mut DetectionWork,
     ) -> Result<Vec<Detection>> {
-        self.detect_with(img, preview, work, self.options.zoom_looks)
+        self.detect_with(img, preview, work, self.options.zoom_looks, &[])
     }
 
     fn detect_with(
@@ -417,6 +417,7 @@ impl Detector {
         preview: Option<&RgbImage>,
         work: &mut DetectionWork,
         zoom_looks: ZoomLooks,
+        known: &[FaceBox],
     ) -> Result<Vec<Detection>> {
         let (w, h) = img.dimensions();
         let passes = self.plan(w, h);
@@ -431,7 +432,8 @@ impl Detector {
             let source = preview.filter(|p| p.width() as f32 >= w as f32 * pass.scale - 0.5).unwrap_or(img);
             let view = self.look(source, (w, h), *pass, &proposals, zoom_looks, work)?;
             if i == base {
-                proposals = view.found.iter().map(|d| d.bbox).collect();
+                let unknown = |p: &FaceBox| !known.iter().any(|k| k.iou(p) >= KNOWN_IOU);
+                proposals = view.found.iter().map(|d| d.bbox).filter(unknown).collect();
             }
             work.passes += 1;
             views.push(view);
@@ -446,7 +448,25 @@ impl Detector {
     /// zoomed look in crops or tiles, whichever reads fewer pixels ([`ZoomLooks::Fewest`]): a
     /// frame's faces are few, and its zoomed tiles would mostly read empty background.
     pub fn detect_frame(&self, img: &RgbImage, work: &mut DetectionWork) -> Result<Vec<Detection>> {
-        self.detect_with(img, None, work, ZoomLooks::Fewest)
+        self.detect_with(img, None, work, ZoomLooks::Fewest, &[])
+    }
+
+    /// [`Detector::detect_frame`] for a frame whose tracked faces are expected at `known`:
+    /// each is looked at as [`Detector::detect_around`] looks (a small crop scaled to where
+    /// CenterFace is surest, kept from [`TRACK_SCORE`]), and only the other candidates open
+    /// the zoomed looks, which would otherwise re-read every known face at ×2 and ×3.
+    pub fn detect_frame_tracked(
+        &self,
+        img: &RgbImage,
+        known: &[FaceBox],
+        work: &mut DetectionWork,
+    ) -> Result<Vec<Detection>> {
+        let mut found = self.detect_with(img, None, work, ZoomLooks::Fewest, known)?;
+        if known.is_empty() {
+            return Ok(found);
+        }
+        found.extend(self.detect_around(img, known, TRACK_SCORE, work)?);
+        Ok(clipped(merge(found), img.width(), img.height()))
     }
 
     /// Faces near `boxes`, where faces are expected (a track's predicted box in a video
@@ -676,6 +696,11 @@ const CROP_CONTEXT: f32 = 3.0;
 /// ...and at least this.
 const MIN_CROP: u32 = 64;
 
+/// Score a face needs in a look around where it is expected (one look, zoomed to where
+/// CenterFace is surest: the reference decoder's threshold).
+pub const TRACK_SCORE: f32 = 0.2;
+/// A whole-frame candidate overlapping a known face this much is that face.
+const KNOWN_IOU: f32 = 0.3;
 /// Face height, in the crop's pixels, that [`Detector::detect_around`] scales a face to: where
 /// CenterFace is surest.
 pub const AROUND_FACE: f32 = 48.0;

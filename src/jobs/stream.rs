@@ -2,17 +2,20 @@
 //! look-ahead.
 //!
 //! A reader thread decodes the source (reconnecting with backoff when it fails) into a bounded
-//! queue; the job takes frames from it, detects faces on every K-th one, links them into tracks
-//! and holds each frame for the look-ahead, so a face first detected at frame t is also
-//! redacted on the held frames before t. A frame leaves only once a detection has run on it or
-//! on a later frame; one that cannot be checked in time is written black (fail closed), and one
-//! that would leave past the latency bound is dropped (its audio kept); none leaves as it came. When the queue grows, K doubles (up to `max_detect_every`); when it empties, K
-//! comes back down; with K at its limit and the queue still longer than the look-ahead, frames
-//! are blanked until it drains.
+//! queue; the job takes frames from it and holds each for the look-ahead, while a detection
+//! thread searches every K-th one (as video keyframes are searched) beside it; the faces found
+//! are linked into tracks, so a face first detected at frame t is also redacted on the held
+//! frames before t. A frame leaves only once a detection has run on it or on a later frame; one
+//! that cannot be checked in time is written black (fail closed), and one that would leave past
+//! the latency bound is dropped (its audio kept); none leaves as it came. A slow detection
+//! thins the detections out by itself (the next starts on the first frame after it); when
+//! frames queue behind the job, K doubles (up to `max_detect_every`); when the queue empties,
+//! K comes back down; with K at its limit and the queue still longer than the look-ahead,
+//! frames are blanked until it drains.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::time::{Duration, Instant};
 
 use image::RgbImage;
@@ -22,7 +25,7 @@ use super::engine::{decide_probe, Engine, Recognition};
 use super::video::decide_track;
 use super::Decisions;
 use crate::audit::{AuditLog, AuditTarget, AuditTrack, Event};
-use crate::detect::{Detection, DetectorOptions, FaceBox};
+use crate::detect::{Detection, DetectionWork, DetectorOptions, FaceBox};
 use crate::embed::Probe;
 use crate::matching::{Action, FaceDecision, Policy};
 use crate::media::video::{
@@ -300,9 +303,16 @@ pub fn run_stream(
     // One detection timed on the first real frame (faces open the zoomed looks, which a dummy
     // frame does not): it sizes the latency reserve and how often the stream can afford to
     // detect. The frames arriving meanwhile wait in the source, not in the output.
+    let (detector, mut work) = (engine.detector(), DetectionWork::default());
     let timed = Instant::now();
-    engine.detector().detect(first.picture())?;
+    let found = detector.detect_frame(first.picture(), &mut work)?;
     let detect_time = timed.elapsed();
+    // Once faces are tracked, they are looked at in small crops instead of zoomed looks: the
+    // detections that follow cost this.
+    let known: Vec<FaceBox> = found.iter().map(|d| d.bbox).collect();
+    let timed = Instant::now();
+    detector.detect_frame_tracked(first.picture(), &known, &mut work)?;
+    let tracked_time = timed.elapsed();
     let output = LiveOutput::open(&job.output, &settings.output, &source, &first)
         .map_err(|err| StreamError::Output { url: job.output.clone(), err })?;
     let probe = source.probe();
@@ -315,7 +325,7 @@ pub fn run_stream(
     let (w, h) = probe.upright();
     let limit = settings.max_detect_every.min(n);
     // Detection may take this share of real time; decoding, redaction and encoding need the rest.
-    let affordable = (detect_time.as_secs_f64() * fps / DETECT_SHARE).ceil() as u32;
+    let affordable = (tracked_time.as_secs_f64() * fps / DETECT_SHARE).ceil() as u32;
     let planned = settings.detect_every.max(affordable).min(limit);
     let mut stats = StreamStats {
         input: job.input.clone(),
@@ -335,9 +345,11 @@ pub fn run_stream(
         ..StreamStats::default()
     };
     let plan = format!(
-        "a detection takes {:.0} ms on {}x{} pictures at {fps:.2} frames/s: detecting every {planned} frame(s), \
-         following the faces between",
+        "a detection takes {:.0} ms on a new scene and {:.0} ms once its faces are tracked, on {}x{} pictures at \
+         {fps:.2} frames/s: detecting every {planned} frame(s) (the whole frame, tracked faces in small crops) \
+         beside the frames being written, following the faces between",
         stats.detect_ms,
+        ms(tracked_time),
         first.picture().width(),
         first.picture().height()
     );
@@ -353,12 +365,17 @@ pub fn run_stream(
 
     let queued = AtomicUsize::new(0);
     let (tx, rx) = mpsc::sync_channel(4 * n as usize + 16);
+    let (jobs, job_rx) = mpsc::channel();
     let mut live = Live {
         job,
         engine: &engine,
         audit: audit.as_ref(),
         observer,
         output: Some(output),
+        inbox: Inbox { rx: Some(rx), queued: &queued, deferred: VecDeque::new() },
+        jobs: Some(jobs),
+        in_flight: None,
+        last_started: None,
         look_ahead: n,
         hold,
         reserve,
@@ -368,19 +385,23 @@ pub fn run_stream(
         next_index: 0,
         last_detected: None,
         failing: false,
+        late: false,
         retired: 0,
         detect_time,
         latency: Latency::default(),
         window: Window::new(),
         stats,
     };
-    live.accept(first, 0);
     std::thread::scope(|scope| {
+        let (worker, engine, delay) = (tx.clone(), &engine, settings.detect_delay);
+        scope.spawn(move || detect_worker(engine, delay, job_rx, worker));
         let reader = Reader { job, queued: &queued, tx };
         scope.spawn(move || reader.run(source));
-        live.run(&rx, &queued);
-        // Dropping the receiver stops the reader at its next frame.
-        drop(rx);
+        live.accept(first, 0);
+        live.run();
+        // Closing both channels stops the detection thread and the reader at their next step.
+        live.jobs = None;
+        live.inbox.rx = None;
     });
     Ok(live.finish())
 }
@@ -416,6 +437,82 @@ enum Arrival {
     Ended(LiveAudio),
     /// The source failed past its reconnections.
     Lost(VideoError),
+    /// The detection thread's answer for a frame.
+    Detected(Box<Detected>),
+}
+
+/// A frame handed to the detection thread: its detection picture, that picture's scale and the
+/// faces expected in it.
+struct DetectJob {
+    index: u64,
+    picture: RgbImage,
+    scale: (f32, f32),
+    /// Where the tracks expect their faces, in the picture's pixels.
+    known: Vec<FaceBox>,
+}
+
+/// The detection thread's answer: the faces in the picture (in its pixels), the picture back
+/// (faces are embedded from it), and the time it took.
+struct Detected {
+    index: u64,
+    found: crate::Result<Vec<Detection>>,
+    picture: RgbImage,
+    scale: (f32, f32),
+    took: Duration,
+}
+
+/// The detection thread: searches each frame it is handed as video keyframes are searched,
+/// while the job goes on holding, redacting and writing frames.
+fn detect_worker(engine: &Engine, delay: Duration, jobs: Receiver<DetectJob>, tx: SyncSender<Arrival>) {
+    for job in jobs {
+        let timed = Instant::now();
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let found = engine.detector().detect_frame_tracked(&job.picture, &job.known, &mut DetectionWork::default());
+        let done = Detected { index: job.index, found, picture: job.picture, scale: job.scale, took: timed.elapsed() };
+        if tx.send(Arrival::Detected(Box::new(done))).is_err() {
+            return;
+        }
+    }
+}
+
+/// What reaches the job: arrivals in order, except those set aside while it waited for a
+/// detection.
+struct Inbox<'a> {
+    /// `None` once the stream is over.
+    rx: Option<Receiver<Arrival>>,
+    /// Frames decoded and not yet taken by the job.
+    queued: &'a AtomicUsize,
+    deferred: VecDeque<Arrival>,
+}
+
+impl Inbox<'_> {
+    fn next(&mut self, timeout: Duration) -> Result<Arrival, RecvTimeoutError> {
+        match (self.deferred.pop_front(), &self.rx) {
+            (Some(a), _) => Ok(a),
+            (None, Some(rx)) => rx.recv_timeout(timeout),
+            (None, None) => Err(RecvTimeoutError::Disconnected),
+        }
+    }
+
+    /// The next detection within `timeout`; other arrivals meanwhile are set aside.
+    fn detected(&mut self, timeout: Duration) -> Option<Detected> {
+        let until = Instant::now() + timeout;
+        let rx = self.rx.as_ref()?;
+        loop {
+            match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                Ok(Arrival::Detected(d)) => return Some(*d),
+                Ok(other) => self.deferred.push_back(other),
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// A frame taken: the frames still waiting behind it.
+    fn take_frame(&self) -> usize {
+        self.queued.fetch_sub(1, Ordering::SeqCst).saturating_sub(1)
+    }
 }
 
 /// The reader thread: decodes the source into the queue, reopening it when it fails.
@@ -567,6 +664,13 @@ struct Live<'a> {
     observer: &'a dyn StreamObserver,
     /// `None` once closed.
     output: Option<LiveOutput>,
+    inbox: Inbox<'a>,
+    /// To the detection thread; `None` once the stream is over.
+    jobs: Option<Sender<DetectJob>>,
+    /// The frame the detection thread is searching.
+    in_flight: Option<u64>,
+    /// The last frame handed to the detection thread.
+    last_started: Option<u64>,
     look_ahead: u32,
     hold: Duration,
     reserve: Duration,
@@ -578,6 +682,8 @@ struct Live<'a> {
     last_detected: Option<u64>,
     /// Blanking frames until the queue drains.
     failing: bool,
+    /// The last frame was blanked because its detection came too late (said once per run of them).
+    late: bool,
     /// Tracks recorded and forgotten.
     retired: u64,
     /// A detection's time, averaged (exponentially) over the recent ones.
@@ -588,34 +694,41 @@ struct Live<'a> {
 }
 
 impl Live<'_> {
-    fn run(&mut self, rx: &Receiver<Arrival>, queued: &AtomicUsize) {
+    fn run(&mut self) {
         let mut tail = None;
         loop {
             self.tick(false);
-            let arrival = match rx.recv_timeout(Duration::from_millis(100)) {
+            let arrival = match self.inbox.next(Duration::from_millis(100)) {
                 Ok(a) => a,
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => break,
             };
             match arrival {
                 Arrival::Frame(frame) => {
-                    let backlog = queued.fetch_sub(1, Ordering::SeqCst).saturating_sub(1);
+                    let backlog = self.inbox.take_frame();
                     self.accept(*frame, backlog);
-                    if self.stats.ended.is_some() {
-                        return;
-                    }
+                }
+                Arrival::Detected(done) => {
+                    self.detected(*done);
+                    self.release_due();
                 }
                 Arrival::Notice(text) => self.notice(&text),
                 Arrival::Reconnected => {
                     self.stats.reconnects += 1;
                     self.notice("input reconnected");
                 }
-                Arrival::Ended(audio) => tail = Some(audio),
+                Arrival::Ended(audio) => {
+                    tail = Some(audio);
+                    break;
+                }
                 Arrival::Lost(err) => {
                     let slate = self.job.settings.on_error == OnError::Slate;
                     self.fail(format!("the input failed: {err}"), slate);
                     return;
                 }
+            }
+            if self.stats.ended.is_some() {
+                return;
             }
         }
         // The source ended: every held frame leaves, checked, then the audio after them.
@@ -650,37 +763,23 @@ impl Live<'_> {
         } else {
             Fate::Check
         };
-        let mut held = Held { frame, index, fate };
+        self.held.push_back(Held { frame, index, fate });
         let every = self.stats.detect_every as u64;
-        let due = self.last_detected.is_none_or(|d| index >= d + every);
-        if fate == Fate::Check && due {
-            // Frames that would outstay the look-ahead while this detection runs leave first.
-            self.release_due(self.detect_time);
-            if self.stats.ended.is_some() {
-                return;
-            }
-            if !self.detect(&held) {
-                held.fate = Fate::Blank;
-            }
-            if self.stats.ended.is_some() {
-                self.stats.frames_dropped += 1;
-                return;
-            }
+        let due = self.last_started.is_none_or(|d| index >= d + every);
+        // A detection due while the thread is busy starts on the first frame after it is free.
+        if fate == Fate::Check && due && self.in_flight.is_none() {
+            self.start(index);
         }
-        self.held.push_back(held);
-        self.release_due(Duration::ZERO);
+        self.release_due();
     }
 
-    /// Writes the held frames beyond the look-ahead, or whose hold ends within `ahead`.
-    fn release_due(&mut self, ahead: Duration) {
-        let hold = self.hold.saturating_sub(ahead);
-        while self.held.len() > self.look_ahead as usize
-            || self.held.front().is_some_and(|h| h.frame.arrived().elapsed() >= hold)
+    /// Writes the held frames beyond the look-ahead, or whose hold has ended.
+    fn release_due(&mut self) {
+        while self.stats.ended.is_none()
+            && (self.held.len() > self.look_ahead as usize
+                || self.held.front().is_some_and(|h| h.frame.arrived().elapsed() >= self.hold))
         {
             self.release();
-            if self.stats.ended.is_some() {
-                return;
-            }
         }
     }
 
@@ -710,31 +809,77 @@ impl Live<'_> {
         }
     }
 
-    /// Detects on `held`'s frame and updates the tracks; `false` if detection failed (then the
-    /// frame is to be blanked, or the stream stopped).
-    fn detect(&mut self, held: &Held) -> bool {
-        let delay = self.job.settings.detect_delay;
-        if !delay.is_zero() {
-            std::thread::sleep(delay);
+    /// Hands the held frame `index` to the detection thread.
+    fn start(&mut self, index: u64) {
+        let Some(held) = self.held.iter().find(|h| h.index == index) else { return };
+        let (sx, sy) = held.frame.scale();
+        let (w, h) = (self.stats.width as f32, self.stats.height as f32);
+        // Where the tracks expect their faces, in the detection picture (none wholly outside).
+        let known = (self.tracker.expected(index).iter())
+            .filter(|b| b.x2 > 0.0 && b.y2 > 0.0 && b.x1 < w && b.y1 < h)
+            .map(|b| b.mapped(1.0 / sx, 1.0 / sy, 0.0, 0.0))
+            .collect();
+        let job = DetectJob { index, picture: held.frame.picture().clone(), scale: (sx, sy), known };
+        if self.jobs.as_ref().is_some_and(|jobs| jobs.send(job).is_ok()) {
+            self.in_flight = Some(index);
+            self.last_started = Some(index);
+        } else {
+            self.fail("face detection failed: the detection thread stopped".to_string(), false);
         }
-        let picture = held.frame.picture();
-        let timed = Instant::now();
-        let detected = self.engine.detector().detect(picture);
-        self.detect_time = (self.detect_time * 7 + timed.elapsed()) / 8;
+    }
+
+    /// Waits, until `deadline`, for a detection at or after the held frame `index`, starting
+    /// one on the newest held frame when none under way covers it; `false` if none came in time
+    /// (the frame is then blanked).
+    fn cover(&mut self, index: u64, deadline: Instant) -> bool {
+        loop {
+            if self.last_detected.is_some_and(|d| d >= index) {
+                return true;
+            }
+            if self.stats.ended.is_some() || self.held.front().is_none_or(|h| h.index != index || h.fate != Fate::Check)
+            {
+                return false;
+            }
+            if self.in_flight.is_none() {
+                let newest = self.held.iter().rev().find(|h| h.fate == Fate::Check).map(|h| h.index);
+                match newest {
+                    Some(i) => self.start(i),
+                    None => return false,
+                }
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.inbox.detected(left) {
+                Some(done) if !left.is_zero() => self.detected(done),
+                Some(done) => {
+                    self.detected(done);
+                    return self.last_detected.is_some_and(|d| d >= index);
+                }
+                None => return false,
+            }
+        }
+    }
+
+    /// Takes the detection thread's answer: updates the tracks (and their decisions), or, if
+    /// it failed, blanks the frames (or stops the stream).
+    fn detected(&mut self, done: Detected) {
+        self.in_flight = None;
+        self.detect_time = (self.detect_time * 7 + done.took) / 8;
         self.stats.detect_ms = ms(self.detect_time);
-        let found = match detected {
+        let found = match done.found {
             Ok(found) => found,
             Err(err) => {
                 let slate = self.job.settings.on_error == OnError::Slate;
                 self.fail(format!("face detection failed: {err}"), slate);
-                return false;
+                return;
             }
         };
         self.stats.frames_detected += 1;
-        self.last_detected = Some(held.index);
-        let (sx, sy) = held.frame.scale();
+        self.last_detected = Some(done.index);
+        let picture = &done.picture;
+        let (sx, sy) = done.scale;
         let full: Vec<Detection> = found.iter().map(|d| d.mapped(sx, sy, 0.0, 0.0)).collect();
-        let ids = self.tracker.update(held.index, &full);
+        let ids = self.tracker.update(done.index, &full);
         for ((d, small), id) in full.iter().zip(&found).zip(ids) {
             let t = self.tracks.entry(id).or_insert_with(|| LiveTrack {
                 track: Track { id, observations: Vec::new() },
@@ -743,7 +888,7 @@ impl Live<'_> {
                 frames_redacted: 0,
                 ended: false,
             });
-            t.track.observations.push(Observation { frame: held.index, bbox: d.bbox, score: d.score });
+            t.track.observations.push(Observation { frame: done.index, bbox: d.bbox, score: d.score });
             let key = d.bbox.width().min(d.bbox.height()) * d.score;
             let better = t.best.len() < BEST_FACES || t.best.last().is_some_and(|(k, _)| key > *k);
             let Some(m) = self.job.decisions.matching.as_ref().filter(|_| better) else { continue };
@@ -766,7 +911,6 @@ impl Live<'_> {
                 live.ended = true;
             }
         }
-        true
     }
 
     /// Frames a track stays redacted after its last detection.
@@ -777,17 +921,27 @@ impl Live<'_> {
     /// Writes the oldest held frame: redacted, black when nothing checked it in time, or only
     /// its audio when it is already past the latency bound.
     fn release(&mut self) {
-        let Some(mut held) = self.held.pop_front() else { return };
-        if held.fate == Fate::Check && self.last_detected.is_none_or(|d| d < held.index) {
-            // No detection at or after it yet: check it now if there is time, else blank it.
-            let in_time = held.frame.arrived().elapsed() < self.hold + self.reserve / 2;
-            if !in_time || !self.detect(&held) {
-                held.fate = Fate::Blank;
+        let Some(front) = self.held.front() else { return };
+        if front.fate == Fate::Check && self.last_detected.is_none_or(|d| d < front.index) {
+            // No detection at or after it yet: wait for one while there is time, else blank it.
+            let (index, deadline) = (front.index, front.frame.arrived() + self.hold + self.reserve / 2);
+            if !self.cover(index, deadline) {
+                if let Some(h) = self.held.front_mut().filter(|h| h.index == index && h.fate == Fate::Check) {
+                    h.fate = Fate::Blank;
+                    if !std::mem::replace(&mut self.late, true) {
+                        self.notice(&format!(
+                            "a detection took longer than the look-ahead allows (about {:.0} ms): failing closed, \
+                             frames it could not check in time are blanked",
+                            self.stats.detect_ms
+                        ));
+                    }
+                }
             }
         }
         if self.stats.ended.is_some() {
             return;
         }
+        let Some(mut held) = self.held.pop_front() else { return };
         if held.frame.arrived().elapsed() > self.hold + self.reserve {
             held.fate = Fate::Drop;
         }
@@ -819,7 +973,10 @@ impl Live<'_> {
                 return;
             }
             Fate::Blank => self.stats.frames_blanked += 1,
-            Fate::Check => self.stats.frames_redacted += u64::from(!boxes.is_empty()),
+            Fate::Check => {
+                self.late = false;
+                self.stats.frames_redacted += u64::from(!boxes.is_empty());
+            }
         }
         let latency = ms(arrived.elapsed());
         self.latency.add(latency);

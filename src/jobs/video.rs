@@ -103,7 +103,7 @@ mod with_ffmpeg {
     use super::super::outcome::FileError;
     use super::super::plan::Planned;
     use super::super::state::Finished;
-    use crate::detect::{Detection, DetectionWork, FaceBox};
+    use crate::detect::{Detection, DetectionWork, FaceBox, TRACK_SCORE};
     use crate::embed::Probe;
     use crate::jobs::engine::decide_probe;
     use crate::matching::{Action, Decision, FaceDecision};
@@ -115,9 +115,6 @@ mod with_ffmpeg {
 
     /// Faces per track kept embedded for its decision.
     const BEST_FACES: usize = 3;
-    /// Score a face needs in a search around a track (one look, zoomed to where CenterFace is
-    /// surest: the reference decoder's threshold).
-    const TRACK_SCORE: f32 = 0.2;
     /// Overlap with a face's box in the next frame for a detection to be that face, when a
     /// new track is followed backwards.
     const FOLLOW_IOU: f32 = 0.3;
