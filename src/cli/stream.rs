@@ -35,9 +35,10 @@ detection timed at start-up); the counters and --stats state the bound and the m
 latency of the frames written (mean, p50, p95, max). Detection dominates: on a small machine
 give --speed fast and a smaller --video-max-side.
 
-Keeping up: faces are detected every K frames and followed between. Before the first frame is
-written, one detection is timed on the first frame and K is chosen so that detection takes at
-most half of real time at the stream's frame rate (--detect-every N: at least N); stderr says
+Keeping up: faces are detected every K frames, on a thread beside the frames being written, and
+followed between; tracked faces are looked at in small crops, only new candidates in zoomed
+looks. Before the first frame is written, detection is timed on the first frame and K is chosen
+so that detection takes at most half of real time at the stream's frame rate (--detect-every N: at least N); stderr says
 what was chosen and --stats records it (planned_detect_every). When decoded frames still queue
 up, detection thins out (K doubles, up to --max-detect-every and never beyond the look-ahead)
 and comes back to the planned K as the queue empties. Past that limit it fails closed.
