@@ -300,9 +300,9 @@ pub fn run_stream(
 
     let settings = &job.settings;
     let (source, first) = open_first(job, observer)?;
-    // One detection timed on the first real frame (faces open the zoomed looks, which a dummy
-    // frame does not): it sizes the latency reserve and how often the stream can afford to
-    // detect. The frames arriving meanwhile wait in the source, not in the output.
+    // Detection timed on the first real frame (faces open the zoomed looks, which a dummy
+    // frame does not), as a new scene and with its faces tracked: the first sizes the latency
+    // reserve, the second how often the stream can afford to detect. The frames arriving meanwhile wait in the source, not in the output.
     let (detector, mut work) = (engine.detector(), DetectionWork::default());
     let timed = Instant::now();
     let found = detector.detect_frame(first.picture(), &mut work)?;
@@ -849,12 +849,8 @@ impl Live<'_> {
                 continue;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.inbox.detected(left) {
-                Some(done) if !left.is_zero() => self.detected(done),
-                Some(done) => {
-                    self.detected(done);
-                    return self.last_detected.is_some_and(|d| d >= index);
-                }
+            match self.inbox.detected(left).filter(|_| !left.is_zero()) {
+                Some(done) => self.detected(done),
                 None => return false,
             }
         }
