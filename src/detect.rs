@@ -56,6 +56,11 @@ impl FaceBox {
         let (hw, hh) = (self.width() * factor / 2.0, self.height() * factor / 2.0);
         FaceBox { x1: cx - hw, y1: cy - hh, x2: cx + hw, y2: cy + hh }
     }
+    /// Whether any of it lies in a `width`×`height` frame (a track predicted wholly outside has
+    /// left it).
+    pub fn touches(&self, width: u32, height: u32) -> bool {
+        self.x2 > 0.0 && self.y2 > 0.0 && self.x1 < width as f32 && self.y1 < height as f32
+    }
     pub fn clipped(&self, width: u32, height: u32) -> FaceBox {
         let (w, h) = (width as f32, height as f32);
         FaceBox {

@@ -813,10 +813,9 @@ impl Live<'_> {
     fn start(&mut self, index: u64) {
         let Some(held) = self.held.iter().find(|h| h.index == index) else { return };
         let (sx, sy) = held.frame.scale();
-        let (w, h) = (self.stats.width as f32, self.stats.height as f32);
         // Where the tracks expect their faces, in the detection picture (none wholly outside).
         let known = (self.tracker.expected(index).iter())
-            .filter(|b| b.x2 > 0.0 && b.y2 > 0.0 && b.x1 < w && b.y1 < h)
+            .filter(|b| b.touches(self.stats.width, self.stats.height))
             .map(|b| b.mapped(1.0 / sx, 1.0 / sy, 0.0, 0.0))
             .collect();
         let job = DetectJob { index, picture: held.frame.picture().clone(), scale: (sx, sy), known };

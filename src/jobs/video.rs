@@ -189,9 +189,8 @@ mod with_ffmpeg {
                 detector.detect_frame(&picture, &mut work.whole).map_err(FileError::Model)?
             } else {
                 // A track predicted wholly out of the picture has left it: nothing there to look at.
-                let inside = |b: &FaceBox| b.x2 > 0.0 && b.y2 > 0.0 && b.x1 < w as f32 && b.y1 < h as f32;
                 let expected: Vec<FaceBox> =
-                    tracker.expected(index).iter().filter(|b| inside(b)).map(to_picture).collect();
+                    tracker.expected(index).iter().filter(|b| b.touches(w, h)).map(to_picture).collect();
                 if expected.is_empty() {
                     Vec::new()
                 } else {
